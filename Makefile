@@ -1,0 +1,63 @@
+# peerlab: one entry point for setup, deploy, tests and benchmarks. `make help` lists targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INVENTORY ?= inventories/local
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: help setup images deploy down purge status test lint unit integration molecule sanity bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP)  ## Install the pinned toolchain into .venv (no-op when requirements.txt is unchanged)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+images: setup  ## Build the base and node images on the inventory's Docker hosts
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/images.yml
+
+deploy: setup  ## Bring up the inventory's networks (default: the lab in inventories/local)
+	$(BIN)/ansible-playbook -i $(INVENTORY) deploy.yml
+
+down: setup  ## Remove the networks' containers, keep their volumes
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/teardown.yml
+
+purge: setup  ## Remove the networks' containers and volumes
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/teardown.yml -e peerlab_purge=true
+
+status: setup  ## Print every node's peers, height and tip
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
+
+lint: setup  ## ruff, mypy, yamllint via ansible-lint (production profile), argument specs
+	$(BIN)/ruff check plugins tests images bench
+	$(BIN)/mypy
+	$(BIN)/ansible-lint --profile production
+
+sanity: setup  ## ansible-test sanity on a copy of the collection
+	tests/sanity.sh
+
+unit: setup  ## Fast tests of pure logic
+	$(BIN)/pytest -q tests/unit
+
+integration: setup  ## Real Docker, real bitcoind: image build and a regtest node
+	$(BIN)/pytest -q tests/integration
+
+molecule: setup  ## Converge the default lab, idempotence, verify with testinfra
+	cd $(CURDIR) && $(BIN)/molecule test -s default
+
+test: lint sanity unit integration molecule  ## Everything CI runs
+
+bench: setup  ## Time to a converged network against the bare-container floor (not part of test)
+	$(BIN)/python bench/bench.py
+
+clean:  ## Remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

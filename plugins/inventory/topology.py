@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: peerlab developers
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: topology
+short_description: Bitcoin networks from a peerlab topology file
+version_added: 0.1.0
+description:
+  - Reads a topology file (name ending in C(.peerlab.yml) or C(.peerlab.yaml)) that describes
+    Bitcoin networks, with their chain, nodes, directed peer links and seeded graph generators.
+  - Validates the whole file first and refuses it with every problem listed (file, network and
+    node or edge named) before any host is created.
+  - Makes one inventory host per Bitcoin node (named C(<network>-<node>), also its container
+    name), one group per network, and the groups C(peerlab_nodes) and C(peerlab_miners).
+  - The Docker hosts that run nodes must already be in the inventory; put them in a source that
+    sorts before the topology file (for example C(01-hosts.yml)).
+  - See docs/topology.md for the format and docs/topology.schema.json for its JSON Schema.
+author: peerlab developers
+requirements:
+  - networkx (for generators)
+extends_documentation_fragment:
+  - constructed
+options:
+  plugin:
+    description: Marks the file as a peerlab topology.
+    type: str
+    required: true
+    choices: [peerlab.bitcoin.topology]
+  networks:
+    description: Network name -> network definition (see docs/topology.md).
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+# inventories/local/02-topology.peerlab.yml
+plugin: peerlab.bitcoin.topology
+networks:
+  lab:
+    chain: regtest
+    generators:
+      - {type: ring, nodes: 5, prefix: n}
+    edges:
+      - [n1, n3]
+"""
+
+import os
+from typing import Any
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
+from ansible.utils.unsafe_proxy import wrap_var
+
+from ..module_utils._conf import render_lines
+from ..module_utils._topology import Network, TopologyError, container_name, parse
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable):
+    NAME = "peerlab.bitcoin.topology"
+
+    def verify_file(self, path: str) -> bool:
+        return super().verify_file(path) and os.path.basename(path).endswith((".peerlab.yml", ".peerlab.yaml"))
+
+    def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        known_hosts = set(inventory.hosts)
+        try:
+            networks = parse(self.get_option("networks"), path, known_hosts=known_hosts,
+                             taken_names=known_hosts | set(inventory.groups))
+        except TopologyError as error:
+            if not known_hosts:
+                error.problems.append(f"{path}: no Docker hosts were in the inventory when this file was read; "
+                                      "define them in a source that sorts before it (e.g. 01-hosts.yml)")
+            raise AnsibleParserError("\n  - ".join([f"peerlab topology {path} is invalid:"] + error.problems)) from None
+        for group in ("peerlab_nodes", "peerlab_miners"):
+            inventory.add_group(group)
+        for network in networks:
+            self._add_network(network)
+
+    def _add_network(self, network: Network) -> None:
+        inventory = self.inventory
+        group = inventory.add_group(network.name)
+        edges = [[container_name(network.name, a), container_name(network.name, b)] for a, b in network.edges]
+        for key, value in {
+            "peerlab_network_chain": network.chain,
+            "peerlab_network_nodes": [node.container for node in network.nodes],
+            "peerlab_network_edges": edges,
+            "peerlab_network_miners": [container_name(network.name, m) for m in network.miners],
+        }.items():
+            inventory.set_variable(group, key, wrap_var(value))
+        strict = self.get_option("strict")
+        for node in network.nodes:
+            host = inventory.add_host(node.container, group=group)
+            inventory.add_child("peerlab_nodes", host)
+            if node.miner:
+                inventory.add_child("peerlab_miners", host)
+            hostvars = {
+                "peerlab_network": network.name,
+                "peerlab_node": node.name,
+                "peerlab_container": node.container,
+                "peerlab_chain": node.chain,
+                "peerlab_docker_host": node.host,
+                "peerlab_implementation": node.implementation,
+                "peerlab_version": node.version,
+                "peerlab_conf": node.conf,
+                "peerlab_conf_lines": render_lines({**node.conf, **node.conf_unchecked}),
+                "peerlab_resources": node.resources,
+                "peerlab_publish_p2p": node.publish_p2p,
+                "peerlab_miner": node.miner,
+                "peerlab_peers_out": [container_name(network.name, peer) for peer in node.peers_out],
+                "peerlab_p2p_port": network.p2p_port,
+                "peerlab_rpc_port": network.rpc_port,
+            }
+            for key, value in hostvars.items():
+                inventory.set_variable(host, key, wrap_var(value))
+            variables = inventory.get_host(host).get_vars()
+            self._set_composite_vars(self.get_option("compose"), variables, host, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), variables, host, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), variables, host, strict=strict)

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: peerlab developers
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: tree_hash
+short_description: A content hash of directories and values, for content-addressed image tags
+version_added: 0.1.0
+description:
+  - Hashes every regular file below each given directory (relative path, mode and content, in
+    sorted order) together with the O(extra) values, and returns the first O(length) hex digits of
+    the SHA-256.
+  - The same inputs give the same hash on every controller, so an image tagged with it is rebuilt
+    only when something that goes into it changed.
+author: peerlab developers
+options:
+  _terms:
+    description: Directories to hash.
+    required: true
+    type: list
+    elements: path
+  extra:
+    description: Values that also go into the image (build arguments, base image tag).
+    type: dict
+    default: {}
+  length:
+    description: Number of hex digits returned.
+    type: int
+    default: 12
+"""
+
+EXAMPLES = r"""
+- name: Tag the node image by what goes into it
+  ansible.builtin.set_fact:
+    image_tag: "{{ lookup('peerlab.bitcoin.tree_hash', 'images/bitcoin-node', extra={'version': '29.5'}) }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: One hex string per call.
+  type: list
+  elements: str
+"""
+
+import hashlib
+import json
+import os
+from typing import Any
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+
+def tree_hash(directories: list[str], extra: dict[str, Any], length: int = 12) -> str:
+    digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode("utf-8"))
+    for directory in directories:
+        if not os.path.isdir(directory):
+            raise AnsibleLookupError(f"tree_hash: {directory} is not a directory")
+        for root, dirs, files in os.walk(directory):
+            dirs.sort()
+            for name in sorted(files):
+                path = os.path.join(root, name)
+                relative = os.path.relpath(path, directory)
+                digest.update(f"\0{relative}\0{os.stat(path).st_mode & 0o111:o}\0".encode("utf-8"))
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()[:length]
+
+
+class LookupModule(LookupBase):
+    def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
+        self.set_options(var_options=variables, direct=kwargs)
+        directories = [self.find_file_in_search_path(variables, "files", str(term)) or str(term) for term in terms]
+        return [tree_hash(directories, self.get_option("extra"), self.get_option("length"))]

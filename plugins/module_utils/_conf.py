@@ -1,0 +1,104 @@
+# -*- coding: utf-8 -*-
+# Copyright: peerlab developers
+# MIT License (see galaxy.yml)
+"""bitcoin.conf knowledge shared by the topology validator, the inventory plugin and the image.
+
+peerlab owns the keys that wire a node into a lab (chain, RPC, credentials, ports, data directory).
+Everything else a user may set per node, as long as the implementation knows the key.
+"""
+
+from __future__ import annotations
+
+CHAINS: dict[str, dict[str, object]] = {
+    # chain name in the topology -> bitcoind's -chain value, conf section and default ports
+    "mainnet": {"chain": "main", "section": "main", "p2p": 8333, "rpc": 8332},
+    "testnet3": {"chain": "test", "section": "test", "p2p": 18333, "rpc": 18332},
+    "testnet4": {"chain": "testnet4", "section": "testnet4", "p2p": 48333, "rpc": 48332},
+    "signet": {"chain": "signet", "section": "signet", "p2p": 38333, "rpc": 38332},
+    "regtest": {"chain": "regtest", "section": "regtest", "p2p": 18444, "rpc": 18443},
+}
+
+# Keys peerlab renders itself; a user setting them would break wiring, credentials or isolation.
+MANAGED_KEYS = frozenset(
+    {
+        "chain", "regtest", "testnet", "testnet4", "signet", "datadir", "conf", "includeconf",
+        "daemon", "daemonwait", "pid", "server", "rpcauth", "rpcuser", "rpcpassword", "rpcbind",
+        "rpcallowip", "rpcport", "rpccookiefile", "port", "bind", "listenonion", "printtoconsole",
+    }
+)
+
+# Options of Bitcoin Core 29 (bitcoind -help -help-debug), grouped as in its help text.
+_CORE_KEYS = """
+alertnotify assumevalid blockfilterindex blocknotify blockreconstructionextratxn blocksdir
+blocksonly blocksxor coinstatsindex dbbatchsize dbcache debug debugexclude debuglogfile
+loadblock logips logsourcelocations logthreadnames logtimestamps loglevel loglevelalways
+maxmempool maxorphantx mempoolexpiry par persistmempool persistmempoolv1 prune reindex
+reindex-chainstate settings shrinkdebugfile startupnotify shutdownnotify sysperms txindex umask
+addnode asmap bantime cjdnsreachable connect discover dns dnsseed externalip fixedseeds
+forcednsseed i2pacceptincoming i2psam listen maxconnections maxreceivebuffer maxsendbuffer
+maxtimeadjustment maxuploadtarget natpmp networkactive onion onlynet peerblockfilters
+peerbloomfilters peertimeout permitbaremultisig proxy proxyrandomize seednode timeout torcontrol
+torpassword v2transport whitebind whitelist
+addresstype avoidpartialspends changetype consolidatefeerate disablewallet discardfee keypool
+maxapsfee maxtxfee mintxfee paytxfee signer spendzeroconfchange txconfirmtarget unsafesqlitesync
+wallet walletbroadcast walletcrosschain walletdir walletnotify walletrbf
+zmqpubhashblock zmqpubhashblockhwm zmqpubhashtx zmqpubhashtxhwm zmqpubrawblock zmqpubrawblockhwm
+zmqpubrawtx zmqpubrawtxhwm zmqpubsequence zmqpubsequencehwm
+acceptnonstdtxn acceptstalefeeestimates capturemessages checkaddrman checkblockindex checkblocks
+checklevel checkmempool checkpoints deprecatedrpc fastprune limitancestorcount limitancestorsize
+limitdescendantcount limitdescendantsize maxtipage mocktime stopafterblockimport stopatheight
+testactivationheight uacomment
+bytespersigop datacarrier datacarriersize dustrelayfee incrementalrelayfee minrelaytxfee
+mempoolfullrbf whitelistforcerelay whitelistrelay
+blockmaxweight blockmintxfee blockversion
+rest rpcdoccheck rpcservertimeout rpcthreads rpcwhitelist rpcwhitelistdefault rpcworkqueue
+signetchallenge signetseednode vbparams fallbackfee
+"""
+
+# Extra policy and tuning options Bitcoin Knots 29 adds on top of Core.
+_KNOTS_KEYS = """
+blockprioritysize blockmaxsize corepolicy datacarriercost datacarrierfullcount maxscriptsize
+mempoolreplacement mempooltruc minrelaycoinblocks minrelaymaturity permitbarepubkey
+permitbaremultisig permitephemeral rejectparasites rejecttokens spkreuse acceptnonstddatacarrier
+acceptunknownwitness bytespersigopstrict datacarrierfullcount lowmem maxtxlegacysigops
+rpccookieperms softwareexpiry
+"""
+
+# Statoshi sends its statsd metrics where these point.
+_STATOSHI_KEYS = "statshost statshostname statsport statsns statsperiod"
+
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "core": frozenset(_CORE_KEYS.split()),
+    "knots": frozenset(_CORE_KEYS.split()) | frozenset(_KNOTS_KEYS.split()),
+    "statoshi": frozenset(_CORE_KEYS.split()) | frozenset(_STATOSHI_KEYS.split()),
+}
+
+ConfValue = str | int | float | bool | list
+
+
+def render_value(value: object) -> list[str]:
+    """Return the conf-file spellings of one value (a list gives the key once per item)."""
+    if isinstance(value, bool):
+        return ["1" if value else "0"]
+    if isinstance(value, list):
+        return [item for element in value for item in render_value(element)]
+    return [str(value)]
+
+
+def render_lines(conf: dict[str, object]) -> list[str]:
+    """Render user conf keys as sorted `key=value` lines, the order stable so env does not drift."""
+    lines = []
+    for key in sorted(conf):
+        lines.extend(f"{key}={value}" for value in render_value(conf[key]))
+    return lines
+
+
+def chain_defaults(chain: str) -> dict[str, object]:
+    """Conf every node of a chain gets unless the topology overrides it."""
+    defaults: dict[str, object] = {"dbcache": 100, "maxmempool": 100}
+    if chain == "regtest":
+        defaults.update({"fallbackfee": "0.0002", "dbcache": 50, "maxmempool": 50})
+    if chain in ("mainnet", "testnet3", "testnet4", "signet"):
+        # Connected to the real network: pruned unless the user asks for the whole chain.
+        defaults.update({"prune": 550, "dbcache": 300})
+    return defaults

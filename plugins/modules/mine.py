@@ -1,0 +1,152 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: peerlab developers
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: mine
+short_description: Mine regtest blocks to a node's own wallet
+version_added: 0.1.0
+description:
+  - Creates (or loads) a descriptor wallet on the node, then mines with C(generatetoaddress) to a
+    new address of that wallet.
+  - Either mines O(blocks) blocks every run, or with O(min_height) only as many as are missing,
+    which is how a deploy makes coinbase outputs spendable exactly once.
+  - Refuses any chain but regtest.
+author: peerlab developers
+extends_documentation_fragment:
+  - peerlab.bitcoin.rpc
+attributes:
+  check_mode:
+    support: full
+    description: Reports how many blocks it would mine; creates no wallet.
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    description: Idempotent with O(min_height); with O(blocks) alone every run mines.
+options:
+  blocks:
+    description: Number of blocks to mine; ignored when O(min_height) is set.
+    type: int
+    default: 1
+  min_height:
+    description: Mine only until the chain has this height.
+    type: int
+  wallet:
+    description: Name of the node's wallet that receives the coinbase.
+    type: str
+    default: peerlab
+"""
+
+EXAMPLES = r"""
+- name: Make coinbase spendable on a fresh regtest network
+  peerlab.bitcoin.mine:
+    rpc_host: 172.18.0.2
+    rpc_port: 18443
+    rpc_password: "{{ node_rpc_password }}"
+    min_height: 101
+
+- name: Mine one more block
+  peerlab.bitcoin.mine:
+    rpc_host: 172.18.0.2
+    rpc_port: 18443
+    rpc_password: "{{ node_rpc_password }}"
+    blocks: 1
+"""
+
+RETURN = r"""
+mined:
+  description: Number of blocks mined (in check mode, that would be mined).
+  returned: always
+  type: int
+hashes:
+  description: Hashes of the mined blocks.
+  returned: success
+  type: list
+  elements: str
+height:
+  description: Chain height after mining.
+  returned: success
+  type: int
+tip:
+  description: Best block hash after mining.
+  returned: success
+  type: str
+address:
+  description: Address the coinbase went to.
+  returned: when blocks were mined
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ..module_utils._rpc import (
+    HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, RPC_WALLET_ALREADY_LOADED, RPC_WALLET_NOT_FOUND, Rpc, RpcError,
+    from_params,
+)
+
+# generatetoaddress in one call: larger batches hold bitcoind's lock long enough to starve peers.
+_BATCH = 50
+
+
+def ensure_wallet(rpc: Rpc, name: str) -> bool:
+    """Load or create the wallet; True when it had to be created."""
+    if name in rpc.call("listwallets"):
+        return False
+    try:
+        rpc.call("loadwallet", name)
+        return False
+    except RpcError as error:
+        if error.code == RPC_WALLET_ALREADY_LOADED:
+            return False
+        if error.code != RPC_WALLET_NOT_FOUND:
+            raise
+    rpc.call("createwallet", name)
+    return True
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            RPC_ARGUMENT_SPEC,
+            blocks=dict(type="int", default=1),
+            min_height=dict(type="int"),
+            wallet=dict(type="str", default="peerlab"),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_BITCOINRPC:
+        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
+    params = module.params
+    if not params["rpc_host"]:
+        if module.check_mode:
+            wanted = params["min_height"] if params["min_height"] is not None else params["blocks"]
+            module.exit_json(changed=wanted > 0, mined=wanted, msg="node not created yet (check mode)")
+        module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")
+    rpc = from_params(params)
+    try:
+        chain = rpc.call("getblockchaininfo")
+        if chain["chain"] != "regtest":
+            module.fail_json(msg=f"refusing to mine on {chain['chain']}: mining is for regtest networks")
+        count = params["blocks"] if params["min_height"] is None else max(0, params["min_height"] - chain["blocks"])
+        if module.check_mode or count == 0:
+            module.exit_json(changed=count > 0, mined=count, hashes=[], height=chain["blocks"],
+                             tip=chain["bestblockhash"])
+        ensure_wallet(rpc, params["wallet"])
+        wallet = from_params(params, wallet=params["wallet"])
+        address = wallet.call("getnewaddress", "coinbase", "bech32")
+        hashes: list[str] = []
+        while len(hashes) < count:
+            hashes.extend(rpc.call("generatetoaddress", min(_BATCH, count - len(hashes)), address))
+        after = rpc.call("getblockchaininfo")
+    except RpcError as error:
+        module.fail_json(msg=str(error), rpc_code=error.code)
+    module.exit_json(changed=True, mined=len(hashes), hashes=hashes, height=after["blocks"],
+                     tip=after["bestblockhash"], address=address)
+
+
+if __name__ == "__main__":
+    main()

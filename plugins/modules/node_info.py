@@ -1,0 +1,173 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: peerlab developers
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: node_info
+short_description: Read a Bitcoin node's chain, peers and network state through RPC
+version_added: 0.1.0
+description:
+  - Returns the node's chain, tip, peers (in and out, by connection type) and manual links.
+  - Can wait for RPC to come up (O(wait_timeout)) and for the node to reach a given tip
+    (O(wait_for_tip)), which is how a deploy verifies that every node agrees on the chain.
+author: peerlab developers
+extends_documentation_fragment:
+  - peerlab.bitcoin.rpc
+attributes:
+  check_mode:
+    support: full
+    description: Reads only.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Reads only; never reports a change.
+options:
+  wait_timeout:
+    description: Seconds to wait for RPC to answer (bitcoind starting, loading blocks).
+    type: float
+    default: 0
+  wait_for_tip:
+    description: Block hash the node must have as its best block; waits up to O(tip_timeout).
+    type: str
+  tip_timeout:
+    description: Seconds to wait for O(wait_for_tip).
+    type: float
+    default: 60
+"""
+
+EXAMPLES = r"""
+- name: Wait for a new node's RPC and read its state
+  peerlab.bitcoin.node_info:
+    rpc_host: 172.18.0.2
+    rpc_port: 18443
+    rpc_password: "{{ node_rpc_password }}"
+    wait_timeout: 60
+  register: info
+
+- name: Fail unless the node reached the miner's tip
+  peerlab.bitcoin.node_info:
+    rpc_host: 172.18.0.3
+    rpc_port: 18443
+    rpc_password: "{{ node_rpc_password }}"
+    wait_for_tip: "{{ mined.tip }}"
+"""
+
+RETURN = r"""
+chain:
+  description: bitcoind's chain name (main, test, testnet4, signet, regtest).
+  returned: success
+  type: str
+blocks:
+  description: Height of the best block.
+  returned: success
+  type: int
+bestblockhash:
+  description: Hash of the best block.
+  returned: success
+  type: str
+connections_in:
+  description: Number of inbound peers.
+  returned: success
+  type: int
+connections_out:
+  description: Number of outbound peers.
+  returned: success
+  type: int
+peers:
+  description: One entry per peer from getpeerinfo, trimmed to what identifies the link.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"addr": "lab-n2:18444", "inbound": false, "connection_type": "manual", "network": "ipv4",
+            "pingtime": 0.0004, "synced_blocks": 101}]
+addednodes:
+  description: Manual links (addnode) and whether each is connected.
+  returned: success
+  type: dict
+subversion:
+  description: The node's user agent, for example C(/Satoshi:29.1.0/).
+  returned: success
+  type: str
+mempool:
+  description: getmempoolinfo size, bytes and usage.
+  returned: success
+  type: dict
+"""
+
+import time
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ..module_utils._rpc import HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, Rpc, RpcError, from_params
+
+_PEER_FIELDS = ("id", "addr", "inbound", "connection_type", "network", "pingtime", "minping",
+                "synced_blocks", "subver", "conntime", "bytessent", "bytesrecv")
+
+
+def read(rpc: Rpc, chain: dict[str, Any]) -> dict[str, Any]:
+    peers = rpc.call("getpeerinfo")
+    mempool = rpc.call("getmempoolinfo")
+    network = rpc.call("getnetworkinfo")
+    return {
+        "chain": chain["chain"],
+        "blocks": chain["blocks"],
+        "headers": chain["headers"],
+        "bestblockhash": chain["bestblockhash"],
+        "initialblockdownload": chain["initialblockdownload"],
+        "connections_in": sum(1 for peer in peers if peer["inbound"]),
+        "connections_out": sum(1 for peer in peers if not peer["inbound"]),
+        "peers": [{key: peer.get(key) for key in _PEER_FIELDS} for peer in peers],
+        "addednodes": {entry["addednode"]: entry["connected"] for entry in rpc.call("getaddednodeinfo")},
+        "subversion": network["subversion"],
+        "mempool": {key: mempool[key] for key in ("size", "bytes", "usage")},
+    }
+
+
+def wait_for_tip(rpc: Rpc, tip: str, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        chain = rpc.call("getblockchaininfo")
+        if chain["bestblockhash"] == tip or time.monotonic() > deadline:
+            return chain  # type: ignore[no-any-return]
+        time.sleep(0.05)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            RPC_ARGUMENT_SPEC,
+            wait_timeout=dict(type="float", default=0.0),
+            wait_for_tip=dict(type="str"),
+            tip_timeout=dict(type="float", default=60.0),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_BITCOINRPC:
+        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
+    params = module.params
+    if not params["rpc_host"]:
+        if module.check_mode:
+            module.exit_json(changed=False, skipped=True, msg="node not created yet (check mode)")
+        module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")
+    rpc = from_params(params)
+    try:
+        chain = rpc.wait_ready(params["wait_timeout"])
+        if params["wait_for_tip"]:
+            chain = wait_for_tip(rpc, params["wait_for_tip"], params["tip_timeout"])
+        info = read(rpc, chain)
+    except RpcError as error:
+        module.fail_json(msg=str(error), rpc_code=error.code)
+    if params["wait_for_tip"] and info["bestblockhash"] != params["wait_for_tip"]:
+        module.fail_json(msg=f"tip not reached after {params['tip_timeout']:g}s: node is at height "
+                             f"{info['blocks']} ({info['bestblockhash']}), expected {params['wait_for_tip']}",
+                         **info)
+    module.exit_json(changed=False, **info)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: peerlab developers
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: peer
+short_description: Make or remove a node's manual peer links through RPC
+version_added: 0.1.0
+description:
+  - Reconciles a node's manual outbound peers (bitcoind's C(addnode) list) with O(peers).
+  - A missing link is added with C(addnode add) and opened at once with C(addnode onetry); a link
+    that is listed but down is reopened; a link to remove gets C(addnode remove) and
+    C(disconnectnode).
+  - Connections the node did not initiate through C(addnode) (inbound peers, automatic outbound
+    peers on public networks) are never touched.
+  - With O(wait_timeout), waits until every wanted link is connected, verified with
+    C(getaddednodeinfo), and fails naming the links that did not come up.
+author: peerlab developers
+extends_documentation_fragment:
+  - peerlab.bitcoin.rpc
+attributes:
+  check_mode:
+    support: full
+    description: Computes the plan from the node's current links and changes nothing.
+  diff_mode:
+    support: full
+    description: Shows the managed links before and after, one C(address (state)) per line.
+  idempotent:
+    support: full
+    description: A second run with the same peers reports no change once the links are up.
+options:
+  peers:
+    description:
+      - Peer addresses as C(host:port); container names on the node's Docker network resolve.
+    type: list
+    elements: str
+    required: true
+  state:
+    description: Whether the links in O(peers) should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  exclusive:
+    description:
+      - With O(state=present), also remove manual links that are not in O(peers).
+    type: bool
+    default: false
+  wait_timeout:
+    description:
+      - Seconds to wait for every link in O(peers) to be connected; C(0) does not wait.
+    type: float
+    default: 60
+"""
+
+EXAMPLES = r"""
+- name: Link lab-n1 to lab-n2 and lab-n3, and nothing else
+  peerlab.bitcoin.peer:
+    rpc_host: 172.18.0.2
+    rpc_port: 18443
+    rpc_password: "{{ node_rpc_password }}"
+    peers: [lab-n2:18444, lab-n3:18444]
+    exclusive: true
+
+- name: Remove one link
+  peerlab.bitcoin.peer:
+    rpc_host: 172.18.0.2
+    rpc_port: 18443
+    rpc_password: "{{ node_rpc_password }}"
+    peers: [lab-n3:18444]
+    state: absent
+"""
+
+RETURN = r"""
+added:
+  description: Links that were (or in check mode would be) added.
+  returned: always
+  type: list
+  elements: str
+  sample: [lab-n2:18444]
+reconnected:
+  description: Listed links that were down and were reopened.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Links that were removed and disconnected.
+  returned: always
+  type: list
+  elements: str
+peers:
+  description: Every manual link of the node after the run and whether it is connected.
+  returned: always
+  type: dict
+  sample: {"lab-n2:18444": true}
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ..module_utils._peering import diff, plan
+from ..module_utils._rpc import (
+    HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, RPC_CLIENT_NODE_ALREADY_ADDED, RPC_CLIENT_NODE_NOT_ADDED,
+    RPC_CLIENT_NODE_NOT_CONNECTED, Rpc, RpcError, from_params,
+)
+
+
+def _added(rpc: Rpc) -> dict[str, bool]:
+    return {entry["addednode"]: bool(entry["connected"]) for entry in rpc.call("getaddednodeinfo")}
+
+
+def _call_tolerating(rpc: Rpc, tolerated: int, method: str, *params: str) -> None:
+    try:
+        rpc.call(method, *params)
+    except RpcError as error:
+        if error.code != tolerated:
+            raise
+
+
+def _wait_connected(rpc: Rpc, peers: list[str], timeout: float) -> dict[str, bool]:
+    deadline = time.monotonic() + timeout
+    while True:
+        added = _added(rpc)
+        if all(added.get(peer) for peer in peers) or time.monotonic() > deadline:
+            return added
+        time.sleep(0.1)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            RPC_ARGUMENT_SPEC,
+            peers=dict(type="list", elements="str", required=True),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            exclusive=dict(type="bool", default=False),
+            wait_timeout=dict(type="float", default=60.0),
+        ),
+        supports_check_mode=True,
+    )
+    if not HAS_BITCOINRPC:
+        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
+    params = module.params
+    if not params["rpc_host"] and not module.check_mode:
+        module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")
+    rpc = from_params(params) if params["rpc_host"] else None
+    try:
+        added = _added(rpc) if rpc else {}
+        todo = plan(added, params["peers"], params["state"], params["exclusive"])
+        result = dict(changed=todo.changed, added=todo.add, reconnected=todo.reconnect, removed=todo.remove)
+        if module._diff:
+            result["diff"] = diff(added, todo)
+        if module.check_mode or rpc is None:
+            module.exit_json(peers=added, **result)
+        for peer in todo.remove:
+            _call_tolerating(rpc, RPC_CLIENT_NODE_NOT_ADDED, "addnode", peer, "remove")
+            _call_tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", peer)
+        for peer in todo.add:
+            _call_tolerating(rpc, RPC_CLIENT_NODE_ALREADY_ADDED, "addnode", peer, "add")
+        for peer in todo.add + todo.reconnect:
+            # onetry opens the link now instead of waiting for the added-node thread's next pass.
+            rpc.call("addnode", peer, "onetry")
+        wanted = params["peers"] if params["state"] == "present" else []
+        after = _wait_connected(rpc, wanted, params["wait_timeout"]) if wanted and params["wait_timeout"] > 0 else _added(rpc)
+    except RpcError as error:
+        module.fail_json(msg=str(error), rpc_code=error.code)
+    down = [peer for peer in wanted if params["wait_timeout"] > 0 and not after.get(peer)]
+    if down:
+        module.fail_json(msg=f"links not connected after {params['wait_timeout']:g}s: {', '.join(down)}",
+                         peers=after, **result)
+    module.exit_json(peers=after, **result)
+
+
+if __name__ == "__main__":
+    main()
