@@ -1,0 +1,65 @@
+"""Filters that turn per-node facts into edge checks, tips, stale containers and the summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
+    edge_problems, network_hosts, network_tips, node_builds, stale_containers, summary_table,
+)
+
+
+def node(network: str, peers_out: list[str], ip: str, peers: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"peerlab_network": network, "peerlab_docker_host": "localhost", "peerlab_implementation": "knots",
+            "peerlab_version": "29.5", "peerlab_peers_out": peers_out, "peerlab_p2p_port": 18444,
+            "_network_ip": ip, "__network_state": {"peers": peers}, **extra}
+
+
+def linked() -> dict[str, dict[str, Any]]:
+    return {
+        "lab-a": node("lab", ["lab-b"], "10.0.0.1", [{"addr": "lab-b:18444", "inbound": False}]),
+        "lab-b": node("lab", [], "10.0.0.2", [{"addr": "10.0.0.1:51000", "inbound": True}]),
+    }
+
+
+def test_a_link_seen_from_both_ends_is_verified() -> None:
+    assert edge_problems(["lab-a", "lab-b"], linked()) == []
+
+
+def test_missing_ends_are_named() -> None:
+    hostvars = linked()
+    hostvars["lab-b"]["__network_state"]["peers"] = []
+    assert edge_problems(["lab-a", "lab-b"], hostvars) == [
+        "lab-a -> lab-b: lab-b has no inbound link from lab-a (10.0.0.1)"]
+    hostvars["lab-a"]["__network_state"]["peers"] = []
+    assert len(edge_problems(["lab-a", "lab-b"], hostvars)) == 2
+
+
+def test_tip_comes_from_the_miner_else_the_highest_node() -> None:
+    hostvars = linked()
+    hostvars["lab-a"]["__network_state"].update(blocks=5, bestblockhash="five")
+    hostvars["lab-b"]["__network_state"].update(blocks=7, bestblockhash="seven")
+    assert network_tips(["lab-a", "lab-b"], hostvars) == {"lab": "seven"}
+    hostvars["lab-a"]["__network_mined"] = {"tip": "mined"}
+    assert network_tips(["lab-a", "lab-b"], hostvars) == {"lab": "mined"}
+
+
+def test_unique_builds_and_network_hosts() -> None:
+    hostvars = linked()
+    assert node_builds(["lab-a", "lab-b"], hostvars) == [{"host": "localhost", "implementation": "knots", "version": "29.5"}]
+    assert network_hosts(["lab-a", "lab-b"], hostvars) == [{"network": "lab", "host": "localhost"}]
+
+
+def test_stale_containers_are_those_the_network_no_longer_lists() -> None:
+    results = [{"item": {"network": "lab", "host": "h1"}, "containers": [{"Names": ["/lab-a"]}, {"Names": ["/lab-z"]}]},
+               {"item": {"network": "gone", "host": "h1"}, "skipped": True}]
+    assert stale_containers(results, {"lab": ["lab-a"]}) == [{"host": "h1", "name": "lab-z"}]
+
+
+def test_summary_table_aligns_columns() -> None:
+    hostvars = linked()
+    hostvars["lab-a"]["__network_tip"] = {"connections_in": 0, "connections_out": 1, "blocks": 101, "bestblockhash": "ab" * 32}
+    lines = summary_table(["lab-b", "lab-a"], hostvars).splitlines()
+    assert lines[0].split() == ["node", "host", "address", "in", "out", "height", "tip"]
+    assert lines[1].split() == ["lab-a", "localhost", "10.0.0.1", "0", "1", "101", "ab" * 8]
+    assert lines[2].split()[0] == "lab-b" and lines[2].split()[-1] == "-"
