@@ -9,10 +9,21 @@ INVENTORY ?= inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup images deploy down purge status test lint unit integration molecule sanity bench clean
+# Debian packages the controller needs for tests (gpg: release verification; shellcheck: sanity).
+# mmdebstrap is installed by the images role on the Docker hosts that build a base image.
+DEBS := gpg shellcheck
+
+.PHONY: help deps setup images deploy down purge status test lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps:  ## Install the Debian packages the tests need (root or sudo)
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 setup: $(STAMP)  ## Install the pinned toolchain into .venv (no-op when requirements.txt is unchanged)
 
@@ -42,10 +53,10 @@ lint: setup  ## ruff, mypy, yamllint via ansible-lint (production profile), argu
 	$(BIN)/mypy
 	$(BIN)/ansible-lint --profile production
 
-sanity: setup  ## ansible-test sanity on a copy of the collection
+sanity: setup deps  ## ansible-test sanity on a copy of the collection
 	tests/sanity.sh
 
-unit: setup  ## Fast tests of pure logic
+unit: setup deps  ## Fast tests of pure logic
 	$(BIN)/pytest -q tests/unit
 
 integration: setup  ## Real Docker, real bitcoind: image build and a regtest node

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters that turn per-node host variables into per-host, per-network and per-edge views."""
 
 from __future__ import annotations
@@ -23,17 +22,17 @@ def _vars(hosts: list[str], hostvars: Any) -> list[tuple[str, Any]]:
 
 
 def node_builds(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
-    builds = {(v["peerlab_docker_host"], v["peerlab_implementation"], v["peerlab_version"]) for _, v in _vars(hosts, hostvars)}
+    builds = {(v["peerlab_docker_host"], v["peerlab_implementation"], v["peerlab_version"]) for _host, v in _vars(hosts, hostvars)}
     return [{"host": h, "implementation": i, "version": ver} for h, i, ver in sorted(builds)]
 
 
 def network_hosts(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
-    pairs = {(v["peerlab_network"], v["peerlab_docker_host"]) for _, v in _vars(hosts, hostvars)}
+    pairs = {(v["peerlab_network"], v["peerlab_docker_host"]) for _host, v in _vars(hosts, hostvars)}
     return [{"network": n, "host": h} for n, h in sorted(pairs)]
 
 
 def docker_hosts(hosts: list[str], hostvars: Any) -> list[str]:
-    return sorted({v["peerlab_docker_host"] for _, v in _vars(hosts, hostvars)})
+    return sorted({v["peerlab_docker_host"] for _host, v in _vars(hosts, hostvars)})
 
 
 def stale_containers(results: list[dict[str, Any]], groups: Any) -> list[dict[str, str]]:
@@ -80,7 +79,7 @@ def network_tips(hosts: list[str], hostvars: Any, mined_var: str = "__network_mi
     """The tip each network must agree on: the miner's after mining, else the highest node's."""
     tips: dict[str, str] = {}
     best: dict[str, int] = {}
-    for _, variables in _vars(hosts, hostvars):
+    for _host, variables in _vars(hosts, hostvars):
         network = variables["peerlab_network"]
         mined = variables.get(mined_var) or {}
         if mined.get("tip"):
@@ -103,7 +102,7 @@ def summary_table(hosts: list[str], hostvars: Any, state_var: str = "__network_t
                      str(state.get("connections_in", "-")), str(state.get("connections_out", "-")),
                      str(state.get("blocks", "-")), str(state.get("bestblockhash", "-"))[:16]))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 class FilterModule:

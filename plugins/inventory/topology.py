@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ description:
   - The Docker hosts that run nodes must already be in the inventory; put them in a source that
     sorts before the topology file (for example C(01-hosts.yml)).
   - See docs/topology.md for the format and docs/topology.schema.json for its JSON Schema.
-author: peerlab developers
+author: peerlab developers (@peerlab)
 requirements:
   - networkx (for generators)
 extends_documentation_fragment:
@@ -75,7 +74,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             if not known_hosts:
                 error.problems.append(f"{path}: no Docker hosts were in the inventory when this file was read; "
                                       "define them in a source that sorts before it (e.g. 01-hosts.yml)")
-            raise AnsibleParserError("\n  - ".join([f"peerlab topology {path} is invalid:"] + error.problems)) from None
+            raise AnsibleParserError("\n  - ".join([f"peerlab topology {path} is invalid:", *error.problems])) from None
         for group in ("peerlab_nodes", "peerlab_miners"):
             inventory.add_group(group)
         for network in networks:
@@ -85,12 +84,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         inventory = self.inventory
         group = inventory.add_group(network.name)
         edges = [[container_name(network.name, a), container_name(network.name, b)] for a, b in network.edges]
-        for key, value in {
+        group_vars: dict[str, object] = {
             "peerlab_network_chain": network.chain,
             "peerlab_network_nodes": [node.container for node in network.nodes],
             "peerlab_network_edges": edges,
             "peerlab_network_miners": [container_name(network.name, m) for m in network.miners],
-        }.items():
+        }
+        for key, value in group_vars.items():
             inventory.set_variable(group, key, wrap_var(value))
         strict = self.get_option("strict")
         for node in network.nodes:
@@ -98,7 +98,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             inventory.add_child("peerlab_nodes", host)
             if node.miner:
                 inventory.add_child("peerlab_miners", host)
-            hostvars = {
+            hostvars: dict[str, object] = {
                 "peerlab_network": network.name,
                 "peerlab_node": node.name,
                 "peerlab_container": node.container,

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ description:
     the SHA-256.
   - The same inputs give the same hash on every controller, so an image tagged with it is rebuilt
     only when something that goes into it changed.
-author: peerlab developers
+author: peerlab developers (@peerlab)
 options:
   _terms:
     description: Directories to hash.
@@ -63,7 +62,7 @@ def tree_hash(directories: list[str], extra: dict[str, Any], length: int = 12) -
             for name in sorted(files):
                 path = os.path.join(root, name)
                 relative = os.path.relpath(path, directory)
-                digest.update(f"\0{relative}\0{os.stat(path).st_mode & 0o111:o}\0".encode("utf-8"))
+                digest.update(f"\0{relative}\0{os.stat(path).st_mode & 0o111:o}\0".encode())
                 with open(path, "rb") as handle:
                     digest.update(handle.read())
     return digest.hexdigest()[:length]

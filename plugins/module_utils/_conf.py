@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """bitcoin.conf knowledge shared by the topology validator, the inventory plugin and the image.
 
 peerlab owns the keys that wire a node into a lab (chain, RPC, credentials, ports, data directory).
@@ -73,8 +72,6 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "statoshi": frozenset(_CORE_KEYS.split()) | frozenset(_STATOSHI_KEYS.split()),
 }
 
-ConfValue = str | int | float | bool | list
-
 
 def render_value(value: object) -> list[str]:
     """Return the conf-file spellings of one value (a list gives the key once per item)."""
@@ -87,7 +84,7 @@ def render_value(value: object) -> list[str]:
 
 def render_lines(conf: dict[str, object]) -> list[str]:
     """Render user conf keys as sorted `key=value` lines, the order stable so env does not drift."""
-    lines = []
+    lines: list[str] = []
     for key in sorted(conf):
         lines.extend(f"{key}={value}" for value in render_value(conf[key]))
     return lines

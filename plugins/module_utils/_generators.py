@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Seeded graph generators for topologies: an undirected shape, then a balanced orientation.
 
 An edge's direction says which node runs `addnode`. bitcoind allows at most 8 manual outbound
@@ -115,7 +114,7 @@ def generate(kind: str, count: int, prefix: str, params: dict[str, object]) -> G
         raise GeneratorError("nodes must be at least 1")
     names = node_names(prefix, count)
     directed = orient(count, _undirected(kind, count, params))
-    busiest = max((sum(1 for s, _ in directed if s == i), i) for i in range(count))
+    busiest = max((sum(1 for source, _target in directed if source == i), i) for i in range(count))
     if busiest[0] > MAX_OUTBOUND:
         raise GeneratorError(
             f"{kind} with {count} nodes makes {names[busiest[1]]} initiate {busiest[0]} edges; "

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Peer-link reconciliation: desired manual peers versus bitcoind's added-node list.
 
 Pure logic (no RPC here) so that check mode, diff and the real run share one plan.

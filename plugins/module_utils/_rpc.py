@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A careful wrapper around python-bitcoinrpc's AuthServiceProxy.
 
 python-bitcoinrpc 1.0 keeps one HTTP connection per proxy, is not thread-safe, does not reconnect
@@ -12,7 +11,6 @@ user can act on, and returns plain JSON types.
 from __future__ import annotations
 
 import http.client
-import socket
 import time
 from decimal import Decimal
 from typing import Any
@@ -91,7 +89,7 @@ class Rpc:
                 self._proxy = None
                 if attempt == 2:
                     raise RpcUnavailable(f"{method} on {self.where}: connection dropped ({error.__class__.__name__})") from None
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 self._proxy = None
                 raise RpcUnavailable(f"{method} on {self.where}: no answer within {self._timeout:g}s "
                                      "(node hung or overloaded)") from None

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """rpcauth credentials: bitcoind stores a salted HMAC, only the controller keeps the password."""
 
 from __future__ import annotations
@@ -32,6 +31,6 @@ def rpcauth_line(user: str, salt: str, password: str) -> str:
 
 def verify(rpcauth: str, password: str) -> bool:
     """True when `password` matches the rpcauth value (what bitcoind checks on every request)."""
-    user, _, rest = rpcauth.partition(":")
-    salt, _, _digest = rest.partition("$")
+    user, _colon, rest = rpcauth.partition(":")
+    salt, _dollar, _digest = rest.partition("$")
     return hmac.compare_digest(rpcauth_line(user, salt, password), rpcauth)

@@ -1,6 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The topology model: parse and validate a peerlab topology, all errors at once.
 
 Used by the inventory plugin (and later the portal) so every consumer refuses the same input with
@@ -135,8 +134,8 @@ def _check_settings(check: _Checker, where: str, raw: dict[str, Any], valid: fro
     if resources:
         check.keys(where, resources, RESOURCE_KEYS, "resources")
         memory = resources.get("memory")
-        if memory is not None and not (isinstance(memory, int) and not isinstance(memory, bool) or
-                                       isinstance(memory, str) and MEMORY.match(memory.lower())):
+        if memory is not None and not ((isinstance(memory, int) and not isinstance(memory, bool)) or
+                                       (isinstance(memory, str) and MEMORY.match(memory.lower()))):
             check.fail(where, f"resources.memory must look like 512m or 2g, got {memory!r}")
         cpus = resources.get("cpus")
         if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
@@ -214,12 +213,12 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
         check.fail(where, f"'generators' must be a list, got {_typename(generators)}")
         generators = []
     for index, spec in enumerate(generators):
-        names, edges = _generate(check, f"{where}: generators[{index}]", spec)
-        for node_name in names:
-            if node_name in order:
-                check.fail(f"{where}: generators[{index}]", f"duplicate node name '{node_name}' (give generators different prefixes)")
+        names, new_edges = _generate(check, f"{where}: generators[{index}]", spec)
+        for generated_name in names:
+            if generated_name in order:
+                check.fail(f"{where}: generators[{index}]", f"duplicate node name '{generated_name}' (give generators different prefixes)")
         order.extend(n for n in names if n not in order)
-        generated_edges.extend(edges)
+        generated_edges.extend(new_edges)
     explicit: dict[str, dict[str, Any]] = {}
     nodes_raw = raw.get("nodes") or []
     if not isinstance(nodes_raw, list):

@@ -1,7 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -17,13 +16,14 @@ description:
     C(ansible-vault); it is then read with the run's vault secrets and kept encrypted.
   - A file readable by group or others is refused.
   - The task result is always hidden (no_log), whatever the task sets.
-author: peerlab developers
+author: peerlab developers (@peerlab)
 attributes:
   check_mode:
     support: full
     description: Generates would-be credentials in memory and writes nothing.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description: Changes only when a node or user has no stored credentials yet.

@@ -1,7 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ description:
   - Either mines O(blocks) blocks every run, or with O(min_height) only as many as are missing,
     which is how a deploy makes coinbase outputs spendable exactly once.
   - Refuses any chain but regtest.
-author: peerlab developers
+author: peerlab developers (@peerlab)
 extends_documentation_fragment:
   - peerlab.bitcoin.rpc
 attributes:
@@ -24,6 +23,7 @@ attributes:
     description: Reports how many blocks it would mine; creates no wallet.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: partial
     description: Idempotent with O(min_height); with O(blocks) alone every run mines.
@@ -84,7 +84,12 @@ address:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ..module_utils._rpc import (
-    HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, RPC_WALLET_ALREADY_LOADED, RPC_WALLET_NOT_FOUND, Rpc, RpcError,
+    HAS_BITCOINRPC,
+    RPC_ARGUMENT_SPEC,
+    RPC_WALLET_ALREADY_LOADED,
+    RPC_WALLET_NOT_FOUND,
+    Rpc,
+    RpcError,
     from_params,
 )
 

@@ -1,7 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ description:
   - Returns the node's chain, tip, peers (in and out, by connection type) and manual links.
   - Can wait for RPC to come up (O(wait_timeout)) and for the node to reach a given tip
     (O(wait_for_tip)), which is how a deploy verifies that every node agrees on the chain.
-author: peerlab developers
+author: peerlab developers (@peerlab)
 extends_documentation_fragment:
   - peerlab.bitcoin.rpc
 attributes:
@@ -22,6 +21,7 @@ attributes:
     description: Reads only.
   diff_mode:
     support: none
+    description: Returns no diff.
   idempotent:
     support: full
     description: Reads only; never reports a change.

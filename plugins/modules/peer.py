@@ -1,7 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright: peerlab developers
-# MIT License (see galaxy.yml)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ description:
     peers on public networks) are never touched.
   - With O(wait_timeout), waits until every wanted link is connected, verified with
     C(getaddednodeinfo), and fails naming the links that did not come up.
-author: peerlab developers
+author: peerlab developers (@peerlab)
 extends_documentation_fragment:
   - peerlab.bitcoin.rpc
 attributes:
@@ -98,13 +97,20 @@ peers:
 """
 
 import time
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ..module_utils._peering import diff, plan
+from ..module_utils._peering import PeerPlan, diff, plan
 from ..module_utils._rpc import (
-    HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, RPC_CLIENT_NODE_ALREADY_ADDED, RPC_CLIENT_NODE_NOT_ADDED,
-    RPC_CLIENT_NODE_NOT_CONNECTED, Rpc, RpcError, from_params,
+    HAS_BITCOINRPC,
+    RPC_ARGUMENT_SPEC,
+    RPC_CLIENT_NODE_ALREADY_ADDED,
+    RPC_CLIENT_NODE_NOT_ADDED,
+    RPC_CLIENT_NODE_NOT_CONNECTED,
+    Rpc,
+    RpcError,
+    from_params,
 )
 
 
@@ -129,6 +135,16 @@ def _wait_connected(rpc: Rpc, peers: list[str], timeout: float) -> dict[str, boo
         time.sleep(0.1)
 
 
+def report(module: AnsibleModule, added: dict[str, bool], todo: PeerPlan, finished: bool = True) -> dict[str, Any]:
+    """The result fields of a plan; exits the module when nothing more will happen."""
+    result: dict[str, Any] = dict(changed=todo.changed, added=todo.add, reconnected=todo.reconnect, removed=todo.remove)
+    if module._diff:
+        result["diff"] = diff(added, todo)
+    if finished:
+        module.exit_json(peers=added, **result)
+    return result
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
@@ -145,15 +161,14 @@ def main() -> None:
     params = module.params
     if not params["rpc_host"] and not module.check_mode:
         module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")
-    rpc = from_params(params) if params["rpc_host"] else None
+    if not params["rpc_host"]:
+        # Check mode for a node that does not exist yet: every wanted link would be made.
+        report(module, {}, plan({}, params["peers"], params["state"], params["exclusive"]))
+    rpc = from_params(params)
     try:
-        added = _added(rpc) if rpc else {}
+        added = _added(rpc)
         todo = plan(added, params["peers"], params["state"], params["exclusive"])
-        result = dict(changed=todo.changed, added=todo.add, reconnected=todo.reconnect, removed=todo.remove)
-        if module._diff:
-            result["diff"] = diff(added, todo)
-        if module.check_mode or rpc is None:
-            module.exit_json(peers=added, **result)
+        result = report(module, added, todo, finished=module.check_mode)
         for peer in todo.remove:
             _call_tolerating(rpc, RPC_CLIENT_NODE_NOT_ADDED, "addnode", peer, "remove")
             _call_tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", peer)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
-    edge_problems, network_hosts, network_tips, node_builds, stale_containers, summary_table,
+    edge_problems,
+    network_hosts,
+    network_tips,
+    node_builds,
+    stale_containers,
+    summary_table,
 )
 
 
@@ -51,8 +56,11 @@ def test_unique_builds_and_network_hosts() -> None:
 
 
 def test_stale_containers_are_those_the_network_no_longer_lists() -> None:
-    results = [{"item": {"network": "lab", "host": "h1"}, "containers": [{"Names": ["/lab-a"]}, {"Names": ["/lab-z"]}]},
-               {"item": {"network": "gone", "host": "h1"}, "skipped": True}]
+    found = [{"Names": ["/lab-a"]}, {"Names": ["/lab-z"]}]
+    results: list[dict[str, Any]] = [
+        {"item": {"network": "lab", "host": "h1"}, "containers": found},
+        {"item": {"network": "gone", "host": "h1"}, "skipped": True},
+    ]
     assert stale_containers(results, {"lab": ["lab-a"]}) == [{"host": "h1", "name": "lab-z"}]
 
 

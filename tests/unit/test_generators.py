@@ -10,7 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._generators import (
-    MAX_OUTBOUND, GeneratorError, generate, orient,
+    MAX_OUTBOUND,
+    GeneratorError,
+    generate,
+    orient,
 )
 
 
@@ -21,7 +24,7 @@ def check_graph(names: list[str], edges: list[tuple[str, str]]) -> None:
     assert nx.is_connected(graph)
     assert len({frozenset(e) for e in edges}) == len(edges), "no edge twice, in either direction"
     assert all(a != b for a, b in edges)
-    assert max(Counter(a for a, _ in edges).values(), default=0) <= MAX_OUTBOUND
+    assert max(Counter(source for source, _target in edges).values(), default=0) <= MAX_OUTBOUND
 
 
 SPECS = st.one_of(
@@ -60,7 +63,7 @@ def test_same_seed_same_graph_other_seed_other_graph() -> None:
 
 def test_orientation_balances_a_complete_graph() -> None:
     edges = orient(17, [(a, b) for a in range(17) for b in range(a + 1, 17)])
-    assert max(Counter(a for a, _ in edges).values()) == 8
+    assert max(Counter(source for source, _target in edges).values()) == 8
 
 
 def test_full_graph_too_large_is_refused() -> None:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 ROLES = sorted(name for name in os.listdir("roles") if os.path.isdir(os.path.join("roles", name)))
-TYPES = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "float": (int, float)}
+TYPES: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "bool": bool, "list": list, "dict": dict, "float": (int, float)}
 
 
 def load(role: str, path: str) -> dict:

@@ -11,7 +11,7 @@ import yaml
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import TopologyError, parse
 
 SOURCE = "topo.peerlab.yml"
-HOSTS = {"localhost", "host2"}
+HOSTS = frozenset({"localhost", "host2"})
 
 
 def lab(**overrides: Any) -> dict[str, Any]:
@@ -24,9 +24,9 @@ def lab(**overrides: Any) -> dict[str, Any]:
     return {"lab": network}
 
 
-def problems(networks: Any, hosts: set[str] | None = HOSTS) -> list[str]:
+def problems(networks: Any, hosts: frozenset[str] | set[str] | None = HOSTS) -> list[str]:
     with pytest.raises(TopologyError) as caught:
-        parse(networks, SOURCE, known_hosts=hosts, taken_names=set(hosts or ()))
+        parse(networks, SOURCE, known_hosts=set(hosts) if hosts is not None else None, taken_names=set(hosts or ()))
     return caught.value.problems
 
 
@@ -41,7 +41,7 @@ def test_default_inventory_parses() -> None:
 
 
 def test_ring_is_a_directed_cycle_and_explicit_edges_add() -> None:
-    (network,) = parse(lab(), SOURCE, known_hosts=HOSTS)
+    (network,) = parse(lab(), SOURCE, known_hosts=set(HOSTS))
     assert set(network.edges) == {("n1", "n2"), ("n2", "n3"), ("n3", "n4"), ("n4", "n5"), ("n5", "n1"), ("n1", "n3")}
     n1 = network.nodes[0]
     assert n1.peers_out == ("n2", "n3")
@@ -51,7 +51,7 @@ def test_ring_is_a_directed_cycle_and_explicit_edges_add() -> None:
 def test_explicit_node_overrides_generated_settings() -> None:
     networks = lab(nodes=[{"name": "n2", "conf": {"dbcache": 8}, "resources": {"memory": "1g"}}],
                    defaults={"conf": {"maxmempool": 20}})
-    (network,) = parse(networks, SOURCE, known_hosts=HOSTS)
+    (network,) = parse(networks, SOURCE, known_hosts=set(HOSTS))
     n2 = network.nodes[1]
     assert n2.conf["dbcache"] == 8 and n2.conf["maxmempool"] == 20 and n2.conf["fallbackfee"] == "0.0002"
     assert n2.resources == {"memory": "1g", "cpus": 1.0}
@@ -59,7 +59,7 @@ def test_explicit_node_overrides_generated_settings() -> None:
 
 
 def test_mainnet_is_pruned_by_default_and_has_no_miners() -> None:
-    (network,) = parse({"main": {"chain": "mainnet", "nodes": [{"name": "a"}]}}, SOURCE, known_hosts=HOSTS)
+    (network,) = parse({"main": {"chain": "mainnet", "nodes": [{"name": "a"}]}}, SOURCE, known_hosts=set(HOSTS))
     assert network.nodes[0].conf["prune"] == 550
     assert network.miners == ()
     assert network.p2p_port == 8333

@@ -28,9 +28,9 @@ def good_signers(sums: str, signatures: str, key_files: list[str]) -> set[str]:
         os.chmod(home, 0o700)
         gpg = ["gpg", "--homedir", home, "--batch", "--no-tty", "--quiet"]
         for key_file in key_files:
-            subprocess.run(gpg + ["--import", key_file], check=False, capture_output=True)
+            subprocess.run([*gpg, "--import", key_file], check=False, capture_output=True)
         # gpg exits non-zero when any signature is from an unknown key; count VALIDSIG lines instead.
-        verify = subprocess.run(gpg + ["--status-fd", "1", "--verify", signatures, sums],
+        verify = subprocess.run([*gpg, "--status-fd", "1", "--verify", signatures, sums],
                                 capture_output=True, text=True, check=False)
         return {line.split()[2] for line in verify.stdout.splitlines() if line.startswith("[GNUPG:] VALIDSIG ")}
 
