@@ -85,9 +85,9 @@ def _typename(value: object) -> str:
             float: "a number", type(None): "empty"}.get(type(value), type(value).__name__)
 
 
-def _suggest(key: str, valid: frozenset[str] | set[str]) -> str:
+def _suggest(key: str, valid: frozenset[str] | set[str], what: str = "valid keys") -> str:
     close = difflib.get_close_matches(str(key), sorted(valid), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(sorted(valid))})"
+    return f" (did you mean '{close[0]}'?)" if close else f" ({what}: {', '.join(sorted(valid))})"
 
 
 class _Checker:
@@ -119,7 +119,7 @@ def _check_settings(check: _Checker, where: str, raw: dict[str, Any], valid: fro
     check.keys(where, raw, valid, "node settings" if "name" in valid else "defaults")
     implementation = raw.get("implementation")
     if implementation is not None and implementation not in IMPLEMENTATIONS:
-        check.fail(where, f"unknown implementation '{implementation}'{_suggest(str(implementation), set(IMPLEMENTATIONS))}")
+        check.fail(where, f"unknown implementation '{implementation}'{_suggest(str(implementation), set(IMPLEMENTATIONS), 'implementations')}")
     for key in ("version", "host"):
         if key in raw and not isinstance(raw[key], str):
             check.fail(where, f"'{key}' must be a string, got {_typename(raw[key])} (quote versions: \"29.1\")")
@@ -156,7 +156,7 @@ def _generate(check: _Checker, where: str, raw: object) -> tuple[list[str], list
         return [], []
     kind = spec.get("type")
     if kind not in GENERATOR_PARAMS:
-        check.fail(where, f"unknown generator type {kind!r}{_suggest(str(kind), set(GENERATOR_PARAMS))}")
+        check.fail(where, f"unknown generator type {kind!r}{_suggest(str(kind), set(GENERATOR_PARAMS), 'types')}")
         return [], []
     required, optional = GENERATOR_PARAMS[kind]
     check.keys(where, spec, GENERATOR_COMMON | required | optional, f"a {kind} generator")
@@ -200,7 +200,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
     check.keys(where, raw, NETWORK_KEYS, "a network")
     chain = raw.get("chain")
     if chain not in CHAINS:
-        check.fail(where, f"unknown chain {chain!r}{_suggest(str(chain), set(CHAINS))}")
+        check.fail(where, f"unknown chain {chain!r}{_suggest(str(chain), set(CHAINS), 'chains')}")
         return None
     defaults = check.mapping(f"{where}: defaults", raw.get("defaults"), "'defaults'") or {}
     _check_settings(check, f"{where}: defaults", defaults, SETTING_KEYS)
@@ -261,7 +261,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
         edge_where = f"{where}: edge {source} -> {target}"
         unknown = [end for end in (source, target) if end not in outbound]
         if unknown:
-            check.fail(edge_where, f"unknown node '{unknown[0]}'{_suggest(unknown[0], set(order))}")
+            check.fail(edge_where, f"unknown node '{unknown[0]}'{_suggest(unknown[0], set(order), 'nodes')}")
             continue
         if source == target:
             check.fail(edge_where, "self-loop: a node cannot connect to itself")
@@ -283,7 +283,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
         miners_raw = []
     for miner in miners_raw:
         if miner not in outbound:
-            check.fail(where, f"miner '{miner}' is not a node of this network{_suggest(miner, set(order))}")
+            check.fail(where, f"miner '{miner}' is not a node of this network{_suggest(miner, set(order), 'nodes')}")
     if miners_raw and chain != "regtest":
         check.fail(where, f"miners are for regtest only; {chain} blocks come from the real network")
 
@@ -300,7 +300,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
         host = merged.get("host", DEFAULT_HOST)
         if known_hosts is not None and host not in known_hosts:
             check.fail(f"{where}: node '{node_name}'",
-                       f"host '{host}' is not in the inventory{_suggest(str(host), known_hosts)}")
+                       f"host '{host}' is not in the inventory{_suggest(str(host), known_hosts, 'inventory hosts')}")
         publish = node_raw.get("publish_p2p")
         if publish is not None and (isinstance(publish, bool) or not isinstance(publish, int) or not 1 <= publish <= 65535):
             check.fail(f"{where}: node '{node_name}'", f"publish_p2p must be a port number 1-65535, got {publish!r}")

@@ -1,0 +1,126 @@
+"""Real Docker, real bitcoind: helpers to run peerlab's playbooks the way a user does."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+
+    @property
+    def changed(self) -> dict[str, int]:
+        return {host: int(changed) for host, _ok, changed, _unreachable, _failed in RECAP.findall(self.output)}
+
+    @property
+    def total_changed(self) -> int:
+        return sum(self.changed.values())
+
+
+def ansible_playbook(playbook: str, inventory: Path, *args: str, timeout: float = 900) -> Run:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), playbook, *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    return Run(result.returncode, result.stdout + result.stderr)
+
+
+class Lab:
+    """A temporary inventory (hosts + topology + secrets dir) and cleanup of what it deployed."""
+
+    def __init__(self, directory: Path, networks: dict[str, Any]) -> None:
+        self.directory = directory
+        self.inventory = directory / "inventory"
+        self.inventory.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", self.inventory / "01-hosts.yml")
+        (self.inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
+        (self.inventory / "group_vars" / "all" / "peerlab.yml").write_text(
+            yaml.safe_dump({"peerlab_secrets_dir": str(directory / "secrets")}))
+        self.networks = networks
+        self.write(networks)
+
+    def write(self, networks: dict[str, Any]) -> None:
+        self.networks = networks
+        document = {"plugin": "peerlab.bitcoin.topology", "networks": networks}
+        (self.inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def playbook(self, playbook: str, *args: str) -> Run:
+        return ansible_playbook(playbook, self.inventory, *args)
+
+    @property
+    def secrets(self) -> dict[str, Any]:
+        return yaml.safe_load((self.directory / "secrets" / "rpc.yml").read_text())
+
+
+def containers(client: docker.DockerClient, network: str) -> list[Any]:
+    return client.containers.list(all=True, filters={"label": f"peerlab.network={network}"})
+
+
+def remove_network(client: docker.DockerClient, network: str) -> None:
+    """Remove every container, volume and Docker network labelled with this Bitcoin network."""
+    for container in containers(client, network):
+        container.remove(force=True)
+    for volume in client.volumes.list(filters={"label": f"peerlab.network={network}"}):
+        volume.remove(force=True)
+    for docker_network in client.networks.list(filters={"label": f"peerlab.network={network}"}):
+        docker_network.remove()
+
+
+def cli(client: docker.DockerClient, container: str, *command: str) -> Any:
+    """`docker exec <container> bitcoin-cli <command>` as a user types it; JSON answers are parsed."""
+    result = client.containers.get(container).exec_run(["bitcoin-cli", *command])
+    assert result.exit_code == 0, result.output.decode()
+    text = result.output.decode().strip()
+    return json.loads(text) if text[:1] in "[{" else text
+
+
+def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[docker.DockerClient]:
+    handle = docker.from_env()
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def make_lab(tmp_path: Path, client: docker.DockerClient) -> Iterator[Any]:
+    made: list[Lab] = []
+
+    def factory(networks: dict[str, Any]) -> Lab:
+        for name in networks:
+            remove_network(client, name)
+        lab = Lab(tmp_path / f"lab{len(made)}", networks)
+        made.append(lab)
+        return lab
+
+    yield factory
+    for lab in made:
+        for name in lab.networks:
+            remove_network(client, name)

@@ -1,0 +1,98 @@
+"""Deploy, re-run, edit, check, apply, tear down: the life of a network, with real bitcoind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+
+from .conftest import cli, containers, wait_for
+
+SMALL = {"drift": {"chain": "regtest",
+                   "defaults": {"resources": {"memory": "256m", "cpus": 0.5}},
+                   "nodes": [{"name": n} for n in "abcd"],
+                   "edges": [["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"], ["a", "c"]]}}
+
+
+def links(client: docker.DockerClient, network: str) -> set[tuple[str, str]]:
+    """Directed links as bitcoind sees them: outbound manual peers of every node, by container name."""
+    found = set()
+    addresses = {}
+    for container in containers(client, network):
+        addresses[container.attrs["NetworkSettings"]["Networks"][f"peerlab-{network}"]["IPAddress"]] = container.name
+    for container in containers(client, network):
+        for peer in cli(client, container.name, "getpeerinfo"):
+            host = peer["addr"].rsplit(":", 1)[0]
+            if peer["inbound"]:
+                found.add((addresses[host], container.name, "in"))
+            else:
+                assert peer["connection_type"] == "manual"
+                found.add((container.name, host, "out"))
+    outbound = {(a, b) for a, b, kind in found if kind == "out"}
+    inbound = {(a, b) for a, b, kind in found if kind == "in"}
+    assert outbound == inbound, "every link must show at both ends"
+    return outbound
+
+
+def expected(networks: dict[str, Any], name: str) -> set[tuple[str, str]]:
+    return {(f"{name}-{a}", f"{name}-{b}") for a, b in networks[name]["edges"]}
+
+
+def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.DockerClient) -> None:
+    lab = make_lab(SMALL)
+    first = lab.playbook("deploy.yml")
+    assert first.rc == 0, first.output[-3000:]
+    assert links(client, "drift") == expected(SMALL, "drift")
+    tips = {cli(client, c.name, "getbestblockhash") for c in containers(client, "drift")}
+    assert len(tips) == 1 and cli(client, "drift-d", "getblockcount") == "101"
+    for container in containers(client, "drift"):
+        labels = container.labels
+        assert labels["peerlab.role"] == "node" and labels["peerlab.network"] == "drift"
+        assert labels["peerlab.node"] == container.name.removeprefix("drift-")
+
+    again = lab.playbook("deploy.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.output[-3000:]
+
+    edited = {"drift": dict(SMALL["drift"], nodes=[{"name": n} for n in "abcde"],
+                            edges=[["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"], ["e", "b"]])}
+    lab.write(edited)
+    check = lab.playbook("deploy.yml", "--check", "--diff")
+    assert check.rc == 0, check.output[-3000:]
+    assert {host for host, count in check.changed.items() if count} == {"drift-a", "drift-e"}
+    assert "+drift-b:18444 (connected)" in check.output and "-drift-c:18444 (connected)" in check.output
+    assert links(client, "drift") == expected(SMALL, "drift"), "check mode must not touch anything"
+    assert len(containers(client, "drift")) == 4
+
+    applied = lab.playbook("deploy.yml")
+    assert applied.rc == 0, applied.output[-3000:]
+    assert {host for host, count in applied.changed.items() if count} == {"drift-a", "drift-e"}
+    assert links(client, "drift") == expected(edited, "drift")
+    assert lab.playbook("deploy.yml").total_changed == 0
+
+    down = lab.playbook("playbooks/teardown.yml")
+    assert down.rc == 0 and containers(client, "drift") == []
+    assert {v.name for v in client.volumes.list(filters={"label": "peerlab.network=drift"})} == {
+        f"drift-{n}-data" for n in "abcde"}, "teardown keeps chain state unless peerlab_purge"
+    redeployed = lab.playbook("deploy.yml")
+    assert redeployed.rc == 0 and cli(client, "drift-e", "getblockcount") == "101", "chain state survived"
+
+
+def test_twenty_node_random_regular_network_agrees_on_the_tip(make_lab: Any, client: docker.DockerClient) -> None:
+    networks = {"rr": {"chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}},
+                       "generators": [{"type": "random-regular", "nodes": 20, "degree": 4, "seed": 7, "prefix": "n"}]}}
+    lab = make_lab(networks)
+    run = lab.playbook("deploy.yml")
+    assert run.rc == 0, run.output[-3000:]
+    nodes = [f"rr-n{i}" for i in range(1, 21)]
+    tips = {cli(client, node, "getbestblockhash") for node in nodes}
+    assert len(tips) == 1
+    assert all(len(cli(client, node, "getpeerinfo")) == 4 for node in nodes), "degree 4 everywhere"
+    # A block mined on the last node reaches all twenty.
+    cli(client, "rr-n20", "createwallet", "probe")
+    address = cli(client, "rr-n20", "getnewaddress")
+    (block,) = cli(client, "rr-n20", "generatetoaddress", "1", address)
+    assert wait_for(lambda: all(cli(client, node, "getbestblockhash") == block for node in nodes), timeout=60)
+
+    purge = lab.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true")
+    assert purge.rc == 0
+    assert containers(client, "rr") == [] and client.volumes.list(filters={"label": "peerlab.network=rr"}) == []

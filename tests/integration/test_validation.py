@@ -1,0 +1,59 @@
+"""Bad topologies are refused by deploy.yml with a message naming the problem, before any change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .conftest import containers
+
+NETWORK = "badlab"
+
+
+def network(**overrides: Any) -> dict[str, Any]:
+    definition: dict[str, Any] = {"chain": "regtest", "nodes": [{"name": "a"}, {"name": "b"}], "edges": [["a", "b"]]}
+    definition.update(overrides)
+    return {NETWORK: definition}
+
+
+CASES = [
+    pytest.param(network(edges=[["a", "zz"]]), "edge a -> zz: unknown node 'zz'", id="unknown-node-in-edge"),
+    pytest.param(network(nodes=[{"name": "a"}, {"name": "a"}], edges=[]), "node 'a': duplicate node name", id="duplicate-name"),
+    pytest.param(network(edges=[["a", "a"]]), "edge a -> a: self-loop", id="self-loop"),
+    pytest.param(network(edges=[["a", "b"], ["a", "b"]]), "edge a -> b: duplicate edge", id="duplicate-edge"),
+    pytest.param(network(nodes=[{"name": f"m{i}"} for i in range(10)], edges=[["m0", f"m{i}"] for i in range(1, 10)]),
+                 "node 'm0': initiates 9 edges; addnode allows at most 8", id="more-than-8-outbound"),
+    pytest.param(network(chain="regtets"), "unknown chain 'regtets' (did you mean 'regtest'?)", id="unknown-chain"),
+    pytest.param(network(defaults={"implementation": "btcd"}), "unknown implementation 'btcd'", id="unknown-implementation"),
+    pytest.param(network(nodes=[{"name": "a", "resources": {"cpus": "two"}}, {"name": "b"}]),
+                 "resources.cpus must be a positive number, got 'two'", id="wrong-type"),
+    pytest.param(network(egdes=[]), "unknown key 'egdes' in a network (did you mean 'edges'?)", id="unknown-key"),
+    pytest.param(network(defaults={"host": "far-away"}), "host 'far-away' is not in the inventory", id="host-not-in-inventory"),
+    pytest.param(network(nodes=[{"name": "a", "publish_p2p": 28444}, {"name": "b", "publish_p2p": 28444}]),
+                 "port collision: host port 28444 on 'localhost'", id="port-collision"),
+    pytest.param(network(nodes=[], edges=[], generators=[{"type": "random-regular", "nodes": 5, "degree": 3, "seed": 1}]),
+                 "impossible generator parameters: degree x nodes must be even", id="impossible-generator"),
+    pytest.param({"Bad-Lab": {"chain": "regtest", "nodes": [{"name": "a"}]}}, "network 'Bad-Lab': name must be", id="unsafe-name"),
+]
+
+
+@pytest.mark.parametrize(("networks", "expected"), CASES)
+def test_refused_before_any_change(make_lab: Any, client: Any, networks: dict[str, Any], expected: str) -> None:
+    lab = make_lab({NETWORK: {}})
+    lab.write(networks)
+    run = lab.playbook("deploy.yml")
+    said = " ".join(run.output.split())
+    assert run.rc != 0
+    assert "02-topology.peerlab.yml" in said and expected in said, said[-2000:]
+    assert containers(client, NETWORK) == []
+    assert not (lab.directory / "secrets").exists(), "nothing may be written before validation passes"
+
+
+def test_malformed_yaml_is_refused(make_lab: Any, client: Any) -> None:
+    lab = make_lab({NETWORK: {}})
+    (lab.inventory / "02-topology.peerlab.yml").write_text("plugin: peerlab.bitcoin.topology\nnetworks:\n  badlab: [unclosed\n")
+    run = lab.playbook("deploy.yml")
+    assert run.rc != 0
+    assert "02-topology.peerlab.yml" in run.output
+    assert containers(client, NETWORK) == []
