@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck
 
-.PHONY: help deps setup images deploy down purge status test lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status test lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ status: setup  ## Print every node's peers, height and tip
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
 
 lint: setup  ## ruff, mypy, yamllint via ansible-lint (production profile), argument specs
-	$(BIN)/ruff check plugins tests images bench
+	$(BIN)/ruff check plugins tests images molecule docs
 	$(BIN)/mypy
 	$(BIN)/ansible-lint --profile production
 
@@ -69,6 +69,9 @@ test: lint sanity unit integration molecule  ## Everything CI runs
 
 bench: setup  ## Time to a converged network against the bare-container floor (not part of test)
 	$(BIN)/python bench/bench.py
+
+docs-graph: setup  ## Redraw docs/default-lab.svg from the default topology
+	$(BIN)/python docs/draw.py $(INVENTORY)/02-topology.peerlab.yml docs/default-lab.svg
 
 clean:  ## Remove the venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -119,7 +119,8 @@ def _check_settings(check: _Checker, where: str, raw: dict[str, Any], valid: fro
     check.keys(where, raw, valid, "node settings" if "name" in valid else "defaults")
     implementation = raw.get("implementation")
     if implementation is not None and implementation not in IMPLEMENTATIONS:
-        check.fail(where, f"unknown implementation '{implementation}'{_suggest(str(implementation), set(IMPLEMENTATIONS), 'implementations')}")
+        hint = _suggest(str(implementation), set(IMPLEMENTATIONS), "implementations")
+        check.fail(where, f"unknown implementation '{implementation}'{hint}")
     for key in ("version", "host"):
         if key in raw and not isinstance(raw[key], str):
             check.fail(where, f"'{key}' must be a string, got {_typename(raw[key])} (quote versions: \"29.1\")")

@@ -1,0 +1,96 @@
+"""The default lab as a user checks it: running labelled containers, exactly the topology's links
+at both ends, and a block mined on any node reaching every node."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from typing import Any
+
+import pytest
+
+# Everything runs on this machine: the nodes are containers of its Docker engine.
+testinfra_hosts = ["local://"]
+
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
+
+
+def trusted(value: Any) -> Any:
+    """ansible-inventory marks the topology's strings unsafe as {"__ansible_unsafe": value}."""
+    if isinstance(value, dict):
+        return value["__ansible_unsafe"] if set(value) == {"__ansible_unsafe"} else {k: trusted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [trusted(item) for item in value]
+    return value
+
+
+def inventory(host: Any) -> dict[str, Any]:
+    command = host.run(f"ansible-inventory -i {PROJECT}/inventories/local --list")
+    assert command.rc == 0, command.stderr
+    return trusted(json.loads(command.stdout))  # type: ignore[no-any-return]
+
+
+def cli(host: Any, container: str, *args: str) -> Any:
+    command = host.run(" ".join(shlex.quote(word) for word in ("docker", "exec", container, "bitcoin-cli", *args)))
+    assert command.rc == 0, command.stderr
+    text = command.stdout.strip()
+    return json.loads(text) if text[:1] in "[{" else text
+
+
+def nodes(host: Any) -> dict[str, dict[str, Any]]:
+    listing = inventory(host)
+    return {name: listing["_meta"]["hostvars"][name] for name in listing["peerlab_nodes"]["hosts"]}
+
+
+NODES = [f"lab-n{i}" for i in range(1, 6)]
+
+
+def test_inventory_is_the_default_lab(host: Any) -> None:
+    assert sorted(nodes(host)) == NODES
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_container_runs_with_labels(host: Any, name: str) -> None:
+    container = host.docker(name)
+    assert container.is_running
+    labels = container.inspect()["Config"]["Labels"]
+    assert labels["peerlab.network"] == "lab"
+    assert labels["peerlab.node"] == name.removeprefix("lab-")
+    assert labels["peerlab.role"] == "node"
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_rpc_is_not_published_on_the_host(host: Any, name: str) -> None:
+    ports = host.docker(name).inspect()["NetworkSettings"]["Ports"] or {}
+    assert all(not bindings for bindings in ports.values())
+
+
+@pytest.mark.parametrize("name", NODES)
+def test_getpeerinfo_matches_the_topology_at_both_ends(host: Any, name: str) -> None:
+    topology = nodes(host)
+    addresses = {other: host.docker(other).inspect()["NetworkSettings"]["Networks"]["peerlab-lab"]["IPAddress"]
+                 for other in topology}
+    peers = cli(host, name, "getpeerinfo")
+    outbound = {peer["addr"] for peer in peers if not peer["inbound"]}
+    inbound = {peer["addr"].rsplit(":", 1)[0] for peer in peers if peer["inbound"]}
+    assert outbound == {f"{target}:18444" for target in topology[name]["peerlab_peers_out"]}
+    initiators = {source for source, variables in topology.items() if name in variables["peerlab_peers_out"]}
+    assert inbound == {addresses[source] for source in initiators}
+
+
+@pytest.mark.parametrize("miner", NODES)
+def test_a_block_mined_on_any_node_reaches_every_node(host: Any, miner: str) -> None:
+    wallets = cli(host, miner, "listwallets")
+    if "verify" not in wallets:
+        cli(host, miner, "-named", "createwallet", "wallet_name=verify", "load_on_startup=false")
+    address = cli(host, miner, "-rpcwallet=verify", "getnewaddress")
+    (block,) = cli(host, miner, "generatetoaddress", "1", address)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tips = {name: cli(host, name, "getbestblockhash") for name in NODES}
+        if set(tips.values()) == {block}:
+            return
+        time.sleep(0.2)
+    pytest.fail(f"block {block} from {miner} did not reach every node: {tips}")
