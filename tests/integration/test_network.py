@@ -52,6 +52,23 @@ def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.Do
 
     again = lab.playbook("deploy.yml")
     assert again.rc == 0 and again.total_changed == 0, again.output[-3000:]
+    limited = lab.playbook("deploy.yml", "--limit", "drift-b")
+    assert limited.rc == 0 and set(limited.changed) == {"drift-b"} and limited.total_changed == 0
+
+    # A stopped node is drift: check mode names it, start.yml brings it back, deploy re-links.
+    stopped = lab.playbook("playbooks/stop.yml", "--limit", "drift-c", "-e", "stop_timeout=60")
+    assert stopped.rc == 0 and not client.containers.get("drift-c").attrs["State"]["Running"]
+    drift = lab.playbook("deploy.yml", "--check", "--diff")
+    assert drift.rc == 0 and drift.changed.get("drift-c"), drift.output[-3000:]
+    assert not client.containers.get("drift-c").attrs["State"]["Running"], "check mode must not start it"
+    started = lab.playbook("playbooks/start.yml", "--limit", "drift", "-e", "network_link_timeout=90")
+    assert started.rc == 0, started.output[-3000:]
+    assert links(client, "drift") == expected(SMALL, "drift")
+    mined = lab.playbook("playbooks/mine.yml", "-e", "blocks=2", "--limit", "drift-b")
+    assert mined.rc == 0, mined.output[-3000:]
+    assert {cli(client, c.name, "getblockcount") for c in containers(client, "drift")} == {"103"}
+    status = lab.playbook("playbooks/status.yml", "--limit", "drift")
+    assert status.rc == 0 and status.total_changed == 0 and "drift-d" in status.output
 
     edited = {"drift": dict(SMALL["drift"], nodes=[{"name": n} for n in "abcde"],
                             edges=[["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"], ["e", "b"]])}
@@ -74,7 +91,7 @@ def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.Do
     assert {v.name for v in client.volumes.list(filters={"label": "peerlab.network=drift"})} == {
         f"drift-{n}-data" for n in "abcde"}, "teardown keeps chain state unless peerlab_purge"
     redeployed = lab.playbook("deploy.yml")
-    assert redeployed.rc == 0 and cli(client, "drift-e", "getblockcount") == "101", "chain state survived"
+    assert redeployed.rc == 0 and cli(client, "drift-e", "getblockcount") == "103", "chain state survived"
 
 
 def test_twenty_node_random_regular_network_agrees_on_the_tip(make_lab: Any, client: docker.DockerClient) -> None:

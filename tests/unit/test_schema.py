@@ -11,7 +11,12 @@ import yaml
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import CHAINS
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._generators import GENERATOR_COMMON, GENERATOR_PARAMS
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import (
-    IMPLEMENTATIONS, NETWORK_KEYS, NODE_KEYS, RESOURCE_KEYS, SETTING_KEYS, parse,
+    IMPLEMENTATIONS,
+    NETWORK_KEYS,
+    NODE_KEYS,
+    RESOURCE_KEYS,
+    SETTING_KEYS,
+    parse,
 )
 
 with open("docs/topology.schema.json", encoding="utf-8") as handle:
