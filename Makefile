@@ -49,7 +49,7 @@ status: setup  ## Print every node's peers, height and tip
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
 
 lint: setup  ## ruff, mypy, yamllint via ansible-lint (production profile), argument specs
-	$(BIN)/ruff check plugins tests images molecule docs
+	$(BIN)/ruff check plugins tests images molecule docs bench
 	$(BIN)/mypy
 	$(BIN)/ansible-lint --profile production
 

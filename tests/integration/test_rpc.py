@@ -93,11 +93,10 @@ def test_module_reports_an_unreachable_node_without_a_traceback() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run(
-        [str(BIN / "ansible"), "localhost", "-i", "inventories/local", "-m", "peerlab.bitcoin.node_info",
-         "-a", json.dumps({"rpc_host": "127.0.0.1", "rpc_port": port, "rpc_password": "not-a-real-one"})],
-        cwd=ROOT, capture_output=True, text=True, check=False, env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-                                                                      "PATH": f"{BIN}:/usr/bin:/bin"})
+    arguments = json.dumps({"rpc_host": "127.0.0.1", "rpc_port": port, "rpc_password": "not-a-real-one"})
+    env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": f"{BIN}:/usr/bin:/bin"}
+    result = subprocess.run([str(BIN / "ansible"), "localhost", "-i", "inventories/local", "-m", "peerlab.bitcoin.node_info",
+                             "-a", arguments], cwd=ROOT, capture_output=True, text=True, check=False, env=env)
     assert result.returncode != 0
     assert "cannot connect" in result.stdout and "Traceback" not in result.stdout + result.stderr
     assert "not-a-real-one" not in result.stdout + result.stderr

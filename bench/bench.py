@@ -1,0 +1,256 @@
+"""peerlab benchmark: time to a converged network against the bare-container floor.
+
+For each size N (5, 20, 50; 100 with BENCH_MAX=100) and shape (ring, random-regular degree 4):
+
+* floor: the same node image, started straight through the Docker SDK (threads), the same edges
+  made over RPC, one block mined, tip agreement awaited: the fastest any tool could do it here;
+* peerlab: `ansible-playbook deploy.yml` on the same topology (images prebuilt), split by phase
+  from the task timings, then a no-op re-run, then teardown;
+* bitcoind RSS per node (median) after convergence.
+
+Writes bench/results/<date>-<commit>.json and appends a table to docs/benchmarks.md.
+Environment: BENCH_SIZES="5 20" to choose sizes, BENCH_SHAPES="ring", BENCH_MAX=100, BENCH_NOTE.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "collections"))
+
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._generators import generate
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._rpc import Rpc, RpcError
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._rpcauth import new_password, new_salt, rpcauth_line
+
+BIN = ROOT / ".venv" / "bin"
+LABEL = "peerlab.bench"
+SHAPES: dict[str, dict[str, Any]] = {"ring": {"type": "ring"}, "rr4": {"type": "random-regular", "degree": 4, "seed": 7}}
+PHASES = {  # peerlab task name prefix -> phase
+    "containers": ("Create a Docker network", "Find node containers", "Remove node containers", "Create each node's data volume",
+                   "Run each node's container"),
+    "rpc": ("Wait for each node's RPC",),
+    "links": ("Make exactly the links", "Read every node's peers", "Verify every link"),
+    "chain": ("Mine the first blocks", "Wait until every node has"),
+}
+
+
+def now() -> float:
+    return time.monotonic()
+
+
+def edges_for(shape: str, count: int) -> tuple[list[str], list[tuple[str, str]]]:
+    spec = dict(SHAPES[shape])
+    generated = generate(str(spec.pop("type")), count, "n", spec)
+    return generated.names, generated.edges
+
+
+def node_image(client: docker.DockerClient) -> str:
+    tags = sorted((tag for image in client.images.list(name="peerlab/bitcoin-node") for tag in image.tags
+                   if tag.startswith("peerlab/bitcoin-node:knots-")), key=lambda tag: client.images.get(tag).attrs["Created"])
+    if not tags:
+        raise SystemExit("bench: no peerlab/bitcoin-node:knots-* image; run `make images` first")
+    return tags[-1]
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> None:
+    deadline = now() + timeout
+    while not predicate():
+        if now() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(interval)
+
+
+def floor(client: docker.DockerClient, image: str, shape: str, count: int) -> dict[str, float]:
+    """Bare containers through the Docker SDK: the fastest anything can converge here."""
+    names, edges = edges_for(shape, count)
+    password, salt = new_password(), new_salt()
+    network = client.networks.create(f"bench-floor-{shape}-{count}", labels={LABEL: "floor"})
+    subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
+    env = {"PEERLAB_CHAIN": "regtest", "PEERLAB_RPCAUTH": rpcauth_line("bench", salt, password),
+           "PEERLAB_RPCALLOWIP": subnet, "PEERLAB_CONF": "dbcache=50\nmaxmempool=50"}
+    marks: dict[str, float] = {}
+    started = now()
+    try:
+        def run(name: str) -> Any:
+            return client.containers.run(image, detach=True, name=f"floor-{name}", hostname=f"floor-{name}", environment=env,
+                                         network=network.name, labels={LABEL: "floor"}, mem_limit="256m", nano_cpus=500_000_000)
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            containers = list(pool.map(run, names))
+        marks["containers"] = now() - started
+        addresses = {}
+        for name, container in zip(names, containers, strict=True):
+            container.reload()
+            addresses[name] = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+
+        def ready(name: str) -> None:
+            Rpc(addresses[name], 18443, "bench", password, timeout=10).wait_ready(120)
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(ready, names))
+        marks["rpc"] = now() - started
+
+        def link(name: str) -> None:
+            rpc = Rpc(addresses[name], 18443, "bench", password, timeout=10)
+            targets = [f"floor-{target}:18444" for source, target in edges if source == name]
+            for target in targets:
+                rpc.call("addnode", target, "add")
+                rpc.call("addnode", target, "onetry")
+            wait_until(lambda: all(entry["connected"] for entry in rpc.call("getaddednodeinfo")), 60)
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(link, names))
+        marks["links"] = now() - started
+
+        miner = Rpc(addresses[names[0]], 18443, "bench", password, timeout=30)
+        descriptor = miner.call("getdescriptorinfo", "raw(51)")["descriptor"]
+        (tip,) = miner.call("generatetodescriptor", 1, descriptor)
+        clients = [Rpc(addresses[name], 18443, "bench", password, timeout=10) for name in names]
+        wait_until(lambda: all(rpc.call("getbestblockhash") == tip for rpc in clients), 120)
+        marks["chain"] = now() - started
+        marks["rss_mb"] = median_rss(containers)
+    finally:
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL}=floor"}):
+            container.remove(force=True, v=True)
+        network.remove()
+    return marks
+
+
+def median_rss(containers: list[Any]) -> float:
+    def rss(container: Any) -> float:
+        stats = container.stats(stream=False)["memory_stats"]
+        extra = stats.get("stats", {})
+        return float(extra.get("rss") or stats["usage"] - extra.get("cache", 0)) / 2**20
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        return round(statistics.median(pool.map(rss, containers)), 1)
+
+
+def playbook(inventory: Path, playbook_path: str, *args: str) -> tuple[float, dict[str, Any]]:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    started = now()
+    result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), playbook_path, *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    elapsed = now() - started
+    if result.returncode != 0:
+        raise SystemExit(f"bench: {playbook_path} failed:\n{result.stdout[-4000:]}\n{result.stderr[-2000:]}")
+    return elapsed, json.loads(result.stdout)
+
+
+def phases(report: dict[str, Any]) -> dict[str, float]:
+    """Seconds from the playbook's first task to the end of each phase's last task."""
+    def stamp(text: str) -> float:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    tasks = [task for play in report["plays"] for task in play["tasks"]]
+    first = min(stamp(task["task"]["duration"]["start"]) for task in tasks)
+    ends: dict[str, float] = {}
+    for task in tasks:
+        name = task["task"]["name"]
+        for phase, prefixes in PHASES.items():
+            if name.startswith(prefixes) and "end" in task["task"]["duration"]:
+                ends[phase] = max(ends.get(phase, 0.0), stamp(task["task"]["duration"]["end"]) - first)
+    images = [task for task in tasks if task["task"]["name"].startswith(("Hash what goes", "Build each node image", "Look for the base"))]
+    ends["images"] = max(stamp(task["task"]["duration"]["end"]) - first for task in images) if images else 0.0
+    return {phase: round(value, 2) for phase, value in ends.items()}
+
+
+def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="peerlab-bench-"))
+    try:
+        inventory = work / "inventory"
+        (inventory / "group_vars" / "all").mkdir(parents=True)
+        shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", inventory / "01-hosts.yml")
+        (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump({"peerlab_secrets_dir": str(work / "secrets")}))
+        generator = {**SHAPES[shape], "nodes": count, "prefix": "n"}
+        topology = {"plugin": "peerlab.bitcoin.topology", "networks": {"bench": {
+            "chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}}}
+        (inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump(topology, sort_keys=False))
+        cold, report = playbook(inventory, "deploy.yml")
+        result: dict[str, Any] = {"total": round(cold, 2), **phases(report)}
+        result["rss_mb"] = median_rss(client.containers.list(filters={"label": "peerlab.network=bench"}))
+        noop, report = playbook(inventory, "deploy.yml")
+        changed = sum(host.get("changed", 0) for host in report["stats"].values())
+        result.update(noop=round(noop, 2), noop_changed=changed)
+        down, _report = playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true")
+        result["teardown"] = round(down, 2)
+        return result
+    finally:
+        for container in client.containers.list(all=True, filters={"label": "peerlab.network=bench"}):
+            container.remove(force=True)
+        for volume in client.volumes.list(filters={"label": "peerlab.network=bench"}):
+            volume.remove(force=True)
+        for network in client.networks.list(filters={"label": "peerlab.network=bench"}):
+            network.remove()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def machine(client: docker.DockerClient) -> dict[str, Any]:
+    with open("/proc/meminfo", encoding="utf-8") as handle:
+        memory = int(handle.readline().split()[1]) // 2**20
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    return {"cores": os.cpu_count(), "memory_gib": memory, "kernel": platform.release(), "docker": client.version()["Version"],
+            "date": datetime.date.today().isoformat(), "commit": commit or "unknown"}
+
+
+def table(run: dict[str, Any]) -> str:
+    info = run["machine"]
+    lines = [f"\n### {info['date']}, commit {info['commit']}: {info['cores']} cores, {info['memory_gib']} GiB, "
+             f"Docker {info['docker']}, kernel {info['kernel']}{' - ' + run['note'] if run.get('note') else ''}\n",
+             "| shape | N | floor (s) | peerlab cold (s) | ratio | images | containers | rpc | links | chain | no-op re-run (s) "
+             "| no-op changed | teardown (s) | RSS/node floor, peerlab (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in run["rows"]:
+        fl, pl = row["floor"], row["peerlab"]
+        lines.append(f"| {row['shape']} | {row['n']} | {fl['chain']:.2f} | {pl['total']:.2f} | {pl['total'] / fl['chain']:.1f}x "
+                     f"| {pl.get('images', 0):.1f} | {pl.get('containers', 0):.1f} | {pl.get('rpc', 0):.1f} | {pl.get('links', 0):.1f} "
+                     f"| {pl.get('chain', 0):.1f} | {pl['noop']:.2f} | {pl['noop_changed']} | {pl['teardown']:.2f} "
+                     f"| {fl['rss_mb']}, {pl['rss_mb']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    client = docker.from_env()
+    sizes = [int(n) for n in os.environ.get("BENCH_SIZES", "5 20 50").split()]
+    if os.environ.get("BENCH_MAX") and int(os.environ["BENCH_MAX"]) not in sizes:
+        sizes.append(int(os.environ["BENCH_MAX"]))
+    shapes = os.environ.get("BENCH_SHAPES", "ring rr4").split()
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        container.remove(force=True)
+    image = node_image(client)
+    run: dict[str, Any] = {"machine": machine(client), "image": image, "note": os.environ.get("BENCH_NOTE", ""), "rows": []}
+    for count in sizes:
+        for shape in shapes:
+            print(f"bench: {shape} N={count} floor ...", flush=True)
+            bare = floor(client, image, shape, count)
+            print(f"bench: {shape} N={count} peerlab ...", flush=True)
+            ours = peerlab(client, shape, count)
+            run["rows"].append({"shape": shape, "n": count, "floor": {k: round(v, 2) for k, v in bare.items()}, "peerlab": ours})
+            print(json.dumps(run["rows"][-1]), flush=True)
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    out = results / f"{run['machine']['date']}-{run['machine']['commit']}.json"
+    out.write_text(json.dumps(run, indent=2) + "\n")
+    with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as handle:
+        handle.write(table(run))
+    print(table(run))
+    print(f"bench: results in {out.relative_to(ROOT)}, table appended to docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (RpcError, TimeoutError) as error:
+        raise SystemExit(f"bench: {error}") from None
