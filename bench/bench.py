@@ -158,11 +158,12 @@ def phases(report: dict[str, Any]) -> dict[str, float]:
     first = min(stamp(task["task"]["duration"]["start"]) for task in tasks)
     ends: dict[str, float] = {}
     for task in tasks:
-        name = task["task"]["name"]
+        name = task["task"]["name"].split(" : ", 1)[-1]  # "<role> : <task>"
         for phase, prefixes in PHASES.items():
             if name.startswith(prefixes) and "end" in task["task"]["duration"]:
                 ends[phase] = max(ends.get(phase, 0.0), stamp(task["task"]["duration"]["end"]) - first)
-    images = [task for task in tasks if task["task"]["name"].startswith(("Hash what goes", "Build each node image", "Look for the base"))]
+    images = [task for task in tasks
+              if task["task"]["name"].split(" : ", 1)[-1].startswith(("Hash what goes", "Build each node image", "Look for the base"))]
     ends["images"] = max(stamp(task["task"]["duration"]["end"]) - first for task in images) if images else 0.0
     return {phase: round(value, 2) for phase, value in ends.items()}
 

@@ -11,9 +11,10 @@ node_builds(hosts, hostvars): unique {host, implementation, version} images the 
 network_hosts(hosts, hostvars): unique {network, host} pairs (a Docker network on a Docker host).
 docker_hosts(hosts, hostvars): unique Docker hosts that run the given nodes.
 stale_containers(results, groups): node containers whose network no longer lists them.
-edge_problems(hosts, hostvars, state_var): unverified links, seen from both ends.
-network_tips(hosts, hostvars, mined_var, state_var): network -> tip every node must reach.
-summary_table(hosts, hostvars, state_var): the table a deploy prints.
+link_specs(hosts, hostvars, network, docker_host): the nodes option of peerlab.bitcoin.links.
+link_states(results): node -> state from a looped peerlab.bitcoin.links task.
+network_tips(hosts, hostvars, mined_var, states): network -> tip every node must reach.
+summary_table(hosts, hostvars, states): the table a deploy prints.
 """
 
 
@@ -54,50 +55,57 @@ def _state(variables: Any, state_var: str) -> dict[str, Any]:
     return state if not state.get("skipped") and not state.get("failed") else {}
 
 
-def edge_problems(hosts: list[str], hostvars: Any, state_var: str = "__network_state") -> list[str]:
-    """Every edge among `hosts` must show as manual outbound at its source and inbound at its target."""
-    problems = []
-    nodes = dict(_vars(hosts, hostvars))
-    for source, variables in nodes.items():
-        for target in variables["peerlab_peers_out"]:
-            address = f"{target}:{variables['peerlab_p2p_port']}"
-            out_ok = any(not p["inbound"] and p["addr"] == address for p in _state(variables, state_var).get("peers", []))
-            if not out_ok:
-                problems.append(f"{source} -> {target}: {source} has no outbound link to {address}")
-            if target not in nodes:
-                continue
-            source_ip = variables.get("_network_ip")
-            in_ok = any(p["inbound"] and p["addr"].rsplit(":", 1)[0] == source_ip
-                        for p in _state(nodes[target], state_var).get("peers", []))
-            if not in_ok:
-                problems.append(f"{source} -> {target}: {target} has no inbound link from {source} ({source_ip})")
-    return problems
+def _states(hosts: list[str], hostvars: Any, states: str | dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Node name -> state, from a per-host registered variable's name or from a dict of states."""
+    if isinstance(states, str):
+        return {host: _state(hostvars[host], states) for host in hosts}
+    return {host: states.get(host) or {} for host in hosts}
+
+
+def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str) -> list[dict[str, Any]]:
+    """The `nodes` option of peerlab.bitcoin.links for one network on one Docker host."""
+    specs = []
+    for host, variables in _vars(hosts, hostvars):
+        if variables["peerlab_network"] == network and variables["peerlab_docker_host"] == docker_host:
+            port = variables["peerlab_p2p_port"]
+            specs.append({"name": host, "rpc_host": variables.get("_network_ip") or "", "rpc_port": variables["peerlab_rpc_port"],
+                          "rpc_password": variables["_network_password"],
+                          "peers": [f"{peer}:{port}" for peer in variables["peerlab_peers_out"]]})
+    return specs
+
+
+def link_states(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Node name -> state, merged from a looped peerlab.bitcoin.links task's results."""
+    return {name: state for result in results for name, state in (result.get("nodes") or {}).items()}
 
 
 def network_tips(hosts: list[str], hostvars: Any, mined_var: str = "__network_mined",
-                 state_var: str = "__network_state") -> dict[str, str]:
+                 states: str | dict[str, Any] = "__network_state") -> dict[str, str]:
     """The tip each network must agree on: the miner's after mining, else the highest node's."""
     tips: dict[str, str] = {}
     best: dict[str, int] = {}
-    for _host, variables in _vars(hosts, hostvars):
+    known = _states(hosts, hostvars, states)
+    for host, variables in _vars(hosts, hostvars):
         network = variables["peerlab_network"]
         mined = variables.get(mined_var) or {}
         if mined.get("tip"):
             tips[network] = mined["tip"]
             best[network] = 1 << 62
             continue
-        state = _state(variables, state_var)
+        state = known[host]
         if state.get("bestblockhash") and state.get("blocks", -1) > best.get(network, -1):
             tips[network] = state["bestblockhash"]
             best[network] = state["blocks"]
     return tips
 
 
-def summary_table(hosts: list[str], hostvars: Any, state_var: str = "__network_tip") -> str:
+def summary_table(hosts: list[str], hostvars: Any, states: str | dict[str, Any]) -> str:
+    """The deploy's closing table; `states` is a per-host variable's name or node name -> state."""
     header = ("node", "host", "address", "in", "out", "height", "tip")
     rows = [header]
+    known = _states(hosts, hostvars, states)
     for host, variables in sorted(_vars(hosts, hostvars)):
-        state = _state(variables, state_var)
+        state = known[host]
         rows.append((host, str(variables["peerlab_docker_host"]), str(variables.get("_network_ip") or "-"),
                      str(state.get("connections_in", "-")), str(state.get("connections_out", "-")),
                      str(state.get("blocks", "-")), str(state.get("bestblockhash", "-"))[:16]))
@@ -111,8 +119,9 @@ class FilterModule:
             "node_builds": node_builds,
             "network_hosts": network_hosts,
             "docker_hosts": docker_hosts,
-            "edge_problems": edge_problems,
             "stale_containers": stale_containers,
+            "link_specs": link_specs,
+            "link_states": link_states,
             "network_tips": network_tips,
             "summary_table": summary_table,
         }

@@ -2,12 +2,23 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Peer-link reconciliation: desired manual peers versus bitcoind's added-node list.
 
-Pure logic (no RPC here) so that check mode, diff and the real run share one plan.
+`plan`, `diff` and `unverified` are pure, so check mode, diff and the real run share one plan;
+`apply`, `wait_connected` and `drop_duplicates` carry a plan out on anything with an
+`call(method, *params)` (the RPC wrapper), for both the peer and the links modules.
 """
 
 from __future__ import annotations
 
+import time
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ._rpc import RPC_CLIENT_NODE_ALREADY_ADDED, RPC_CLIENT_NODE_NOT_ADDED, RPC_CLIENT_NODE_NOT_CONNECTED, RpcError
+
+
+class Caller(Protocol):
+    def call(self, method: str, *params: Any) -> Any: ...
 
 
 @dataclass
@@ -48,3 +59,83 @@ def diff(added: dict[str, bool], result: PeerPlan) -> dict[str, str]:
         return "".join(f"{peer} ({status})\n" for peer, status in sorted(peers.items()))
 
     return {"before": text(before), "after": text(after)}
+
+
+def unverified(nodes: list[dict[str, Any]], states: dict[str, dict[str, Any]], tip: str | None = None) -> list[str]:
+    """Links (and tips) not confirmed by getpeerinfo, one sentence each.
+
+    `nodes` are {name, rpc_host, peers} as given to peerlab.bitcoin.links; `states` map a node's
+    name to its state with `peers` (getpeerinfo entries) and `bestblockhash`. A link must show as
+    outbound at its source and, when its target is among `nodes`, as inbound from the source's
+    address at the target.
+    """
+    by_name = {node["name"]: node for node in nodes}
+    by_address = {node["rpc_host"]: node["name"] for node in nodes}
+    problems = []
+    for node in nodes:
+        peers = states.get(node["name"], {}).get("peers", [])
+        outbound = {peer["addr"] for peer in peers if not peer["inbound"]}
+        for address in node["peers"]:
+            if address not in outbound:
+                problems.append(f"{node['name']} -> {address}: not connected at {node['name']}")
+                continue
+            target = by_name.get(address.rsplit(":", 1)[0])
+            if target is None:
+                continue
+            inbound = {by_address.get(peer["addr"].rsplit(":", 1)[0])
+                       for peer in states.get(target["name"], {}).get("peers", []) if peer["inbound"]}
+            if node["name"] not in inbound:
+                problems.append(f"{node['name']} -> {address}: {target['name']} has no inbound link from {node['name']}")
+    if tip:
+        for node in nodes:
+            state = states.get(node["name"], {})
+            if state.get("bestblockhash") != tip:
+                problems.append(f"{node['name']}: at height {state.get('blocks')} ({state.get('bestblockhash')}), not at {tip}")
+    return problems
+
+
+def added(rpc: Caller) -> dict[str, bool]:
+    """bitcoind's added-node list: address -> connected now."""
+    return {entry["addednode"]: bool(entry["connected"]) for entry in rpc.call("getaddednodeinfo")}
+
+
+def _tolerating(rpc: Caller, code: int, method: str, *params: Any) -> None:
+    try:
+        rpc.call(method, *params)
+    except RpcError as error:
+        if error.code != code:
+            raise
+
+
+def apply(rpc: Caller, todo: PeerPlan) -> None:
+    """Carry out a plan. New links are opened with `onetry` before `add`: the added-node thread
+    then finds them connected, whereas `add` first races it into a duplicate connection."""
+    for peer in todo.remove:
+        _tolerating(rpc, RPC_CLIENT_NODE_NOT_ADDED, "addnode", peer, "remove")
+        _tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", peer)
+    connected = {p["addr"] for p in rpc.call("getpeerinfo") if not p["inbound"]} if todo.add or todo.reconnect else set()
+    for peer in todo.add + todo.reconnect:
+        if peer not in connected:
+            rpc.call("addnode", peer, "onetry")
+    for peer in todo.add:
+        _tolerating(rpc, RPC_CLIENT_NODE_ALREADY_ADDED, "addnode", peer, "add")
+
+
+def wait_connected(rpc: Caller, peers: list[str], timeout: float) -> dict[str, bool]:
+    """Poll until every peer is connected or the timeout passes; the last added-node list."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = added(rpc)
+        if all(now.get(peer) for peer in peers) or time.monotonic() > deadline:
+            return now
+        time.sleep(0.1)
+
+
+def drop_duplicates(rpc: Caller, peers: list[str]) -> list[str]:
+    """Close all but the oldest outbound connection to each managed peer; the peers that had extras."""
+    outbound = [p for p in rpc.call("getpeerinfo") if not p["inbound"] and p["addr"] in peers]
+    extra = [peer for peer, count in Counter(p["addr"] for p in outbound).items() if count > 1]
+    for peer in extra:
+        for duplicate in sorted((p for p in outbound if p["addr"] == peer), key=lambda p: p["id"])[1:]:
+            _tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", "", duplicate["id"])
+    return extra

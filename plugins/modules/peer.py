@@ -10,9 +10,10 @@ short_description: Make or remove a node's manual peer links through RPC
 version_added: 0.1.0
 description:
   - Reconciles a node's manual outbound peers (bitcoind's C(addnode) list) with O(peers).
-  - A missing link is added with C(addnode add) and opened at once with C(addnode onetry); a link
-    that is listed but down is reopened; a link to remove gets C(addnode remove) and
-    C(disconnectnode).
+  - A missing link is opened at once with C(addnode onetry), then kept with C(addnode add) (in
+    that order, so bitcoind's added-node thread does not open a second connection); a link that is
+    listed but down is reopened; a link to remove gets C(addnode remove) and C(disconnectnode);
+    duplicate connections to a managed peer are closed.
   - Connections the node did not initiate through C(addnode) (inbound peers, automatic outbound
     peers on public networks) are never touched.
   - With O(wait_timeout), waits until every wanted link is connected, verified with
@@ -96,52 +97,21 @@ peers:
   sample: {"lab-n2:18444": true}
 """
 
-import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ..module_utils._peering import PeerPlan, diff, plan
-from ..module_utils._rpc import (
-    HAS_BITCOINRPC,
-    RPC_ARGUMENT_SPEC,
-    RPC_CLIENT_NODE_ALREADY_ADDED,
-    RPC_CLIENT_NODE_NOT_ADDED,
-    RPC_CLIENT_NODE_NOT_CONNECTED,
-    Rpc,
-    RpcError,
-    from_params,
-)
+from ..module_utils._peering import PeerPlan, added, apply, diff, drop_duplicates, plan, wait_connected
+from ..module_utils._rpc import HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, RpcError, from_params
 
 
-def _added(rpc: Rpc) -> dict[str, bool]:
-    return {entry["addednode"]: bool(entry["connected"]) for entry in rpc.call("getaddednodeinfo")}
-
-
-def _call_tolerating(rpc: Rpc, tolerated: int, method: str, *params: str) -> None:
-    try:
-        rpc.call(method, *params)
-    except RpcError as error:
-        if error.code != tolerated:
-            raise
-
-
-def _wait_connected(rpc: Rpc, peers: list[str], timeout: float) -> dict[str, bool]:
-    deadline = time.monotonic() + timeout
-    while True:
-        added = _added(rpc)
-        if all(added.get(peer) for peer in peers) or time.monotonic() > deadline:
-            return added
-        time.sleep(0.1)
-
-
-def report(module: AnsibleModule, added: dict[str, bool], todo: PeerPlan, finished: bool = True) -> dict[str, Any]:
+def report(module: AnsibleModule, current: dict[str, bool], todo: PeerPlan, finished: bool = True) -> dict[str, Any]:
     """The result fields of a plan; exits the module when nothing more will happen."""
     result: dict[str, Any] = dict(changed=todo.changed, added=todo.add, reconnected=todo.reconnect, removed=todo.remove)
     if module._diff:
-        result["diff"] = diff(added, todo)
+        result["diff"] = diff(current, todo)
     if finished:
-        module.exit_json(peers=added, **result)
+        module.exit_json(peers=current, **result)
     return result
 
 
@@ -166,19 +136,14 @@ def main() -> None:
         report(module, {}, plan({}, params["peers"], params["state"], params["exclusive"]))
     rpc = from_params(params)
     try:
-        added = _added(rpc)
-        todo = plan(added, params["peers"], params["state"], params["exclusive"])
-        result = report(module, added, todo, finished=module.check_mode)
-        for peer in todo.remove:
-            _call_tolerating(rpc, RPC_CLIENT_NODE_NOT_ADDED, "addnode", peer, "remove")
-            _call_tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", peer)
-        for peer in todo.add:
-            _call_tolerating(rpc, RPC_CLIENT_NODE_ALREADY_ADDED, "addnode", peer, "add")
-        for peer in todo.add + todo.reconnect:
-            # onetry opens the link now instead of waiting for the added-node thread's next pass.
-            rpc.call("addnode", peer, "onetry")
+        before = added(rpc)
+        todo = plan(before, params["peers"], params["state"], params["exclusive"])
+        result = report(module, before, todo, finished=module.check_mode)
+        apply(rpc, todo)
         wanted = params["peers"] if params["state"] == "present" else []
-        after = _wait_connected(rpc, wanted, params["wait_timeout"]) if wanted and params["wait_timeout"] > 0 else _added(rpc)
+        after = wait_connected(rpc, wanted, params["wait_timeout"]) if wanted and params["wait_timeout"] > 0 else added(rpc)
+        if wanted and drop_duplicates(rpc, wanted):
+            result["changed"] = True
     except RpcError as error:
         module.fail_json(msg=str(error), rpc_code=error.code)
     down = [peer for peer in wanted if params["wait_timeout"] > 0 and not after.get(peer)]

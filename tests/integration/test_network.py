@@ -76,7 +76,7 @@ def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.Do
     check = lab.playbook("deploy.yml", "--check", "--diff")
     assert check.rc == 0, check.output[-3000:]
     assert {host for host, count in check.changed.items() if count} == {"drift-a", "drift-e"}
-    assert "+drift-b:18444 (connected)" in check.output and "-drift-c:18444 (connected)" in check.output
+    assert "+drift-e drift-b:18444 (connected)" in check.output and "-drift-a drift-c:18444 (connected)" in check.output
     assert links(client, "drift") == expected(SMALL, "drift"), "check mode must not touch anything"
     assert len(containers(client, "drift")) == 4
 

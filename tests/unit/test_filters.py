@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
-    edge_problems,
+    link_specs,
+    link_states,
     network_hosts,
     network_tips,
     node_builds,
@@ -27,17 +28,22 @@ def linked() -> dict[str, dict[str, Any]]:
     }
 
 
-def test_a_link_seen_from_both_ends_is_verified() -> None:
-    assert edge_problems(["lab-a", "lab-b"], linked()) == []
-
-
-def test_missing_ends_are_named() -> None:
+def test_link_specs_select_one_network_on_one_docker_host() -> None:
     hostvars = linked()
-    hostvars["lab-b"]["__network_state"]["peers"] = []
-    assert edge_problems(["lab-a", "lab-b"], hostvars) == [
-        "lab-a -> lab-b: lab-b has no inbound link from lab-a (10.0.0.1)"]
-    hostvars["lab-a"]["__network_state"]["peers"] = []
-    assert len(edge_problems(["lab-a", "lab-b"], hostvars)) == 2
+    hostvars["lab-a"]["_network_password"] = "pa"
+    hostvars["lab-b"]["_network_password"] = "pb"
+    hostvars["lab-a"]["peerlab_rpc_port"] = hostvars["lab-b"]["peerlab_rpc_port"] = 18443
+    hostvars["other-x"] = node("other", [], "10.0.1.1", [])
+    specs = link_specs(["lab-a", "lab-b", "other-x"], hostvars, "lab", "localhost")
+    assert specs == [
+        {"name": "lab-a", "rpc_host": "10.0.0.1", "rpc_port": 18443, "rpc_password": "pa", "peers": ["lab-b:18444"]},
+        {"name": "lab-b", "rpc_host": "10.0.0.2", "rpc_port": 18443, "rpc_password": "pb", "peers": []},
+    ]
+
+
+def test_link_states_merge_looped_results() -> None:
+    results: list[dict[str, Any]] = [{"nodes": {"lab-a": {"blocks": 1}}}, {"nodes": {"lab-b": {"blocks": 2}}}, {"skipped": True}]
+    assert link_states(results) == {"lab-a": {"blocks": 1}, "lab-b": {"blocks": 2}}
 
 
 def test_tip_comes_from_the_miner_else_the_highest_node() -> None:
@@ -45,6 +51,8 @@ def test_tip_comes_from_the_miner_else_the_highest_node() -> None:
     hostvars["lab-a"]["__network_state"].update(blocks=5, bestblockhash="five")
     hostvars["lab-b"]["__network_state"].update(blocks=7, bestblockhash="seven")
     assert network_tips(["lab-a", "lab-b"], hostvars) == {"lab": "seven"}
+    states = {"lab-a": {"blocks": 9, "bestblockhash": "nine"}}
+    assert network_tips(["lab-a", "lab-b"], hostvars, states=states) == {"lab": "nine"}
     hostvars["lab-a"]["__network_mined"] = {"tip": "mined"}
     assert network_tips(["lab-a", "lab-b"], hostvars) == {"lab": "mined"}
 
@@ -67,7 +75,8 @@ def test_stale_containers_are_those_the_network_no_longer_lists() -> None:
 def test_summary_table_aligns_columns() -> None:
     hostvars = linked()
     hostvars["lab-a"]["__network_tip"] = {"connections_in": 0, "connections_out": 1, "blocks": 101, "bestblockhash": "ab" * 32}
-    lines = summary_table(["lab-b", "lab-a"], hostvars).splitlines()
+    lines = summary_table(["lab-b", "lab-a"], hostvars, "__network_tip").splitlines()
+    assert summary_table(["lab-b", "lab-a"], hostvars, {"lab-a": hostvars["lab-a"]["__network_tip"]}).splitlines() == lines
     assert lines[0].split() == ["node", "host", "address", "in", "out", "height", "tip"]
     assert lines[1].split() == ["lab-a", "localhost", "10.0.0.1", "0", "1", "101", "ab" * 8]
     assert lines[2].split()[0] == "lab-b" and lines[2].split()[-1] == "-"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import diff, plan
+from typing import Any
+
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import apply, diff, drop_duplicates, plan, unverified
 
 
 def test_nothing_to_do_when_links_are_up() -> None:
@@ -28,3 +30,52 @@ def test_diff_shows_before_and_after() -> None:
     added = {"b:1": True, "c:1": True}
     shown = diff(added, plan(added, ["a:1", "b:1"], "present", exclusive=True))
     assert shown == {"before": "b:1 (connected)\nc:1 (connected)\n", "after": "a:1 (connected)\nb:1 (connected)\n"}
+
+
+NODES = [{"name": "a", "rpc_host": "10.0.0.1", "peers": ["b:18444"]}, {"name": "b", "rpc_host": "10.0.0.2", "peers": []}]
+
+
+def test_a_link_seen_from_both_ends_is_verified() -> None:
+    states = {"a": {"peers": [{"addr": "b:18444", "inbound": False}]},
+              "b": {"peers": [{"addr": "10.0.0.1:51000", "inbound": True}]}}
+    assert unverified(NODES, states) == []
+
+
+def test_each_missing_end_is_named() -> None:
+    states: dict[str, dict[str, Any]] = {"a": {"peers": [{"addr": "b:18444", "inbound": False}]}, "b": {"peers": []}}
+    assert unverified(NODES, states) == ["a -> b:18444: b has no inbound link from a"]
+    assert unverified(NODES, {}) == ["a -> b:18444: not connected at a"]
+
+
+def test_a_node_off_the_tip_is_named() -> None:
+    states = {"a": {"peers": [{"addr": "b:18444", "inbound": False}], "bestblockhash": "t", "blocks": 5},
+              "b": {"peers": [{"addr": "10.0.0.1:1", "inbound": True}], "bestblockhash": "s", "blocks": 4}}
+    assert unverified(NODES, states, tip="t") == ["b: at height 4 (s), not at t"]
+
+
+class Recorder:
+    """Answers getpeerinfo from a fixed list and records every other call, in order."""
+
+    def __init__(self, peers: list[dict[str, Any]]) -> None:
+        self.peers = peers
+        self.calls: list[tuple[Any, ...]] = []
+
+    def call(self, method: str, *params: Any) -> Any:
+        if method == "getpeerinfo":
+            return self.peers
+        self.calls.append((method, *params))
+        return None
+
+
+def test_new_links_are_opened_before_they_are_added() -> None:
+    rpc = Recorder(peers=[{"id": 1, "addr": "c:1", "inbound": False}])
+    apply(rpc, plan({"c:1": False, "d:1": True}, ["a:1", "c:1"], "present", exclusive=True))
+    assert rpc.calls == [("addnode", "d:1", "remove"), ("disconnectnode", "d:1"), ("addnode", "a:1", "onetry"),
+                         ("addnode", "a:1", "add")], "c:1 is already connected: no second onetry"
+
+
+def test_duplicate_connections_keep_the_oldest() -> None:
+    rpc = Recorder(peers=[{"id": 7, "addr": "a:1", "inbound": False}, {"id": 3, "addr": "a:1", "inbound": False},
+                          {"id": 4, "addr": "a:1", "inbound": True}, {"id": 5, "addr": "b:1", "inbound": False}])
+    assert drop_duplicates(rpc, ["a:1", "b:1"]) == ["a:1"]
+    assert rpc.calls == [("disconnectnode", "", 7)]
