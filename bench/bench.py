@@ -45,7 +45,7 @@ PHASES = {  # peerlab task name prefix -> phase
     "containers": ("Create a Docker network", "Find node containers", "Remove node containers", "Create each node's data volume",
                    "Run each node's container"),
     "rpc": ("Wait for each node's RPC",),
-    "links": ("Make exactly the links", "Read every node's peers", "Verify every link"),
+    "links": ("Make exactly the links", "Read every node's peers", "Verify every link", "Link every node"),
     "chain": ("Mine the first blocks", "Wait until every node has"),
 }
 
@@ -206,6 +206,11 @@ def machine(client: docker.DockerClient) -> dict[str, Any]:
             "date": datetime.date.today().isoformat(), "commit": commit or "unknown"}
 
 
+def cell(phases_of: dict[str, Any], phase: str) -> str:
+    """A phase's end time, or '-' when the playbook has no separate task for it."""
+    return f"{phases_of[phase]:.1f}" if phase in phases_of else "-"
+
+
 def table(run: dict[str, Any]) -> str:
     info = run["machine"]
     lines = [f"\n### {info['date']}, commit {info['commit']}: {info['cores']} cores, {info['memory_gib']} GiB, "
@@ -216,8 +221,8 @@ def table(run: dict[str, Any]) -> str:
     for row in run["rows"]:
         fl, pl = row["floor"], row["peerlab"]
         lines.append(f"| {row['shape']} | {row['n']} | {fl['chain']:.2f} | {pl['total']:.2f} | {pl['total'] / fl['chain']:.1f}x "
-                     f"| {pl.get('images', 0):.1f} | {pl.get('containers', 0):.1f} | {pl.get('rpc', 0):.1f} | {pl.get('links', 0):.1f} "
-                     f"| {pl.get('chain', 0):.1f} | {pl['noop']:.2f} | {pl['noop_changed']} | {pl['teardown']:.2f} "
+                     f"| {cell(pl, 'images')} | {cell(pl, 'containers')} | {cell(pl, 'rpc')} | {cell(pl, 'links')} "
+                     f"| {cell(pl, 'chain')} | {pl['noop']:.2f} | {pl['noop_changed']} | {pl['teardown']:.2f} "
                      f"| {fl['rss_mb']}, {pl['rss_mb']} |")
     return "\n".join(lines) + "\n"
 

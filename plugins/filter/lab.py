@@ -11,6 +11,8 @@ node_builds(hosts, hostvars): unique {host, implementation, version} images the 
 network_hosts(hosts, hostvars): unique {network, host} pairs (a Docker network on a Docker host).
 docker_hosts(hosts, hostvars): unique Docker hosts that run the given nodes.
 stale_containers(results, groups): node containers whose network no longer lists them.
+container_named(results, name): a container from looped docker_host_info results.
+container_ip(container): a container's address, from inspect or list output.
 link_specs(hosts, hostvars, network, docker_host): the nodes option of peerlab.bitcoin.links.
 link_states(results): node -> state from a looped peerlab.bitcoin.links task.
 network_tips(hosts, hostvars, mined_var, states): network -> tip every node must reach.
@@ -48,6 +50,21 @@ def stale_containers(results: list[dict[str, Any]], groups: Any) -> list[dict[st
             if name not in wanted:
                 stale.append({"host": result["item"]["host"], "name": name})
     return stale
+
+
+def container_named(results: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The container called `name` in looped docker_host_info results (list format), if any."""
+    for result in results:
+        for container in result.get("containers") or []:
+            if f"/{name}" in container.get("Names", []):
+                return container  # type: ignore[no-any-return]
+    return None
+
+
+def container_ip(container: dict[str, Any] | None) -> str:
+    """A container's address on its first network with one, from inspect or list output; '' if none."""
+    networks = ((container or {}).get("NetworkSettings") or {}).get("Networks") or {}
+    return next((network["IPAddress"] for network in networks.values() if network.get("IPAddress")), "")
 
 
 def _state(variables: Any, state_var: str) -> dict[str, Any]:
@@ -121,6 +138,8 @@ class FilterModule:
             "docker_hosts": docker_hosts,
             "stale_containers": stale_containers,
             "link_specs": link_specs,
+            "container_named": container_named,
+            "container_ip": container_ip,
             "link_states": link_states,
             "network_tips": network_tips,
             "summary_table": summary_table,

@@ -163,7 +163,6 @@ class _Node:
         self.before = added(self.rpc)
         self.plan = plan(self.before, self.spec["peers"], "present", exclusive=True)
         if self.check_mode:
-            self.result = _state(self.rpc)
             return
         apply(self.rpc, self.plan)
         wait_connected(self.rpc, self.spec["peers"], self.params["link_timeout"])
@@ -172,8 +171,38 @@ class _Node:
             deadline = time.monotonic() + self.params["tip_timeout"]
             while self.rpc.call("getbestblockhash") != self.params["wait_for_tip"] and time.monotonic() < deadline:
                 time.sleep(0.05)
-        self.result = _state(self.rpc)
-        self.result["addednodes"] = added(self.rpc)
+
+    def read(self) -> None:
+        if self.rpc is not None:
+            self.result = dict(_state(self.rpc), addednodes=added(self.rpc))
+
+
+def _each(nodes: list[_Node], step: str) -> list[str]:
+    """Run one step on every node at once; the failures, one per node."""
+    failures = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, max(1, len(nodes)))) as pool:
+        for node, future in [(node, pool.submit(getattr(node, step))) for node in nodes]:
+            try:
+                future.result()
+            except RpcError as error:
+                failures.append(f"{node.spec['name']}: {error}")
+    return failures
+
+
+def verified(nodes: list[_Node], params: dict[str, Any], settle: float = 5.0) -> list[str]:
+    """Read every node after all have linked and check each link at both ends. A link's far end
+    registers its inbound side a moment after the near end sees it connected: re-read for up to
+    `settle` seconds before calling a link missing."""
+    deadline = time.monotonic() + settle
+    while True:
+        failures = _each(nodes, "read")
+        problems = failures or unverified(params["nodes"], {node.spec["name"]: node.result for node in nodes},
+                                          params["wait_for_tip"] if params["verify"] else None)
+        if not params["verify"] and not failures:
+            return []
+        if not problems or time.monotonic() > deadline:
+            return problems
+        time.sleep(0.2)
 
 
 def main() -> None:
@@ -203,16 +232,11 @@ def main() -> None:
     if missing and not module.check_mode:
         module.fail_json(msg=f"no address for {', '.join(missing)} (are their containers running?)")
     nodes = [_Node(spec, params, module.check_mode) for spec in params["nodes"]]
-    failures = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, max(1, len(nodes)))) as pool:
-        for node, future in [(node, pool.submit(node.run)) for node in nodes]:
-            try:
-                future.result()
-            except RpcError as error:
-                failures.append(f"{node.spec['name']}: {error}")
+    failures = _each(nodes, "run")
+    problems = [] if failures else verified(nodes, params, settle=0.0 if module.check_mode else 5.0)
     results = {node.spec["name"]: dict(node.result, changed=node.changed, added=node.plan.add, reconnected=node.plan.reconnect,
                                        removed=node.plan.remove, deduplicated=node.deduplicated) for node in nodes}
-    output: dict[str, Any] = dict(changed=any(node.changed for node in nodes), nodes=results, problems=failures)
+    output: dict[str, Any] = dict(changed=any(node.changed for node in nodes), nodes=results, problems=failures + problems)
     if module._diff:
         before, after = [], []
         for node in nodes:
@@ -222,10 +246,8 @@ def main() -> None:
         output["diff"] = {"before": "".join(f"{line}\n" for line in before), "after": "".join(f"{line}\n" for line in after)}
     if failures:
         module.fail_json(msg="; ".join(failures), **output)
-    if not module.check_mode and params["verify"]:
-        output["problems"] = unverified(params["nodes"], {node.spec["name"]: node.result for node in nodes}, params["wait_for_tip"])
-        if output["problems"]:
-            module.fail_json(msg="links not verified: " + "; ".join(output["problems"]), **output)
+    if problems and not module.check_mode:
+        module.fail_json(msg="links not verified: " + "; ".join(problems), **output)
     module.exit_json(**output)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
+    container_ip,
+    container_named,
     link_specs,
     link_states,
     network_hosts,
@@ -80,3 +82,12 @@ def test_summary_table_aligns_columns() -> None:
     assert lines[0].split() == ["node", "host", "address", "in", "out", "height", "tip"]
     assert lines[1].split() == ["lab-a", "localhost", "10.0.0.1", "0", "1", "101", "ab" * 8]
     assert lines[2].split()[0] == "lab-b" and lines[2].split()[-1] == "-"
+
+
+def test_containers_are_found_by_name_and_give_their_address() -> None:
+    listed = {"Names": ["/lab-a"], "NetworkSettings": {"Networks": {"peerlab-lab": {"IPAddress": "10.0.0.1"}}}}
+    results: list[dict[str, Any]] = [{"containers": [{"Names": ["/lab-b"]}, listed]}, {"skipped": True}]
+    assert container_named(results, "lab-a") is listed
+    assert container_named(results, "lab-z") is None
+    assert container_ip(listed) == "10.0.0.1"
+    assert container_ip(None) == "" and container_ip({"NetworkSettings": {"Networks": {"x": {"IPAddress": ""}}}}) == ""
