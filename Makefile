@@ -67,7 +67,7 @@ molecule: setup  ## Converge the default lab, idempotence, verify with testinfra
 
 test: lint sanity unit integration molecule  ## Everything CI runs
 
-bench: setup  ## Time to a converged network against the bare-container floor (not part of test)
+bench: images  ## Time to a converged network against the bare-container floor (not part of test)
 	$(BIN)/python bench/bench.py
 
 docs-graph: setup  ## Redraw docs/default-lab.svg from the default topology
