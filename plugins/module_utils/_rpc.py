@@ -138,3 +138,24 @@ RPC_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
 def from_params(params: dict[str, Any], wallet: str | None = None) -> Rpc:
     return Rpc(params["rpc_host"], params["rpc_port"], params["rpc_user"], params["rpc_password"],
                params["rpc_timeout"], wallet=wallet)
+
+
+def node_module(**options: Any) -> Any:
+    """An AnsibleModule for one node's RPC (the shared options plus `options`), check mode on,
+    failing cleanly when python-bitcoinrpc is missing."""
+    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+    module = AnsibleModule(argument_spec=dict(RPC_ARGUMENT_SPEC, **options), supports_check_mode=True)
+    if not HAS_BITCOINRPC:
+        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
+    return module
+
+
+def require_address(module: Any, **check_mode_result: Any) -> None:
+    """A node without an address exists only in check mode (not created yet): report
+    `check_mode_result` there; anywhere else it is an error that says where to look."""
+    if module.params["rpc_host"]:
+        return
+    if module.check_mode:
+        module.exit_json(msg="node not created yet (check mode)", **check_mode_result)
+    module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")

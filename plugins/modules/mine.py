@@ -81,16 +81,14 @@ address:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ..module_utils._rpc import (
-    HAS_BITCOINRPC,
-    RPC_ARGUMENT_SPEC,
     RPC_WALLET_ALREADY_LOADED,
     RPC_WALLET_NOT_FOUND,
     Rpc,
     RpcError,
     from_params,
+    node_module,
+    require_address,
 )
 
 # generatetoaddress in one call: larger batches hold bitcoind's lock long enough to starve peers.
@@ -114,23 +112,14 @@ def ensure_wallet(rpc: Rpc, name: str) -> bool:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            RPC_ARGUMENT_SPEC,
-            blocks=dict(type="int", default=1),
-            min_height=dict(type="int"),
-            wallet=dict(type="str", default="peerlab"),
-        ),
-        supports_check_mode=True,
+    module = node_module(
+        blocks=dict(type="int", default=1),
+        min_height=dict(type="int"),
+        wallet=dict(type="str", default="peerlab"),
     )
-    if not HAS_BITCOINRPC:
-        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
     params = module.params
-    if not params["rpc_host"]:
-        if module.check_mode:
-            wanted = params["min_height"] if params["min_height"] is not None else params["blocks"]
-            module.exit_json(changed=wanted > 0, mined=wanted, msg="node not created yet (check mode)")
-        module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")
+    wanted = params["min_height"] if params["min_height"] is not None else params["blocks"]
+    require_address(module, changed=wanted > 0, mined=wanted)
     rpc = from_params(params)
     try:
         chain = rpc.call("getblockchaininfo")

@@ -101,9 +101,7 @@ mempool:
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ..module_utils._rpc import HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, Rpc, RpcError, from_params
+from ..module_utils._rpc import Rpc, RpcError, from_params, node_module, require_address
 
 _PEER_FIELDS = ("id", "addr", "inbound", "connection_type", "network", "pingtime", "minping",
                 "synced_blocks", "subver", "conntime", "bytessent", "bytesrecv")
@@ -138,22 +136,13 @@ def wait_for_tip(rpc: Rpc, tip: str, timeout: float) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            RPC_ARGUMENT_SPEC,
-            wait_timeout=dict(type="float", default=0.0),
-            wait_for_tip=dict(type="str"),
-            tip_timeout=dict(type="float", default=60.0),
-        ),
-        supports_check_mode=True,
+    module = node_module(
+        wait_timeout=dict(type="float", default=0.0),
+        wait_for_tip=dict(type="str"),
+        tip_timeout=dict(type="float", default=60.0),
     )
-    if not HAS_BITCOINRPC:
-        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
     params = module.params
-    if not params["rpc_host"]:
-        if module.check_mode:
-            module.exit_json(changed=False, skipped=True, msg="node not created yet (check mode)")
-        module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")
+    require_address(module, changed=False, skipped=True)
     rpc = from_params(params)
     try:
         chain = rpc.wait_ready(params["wait_timeout"])

@@ -99,10 +99,10 @@ peers:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._peering import PeerPlan, added, apply, diff, drop_duplicates, plan, wait_connected
-from ..module_utils._rpc import HAS_BITCOINRPC, RPC_ARGUMENT_SPEC, RpcError, from_params
+from ..module_utils._rpc import RpcError, from_params, node_module, require_address
 
 
 def report(module: AnsibleModule, current: dict[str, bool], todo: PeerPlan, finished: bool = True) -> dict[str, Any]:
@@ -116,24 +116,17 @@ def report(module: AnsibleModule, current: dict[str, bool], todo: PeerPlan, fini
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=dict(
-            RPC_ARGUMENT_SPEC,
-            peers=dict(type="list", elements="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            exclusive=dict(type="bool", default=False),
-            wait_timeout=dict(type="float", default=60.0),
-        ),
-        supports_check_mode=True,
+    module = node_module(
+        peers=dict(type="list", elements="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        exclusive=dict(type="bool", default=False),
+        wait_timeout=dict(type="float", default=60.0),
     )
-    if not HAS_BITCOINRPC:
-        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
     params = module.params
-    if not params["rpc_host"] and not module.check_mode:
-        module.fail_json(msg="rpc_host is empty: the node has no address (is its container running?)")
-    if not params["rpc_host"]:
-        # Check mode for a node that does not exist yet: every wanted link would be made.
+    if not params["rpc_host"] and module.check_mode:
+        # A node that does not exist yet: every wanted link would be made.
         report(module, {}, plan({}, params["peers"], params["state"], params["exclusive"]))
+    require_address(module)
     rpc = from_params(params)
     try:
         before = added(rpc)
