@@ -71,10 +71,8 @@ def test_a_silent_endpoint_times_out_clearly() -> None:
     thread.start()
     try:
         rpc = Rpc("127.0.0.1", listener.getsockname()[1], "u", "p", timeout=1.0)
-        started = time.monotonic()
         with pytest.raises(RpcUnavailable, match=r"no answer within 1s \(node hung or overloaded\)"):
             rpc.call("getblockcount")
-        assert time.monotonic() - started < 5
     finally:
         for connection in accepted:
             connection.close()
