@@ -190,7 +190,7 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         return result
     finally:
         for container in client.containers.list(all=True, filters={"label": "peerlab.network=bench"}):
-            container.remove(force=True)
+            container.remove(force=True, v=True)
         for volume in client.volumes.list(filters={"label": "peerlab.network=bench"}):
             volume.remove(force=True)
         for network in client.networks.list(filters={"label": "peerlab.network=bench"}):
@@ -234,7 +234,7 @@ def main() -> None:
         sizes.append(int(os.environ["BENCH_MAX"]))
     shapes = os.environ.get("BENCH_SHAPES", "ring rr4").split()
     for container in client.containers.list(all=True, filters={"label": LABEL}):
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     image = node_image(client)
     run: dict[str, Any] = {"machine": machine(client), "image": image, "note": os.environ.get("BENCH_NOTE", ""), "rows": []}
     for count in sizes:

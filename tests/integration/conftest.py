@@ -78,7 +78,7 @@ def containers(client: docker.DockerClient, network: str) -> list[Any]:
 def remove_network(client: docker.DockerClient, network: str) -> None:
     """Remove every container, volume and Docker network labelled with this Bitcoin network."""
     for container in containers(client, network):
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     for volume in client.volumes.list(filters={"label": f"peerlab.network={network}"}):
         volume.remove(force=True)
     for docker_network in client.networks.list(filters={"label": f"peerlab.network={network}"}):

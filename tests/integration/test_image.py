@@ -26,7 +26,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     second = lab.playbook("playbooks/images.yml", *REPOSITORIES)
     yield {"client": client, "first": first, "second": second}
     for container in client.containers.list(all=True, filters={"label": "peerlab.test=image"}):
-        container.remove(force=True)
+        container.remove(force=True, v=True)
     for image in client.images.list(name="peerlab-test/*"):
         client.images.remove(image.id, force=True)
     client.close()
