@@ -9,7 +9,6 @@ from typing import Any
 DOCUMENTATION_TEXT = """
 node_builds(hosts, hostvars): unique {host, implementation, version} images the hosts need.
 network_hosts(hosts, hostvars): unique {network, host} pairs (a Docker network on a Docker host).
-docker_hosts(hosts, hostvars): unique Docker hosts that run the given nodes.
 stale_containers(results, groups): node containers whose network no longer lists them.
 container_named(results, name): a container from looped docker_host_info results.
 container_ip(container): a container's address, from inspect or list output.
@@ -32,10 +31,6 @@ def node_builds(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
 def network_hosts(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
     pairs = {(v["peerlab_network"], v["peerlab_docker_host"]) for _host, v in _vars(hosts, hostvars)}
     return [{"network": n, "host": h} for n, h in sorted(pairs)]
-
-
-def docker_hosts(hosts: list[str], hostvars: Any) -> list[str]:
-    return sorted({v["peerlab_docker_host"] for _host, v in _vars(hosts, hostvars)})
 
 
 def stale_containers(results: list[dict[str, Any]], groups: Any) -> list[dict[str, str]]:
@@ -135,7 +130,6 @@ class FilterModule:
         return {
             "node_builds": node_builds,
             "network_hosts": network_hosts,
-            "docker_hosts": docker_hosts,
             "stale_containers": stale_containers,
             "link_specs": link_specs,
             "container_named": container_named,
