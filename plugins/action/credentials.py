@@ -76,7 +76,7 @@ class ActionModule(ActionBase):
         if not isinstance(data, dict):
             raise AnsibleActionFail(f"credentials: {path} must hold a mapping of node -> user -> password")
         # Plain dict/str copies: the loader returns tagged values we must not write back as-is.
-        return yaml.safe_load(yaml.safe_dump(_plain(data))) or {}, vaulted
+        return _plain(data), vaulted
 
     def _save(self, path: str, data: dict[str, Any], vaulted: bool) -> None:
         directory = os.path.dirname(path) or "."

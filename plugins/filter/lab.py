@@ -92,11 +92,11 @@ def link_states(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def network_tips(hosts: list[str], hostvars: Any, mined_var: str = "__network_mined",
-                 states: str | dict[str, Any] = "__network_state") -> dict[str, str]:
+                 states: str | dict[str, Any] | None = None) -> dict[str, str]:
     """The tip each network must agree on: the miner's after mining, else the highest node's."""
     tips: dict[str, str] = {}
     best: dict[str, int] = {}
-    known = _states(hosts, hostvars, states)
+    known = _states(hosts, hostvars, states or {})
     for host, variables in _vars(hosts, hostvars):
         network = variables["peerlab_network"]
         mined = variables.get(mined_var) or {}

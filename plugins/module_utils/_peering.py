@@ -12,13 +12,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ._rpc import RPC_CLIENT_NODE_ALREADY_ADDED, RPC_CLIENT_NODE_NOT_ADDED, RPC_CLIENT_NODE_NOT_CONNECTED, RpcError
-
-
-class Caller(Protocol):
-    def call(self, method: str, *params: Any) -> Any: ...
+from ._status import Caller
 
 
 @dataclass

@@ -119,23 +119,11 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ..module_utils._peering import PeerPlan, added, apply, diff, drop_duplicates, plan, unverified, wait_connected
 from ..module_utils._rpc import HAS_BITCOINRPC, Rpc, RpcError
-
-_PEER_FIELDS = ("id", "addr", "inbound", "connection_type", "network", "pingtime", "minping", "synced_blocks", "subver")
+from ..module_utils._status import chain_and_peers, wait_for_tip
 
 
 def _rpc(node: dict[str, Any], timeout: float) -> Rpc:
     return Rpc(node["rpc_host"], node["rpc_port"], node["rpc_user"], node["rpc_password"], timeout)
-
-
-def _state(rpc: Rpc) -> dict[str, Any]:
-    chain = rpc.call("getblockchaininfo")
-    peers = rpc.call("getpeerinfo")
-    return {
-        "chain": chain["chain"], "blocks": chain["blocks"], "bestblockhash": chain["bestblockhash"],
-        "connections_in": sum(1 for peer in peers if peer["inbound"]),
-        "connections_out": sum(1 for peer in peers if not peer["inbound"]),
-        "peers": [{key: peer.get(key) for key in _PEER_FIELDS} for peer in peers],
-    }
 
 
 class _Node:
@@ -168,13 +156,12 @@ class _Node:
         wait_connected(self.rpc, self.spec["peers"], self.params["link_timeout"])
         self.deduplicated = drop_duplicates(self.rpc, self.spec["peers"])
         if self.params["wait_for_tip"]:
-            deadline = time.monotonic() + self.params["tip_timeout"]
-            while self.rpc.call("getbestblockhash") != self.params["wait_for_tip"] and time.monotonic() < deadline:
-                time.sleep(0.05)
+            wait_for_tip(self.rpc, self.params["wait_for_tip"], self.params["tip_timeout"])
 
     def read(self) -> None:
         if self.rpc is not None:
-            self.result = dict(_state(self.rpc), addednodes=added(self.rpc))
+            chain = self.rpc.call("getblockchaininfo")
+            self.result = dict(chain_and_peers(chain, self.rpc.call("getpeerinfo")), addednodes=added(self.rpc))
 
 
 def _each(nodes: list[_Node], step: str) -> list[str]:

@@ -98,41 +98,23 @@ mempool:
   type: dict
 """
 
-import time
 from typing import Any
 
+from ..module_utils._peering import added
 from ..module_utils._rpc import Rpc, RpcError, from_params, node_module, require_address
-
-_PEER_FIELDS = ("id", "addr", "inbound", "connection_type", "network", "pingtime", "minping",
-                "synced_blocks", "subver", "conntime", "bytessent", "bytesrecv")
+from ..module_utils._status import chain_and_peers, wait_for_tip
 
 
 def read(rpc: Rpc, chain: dict[str, Any]) -> dict[str, Any]:
-    peers = rpc.call("getpeerinfo")
     mempool = rpc.call("getmempoolinfo")
-    network = rpc.call("getnetworkinfo")
     return {
-        "chain": chain["chain"],
-        "blocks": chain["blocks"],
+        **chain_and_peers(chain, rpc.call("getpeerinfo")),
         "headers": chain["headers"],
-        "bestblockhash": chain["bestblockhash"],
         "initialblockdownload": chain["initialblockdownload"],
-        "connections_in": sum(1 for peer in peers if peer["inbound"]),
-        "connections_out": sum(1 for peer in peers if not peer["inbound"]),
-        "peers": [{key: peer.get(key) for key in _PEER_FIELDS} for peer in peers],
-        "addednodes": {entry["addednode"]: entry["connected"] for entry in rpc.call("getaddednodeinfo")},
-        "subversion": network["subversion"],
+        "addednodes": added(rpc),
+        "subversion": rpc.call("getnetworkinfo")["subversion"],
         "mempool": {key: mempool[key] for key in ("size", "bytes", "usage")},
     }
-
-
-def wait_for_tip(rpc: Rpc, tip: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        chain = rpc.call("getblockchaininfo")
-        if chain["bestblockhash"] == tip or time.monotonic() > deadline:
-            return chain  # type: ignore[no-any-return]
-        time.sleep(0.05)
 
 
 def main() -> None:
