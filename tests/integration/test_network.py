@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import docker
 
-from .conftest import cli, containers, wait_for
+from .conftest import BIN, cli, containers, wait_for
 
 SMALL = {"drift": {"chain": "regtest",
                    "defaults": {"resources": {"memory": "256m", "cpus": 0.5}},
@@ -113,3 +114,25 @@ def test_twenty_node_random_regular_network_agrees_on_the_tip(make_lab: Any, cli
     purge = lab.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true")
     assert purge.rc == 0
     assert containers(client, "rr") == [] and client.volumes.list(filters={"label": "peerlab.network=rr"}) == []
+
+
+def test_secrets_file_stays_vault_encrypted(make_lab: Any, client: docker.DockerClient) -> None:
+    networks = {"vault": {"chain": "regtest", "nodes": [{"name": "a"}, {"name": "b"}], "edges": [["a", "b"]]}}
+    lab = make_lab(networks)
+    assert lab.playbook("deploy.yml").rc == 0
+    secrets = lab.directory / "secrets" / "rpc.yml"
+    password_file = lab.directory / "vault-password"
+    password_file.write_text("test-only vault password\n")
+    vault = ["--vault-password-file", str(password_file)]
+    encrypt = subprocess.run([str(BIN / "ansible-vault"), "encrypt", *vault, str(secrets)], capture_output=True, text=True,
+                             check=False)
+    assert encrypt.returncode == 0, encrypt.stderr
+    secrets.chmod(0o600)
+    lab.write({"vault": dict(networks["vault"], nodes=[{"name": n} for n in "abc"], edges=[["a", "b"], ["c", "a"]])})
+    grown = lab.playbook("deploy.yml", *vault)
+    assert grown.rc == 0, grown.output[-3000:]
+    assert grown.changed["vault-b"] == 0, "existing nodes keep their credentials"
+    text = secrets.read_text()
+    assert text.startswith("$ANSIBLE_VAULT;") and "password" not in text
+    assert oct(secrets.stat().st_mode & 0o777) == "0o600"
+    assert lab.playbook("deploy.yml", *vault).total_changed == 0

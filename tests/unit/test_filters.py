@@ -52,7 +52,7 @@ def test_tip_comes_from_the_miner_else_the_highest_node() -> None:
     hostvars = linked()
     hostvars["lab-a"]["__network_state"].update(blocks=5, bestblockhash="five")
     hostvars["lab-b"]["__network_state"].update(blocks=7, bestblockhash="seven")
-    assert network_tips(["lab-a", "lab-b"], hostvars) == {"lab": "seven"}
+    assert network_tips(["lab-a", "lab-b"], hostvars, states="__network_state") == {"lab": "seven"}
     states = {"lab-a": {"blocks": 9, "bestblockhash": "nine"}}
     assert network_tips(["lab-a", "lab-b"], hostvars, states=states) == {"lab": "nine"}
     hostvars["lab-a"]["__network_mined"] = {"tip": "mined"}
