@@ -1,0 +1,701 @@
+#!/usr/bin/env python3
+"""peerlab collector: one per Docker host. Polls the host's Bitcoin nodes and the Docker engine.
+
+Every `interval` seconds it asks each node on its host for its state over RPC (one batched call),
+reads the Docker engine's stats, inspect data and the new lines of each node's log, then writes
+everything to carbon (Graphite's plaintext protocol) and keeps it for Prometheus at /metrics.
+A statsd intake (UDP) forwards what Statoshi nodes send to carbon under `peerlab.statsd.`.
+
+Standard library only. The configuration file (JSON, 0600, written by the collector role) is
+reread when it changes:
+  {"host": "localhost", "interval": 10, "carbon": "peerlab-graphite:2003",
+   "networks": {"lab": {"chain": "regtest", "edges": [["n1", "n2"]],
+                        "nodes": {"n1": {"container": "lab-n1", "rpc_port": 18443,
+                                         "user": "collector", "password": "..."}}}}}
+Metric names: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import http.client
+import http.server
+import json
+import os
+import re
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+CONFIG = os.environ.get("PEERLAB_COLLECTOR_CONFIG", "/etc/peerlab/collector.json")
+DOCKER_SOCKET = os.environ.get("PEERLAB_DOCKER_SOCKET", "/var/run/docker.sock")
+HOST_PROC = os.environ.get("PEERLAB_HOST_PROC", "/host/proc")
+HOST_DISK = os.environ.get("PEERLAB_HOST_DISK", "/host/docker")
+PROMETHEUS_PORT = int(os.environ.get("PEERLAB_PROMETHEUS_PORT", "9332"))
+STATSD_PORT = int(os.environ.get("PEERLAB_STATSD_PORT", "8125"))
+
+# Cumulative series: Prometheus counters; Graphite dashboards take perSecond()/nonNegativeDerivative().
+COUNTERS = frozenset({
+    "bandwidth.bytes_sent", "bandwidth.bytes_received", "message.received", "message.sent",
+    "transactions.accepted", "mining.blocks_mined", "restarts", "system.disk_read_bytes",
+    "system.disk_write_bytes", "system.net_rx_bytes", "system.net_tx_bytes", "blocks.propagated",
+    "net_rx_bytes", "net_tx_bytes",
+})
+# The label a keyed metric's last Graphite path segment becomes in Prometheus.
+KEY_LABELS = {
+    "peers.type": "type", "peers.network": "net", "bandwidth.sent_by_msg": "msg",
+    "bandwidth.received_by_msg": "msg", "message.received": "msg", "message.sent": "msg",
+    "ping.peer": "peer", "minping.peer": "peer",
+}
+SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+RECEIVED = re.compile(r"\[net\] received: (\S+) \(\d+ bytes\) peer=")
+SENDING = re.compile(r"\[net\] sending (\S+) \(\d+ bytes\) peer=")
+UPDATE_TIP = re.compile(r"UpdateTip: new best=([0-9a-f]{64}) height=(\d+)")
+CREATE_BLOCK = re.compile(r"CreateNewBlock\(\)")
+
+
+def safe(part: str) -> str:
+    """One Graphite path segment: no dots, no spaces."""
+    return SAFE.sub("_", part).strip("_") or "_"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One value. scope: ("node", network, node) | ("network", network) | ("host", host)."""
+
+    scope: tuple[str, ...]
+    name: str
+    value: float
+    key: str | None = None
+
+    def graphite(self) -> str:
+        kind = self.scope[0]
+        if kind == "node":
+            prefix = f"peerlab.{safe(self.scope[1])}.nodes.{safe(self.scope[2])}"
+        elif kind == "network":
+            prefix = f"peerlab.{safe(self.scope[1])}.network"
+        else:
+            prefix = f"peerlab.hosts.{safe(self.scope[1])}"
+        return f"{prefix}.{self.name}" + (f".{safe(self.key)}" if self.key is not None else "")
+
+    def prometheus(self) -> tuple[str, dict[str, str]]:
+        kind = self.scope[0]
+        labels = ({"network": self.scope[1], "node": self.scope[2]} if kind == "node" else
+                  {"network": self.scope[1]} if kind == "network" else {"host": self.scope[1]})
+        if self.key is not None:
+            labels[KEY_LABELS.get(self.name, "key")] = self.key
+        name = f"peerlab_{'' if kind == 'node' else kind + '_'}{self.name.replace('.', '_')}"
+        return name, labels
+
+
+def prometheus_text(samples: Iterable[Sample]) -> str:
+    """Samples in the Prometheus text exposition format, one TYPE line per family."""
+    families: dict[str, list[str]] = {}
+    kinds: dict[str, str] = {}
+    for sample in samples:
+        name, labels = sample.prometheus()
+        kinds[name] = "counter" if sample.name in COUNTERS else "gauge"
+        rendered = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+        families.setdefault(name, []).append(f"{name}{{{rendered}}} {number(sample.value)}")
+    lines = []
+    for name in sorted(families):
+        lines.append(f"# TYPE {name} {kinds[name]}")
+        lines.extend(families[name])
+    return "\n".join(lines) + "\n"
+
+
+def number(value: float) -> str:
+    """A value as text without losing precision (48-bit tip ids, byte counters)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def carbon_lines(samples: Iterable[Sample], when: int) -> str:
+    return "".join(f"{sample.graphite()} {number(sample.value)} {when}\n" for sample in samples)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure computations from RPC answers and log lines (unit-tested)
+
+
+def peer_samples(scope: tuple[str, ...], peers: list[dict[str, Any]], names: dict[str, str]) -> list[Sample]:
+    """Peers by direction, connection type and network; bytes per message; ping per peer."""
+    out = [Sample(scope, "peers.total", len(peers)),
+           Sample(scope, "peers.inbound", sum(1 for peer in peers if peer.get("inbound"))),
+           Sample(scope, "peers.outbound", sum(1 for peer in peers if not peer.get("inbound")))]
+    types: dict[str, int] = {}
+    networks: dict[str, int] = {}
+    sent: dict[str, int] = {}
+    received: dict[str, int] = {}
+    pings, minpings = [], []
+    for peer in peers:
+        kind = peer.get("connection_type") or ("inbound" if peer.get("inbound") else "outbound")
+        types[kind] = types.get(kind, 0) + 1
+        network = peer.get("network", "unknown")
+        networks[network] = networks.get(network, 0) + 1
+        for message, count in (peer.get("bytessent_per_msg") or {}).items():
+            sent[message] = sent.get(message, 0) + int(count)
+        for message, count in (peer.get("bytesrecv_per_msg") or {}).items():
+            received[message] = received.get(message, 0) + int(count)
+        name = peer_name(peer.get("addr", ""), names)
+        if "pingtime" in peer:
+            pings.append(peer["pingtime"] * 1000)
+            out.append(Sample(scope, "ping.peer", peer["pingtime"] * 1000, name))
+        if "minping" in peer:
+            minpings.append(peer["minping"] * 1000)
+            out.append(Sample(scope, "minping.peer", peer["minping"] * 1000, name))
+    out += [Sample(scope, "peers.type", count, kind) for kind, count in sorted(types.items())]
+    out += [Sample(scope, "peers.network", count, net) for net, count in sorted(networks.items())]
+    out += [Sample(scope, "bandwidth.sent_by_msg", count, msg) for msg, count in sorted(sent.items())]
+    out += [Sample(scope, "bandwidth.received_by_msg", count, msg) for msg, count in sorted(received.items())]
+    if pings:
+        out.append(Sample(scope, "ping.median", statistics.median(pings)))
+    if minpings:
+        out.append(Sample(scope, "minping.median", statistics.median(minpings)))
+    return out
+
+
+def peer_name(addr: str, names: dict[str, str]) -> str:
+    """A peer's node name when its address is a known container's, else its address."""
+    host = addr.rsplit(":", 1)[0].strip("[]") if addr else ""
+    return names.get(host, safe(addr) if addr else "unknown")
+
+
+def tip_id(block_hash: str) -> float:
+    """A block hash as a number Graphite can store exactly (its last 48 bits)."""
+    return float(int(block_hash[-12:], 16))
+
+
+def chain_tip_samples(scope: tuple[str, ...], tips: list[dict[str, Any]]) -> list[Sample]:
+    """Chain tips known to the node and how many are forks (any tip but the active one)."""
+    forks = [tip for tip in tips if tip.get("status") != "active"]
+    return [Sample(scope, "chain.tips", len(tips)), Sample(scope, "chain.forks", len(forks)),
+            Sample(scope, "chain.fork_branchlen_max", max((tip.get("branchlen", 0) for tip in forks), default=0))]
+
+
+@dataclass
+class LogState:
+    """What one node's log told so far: message counts, tips seen with their times, blocks mined."""
+
+    received: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)  # block hash -> when this node took it as tip
+    mined: int = 0
+    last_tip_time: float | None = None
+    pending_create: bool = False
+    last_stamp: str = ""
+
+    def feed(self, stamp: str, when: float, line: str) -> None:
+        """Account one log line. stamp: Docker's RFC3339Nano timestamp, when: the same in seconds."""
+        if stamp and stamp <= self.last_stamp:
+            return  # Docker's `since` is inclusive: skip what the last read already counted
+        self.last_stamp = stamp or self.last_stamp
+        if match := RECEIVED.search(line):
+            self.received[match[1]] = self.received.get(match[1], 0) + 1
+        elif match := SENDING.search(line):
+            self.sent[match[1]] = self.sent.get(match[1], 0) + 1
+        elif CREATE_BLOCK.search(line):
+            self.pending_create = True
+        elif match := UPDATE_TIP.search(line):
+            self.seen.setdefault(match[1], when)
+            self.last_tip_time = when
+            if self.pending_create:  # the block this node just assembled became its tip: it mined it
+                self.mined += 1
+            self.pending_create = False
+
+    def samples(self, scope: tuple[str, ...]) -> list[Sample]:
+        out = [Sample(scope, "message.received", count, msg) for msg, count in sorted(self.received.items())]
+        out += [Sample(scope, "message.sent", count, msg) for msg, count in sorted(self.sent.items())]
+        out.append(Sample(scope, "mining.blocks_mined", self.mined))
+        return out
+
+    def forget(self, keep: int = 2000) -> None:
+        if len(self.seen) > keep:
+            for block in sorted(self.seen, key=self.seen.__getitem__)[: len(self.seen) - keep]:
+                del self.seen[block]
+
+
+def parse_log(chunk: bytes) -> list[tuple[str, str]]:
+    """Docker's multiplexed log stream (no TTY) -> [(timestamp, line)]."""
+    lines: list[tuple[str, str]] = []
+    offset = 0
+    payload = bytearray()
+    while offset + 8 <= len(chunk):
+        size = int.from_bytes(chunk[offset + 4: offset + 8], "big")
+        payload += chunk[offset + 8: offset + 8 + size]
+        offset += 8 + size
+    for raw in payload.decode("utf-8", "replace").splitlines():
+        stamp, _sep, line = raw.partition(" ")
+        lines.append((stamp, line))
+    return lines
+
+
+def docker_time(stamp: str) -> float:
+    """RFC3339Nano (Docker's log timestamps, UTC) -> seconds since the epoch."""
+    match = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z", stamp)
+    if not match:
+        return time.time()
+    parts = [int(part) for part in match.groups()[:6]]
+    return float(calendar.timegm((*parts, 0, 0, 0))) + float("0." + (match[7] or "0"))
+
+
+def propagation(seen: dict[str, dict[str, float]], nodes: list[str], done: set[str]) -> list[tuple[str, float]]:
+    """Blocks every node has taken as tip and not reported yet: [(hash, last - first seconds)]."""
+    out: list[tuple[str, float]] = []
+    if not nodes:
+        return out
+    blocks = set.intersection(*(set(seen.get(node, {})) for node in nodes)) - done
+    for block in blocks:
+        times = [seen[node][block] for node in nodes]
+        out.append((block, max(times) - min(times)))
+    return out
+
+
+def network_samples(network: str, states: dict[str, dict[str, Any]], expected: list[list[str]],
+                    expected_nodes: int) -> list[Sample]:
+    """Network-wide view from each node's tip and peer names (nodes that answered only)."""
+    scope = ("network", network)
+    tips = [state["tip"] for state in states.values() if state.get("tip")]
+    heights = [state["height"] for state in states.values() if "height" in state]
+    counts: dict[str, int] = {}
+    for tip in tips:
+        counts[tip] = counts.get(tip, 0) + 1
+    connected = sum(1 for a, b in expected
+                    if b in states.get(a, {}).get("peers", ()) or a in states.get(b, {}).get("peers", ()))
+    out = [Sample(scope, "nodes.up", len(states)), Sample(scope, "nodes.expected", expected_nodes),
+           Sample(scope, "tips.distinct", len(counts)),
+           Sample(scope, "tip_agreement", max(counts.values()) / expected_nodes if counts and expected_nodes else 0),
+           Sample(scope, "edges.connected", connected), Sample(scope, "edges.expected", len(expected))]
+    if heights:
+        out += [Sample(scope, "height.max", max(heights)), Sample(scope, "height.min", min(heights))]
+        out += [Sample(("node", network, node), "chain.blocks_behind", max(heights) - state["height"])
+                for node, state in sorted(states.items()) if "height" in state]
+    return out
+
+
+def container_samples(scope: tuple[str, ...], stats: dict[str, Any], previous: tuple[float, float] | None,
+                      now: float) -> tuple[list[Sample], tuple[float, float]]:
+    """CPU (percent of one core, from the previous poll), memory, block I/O and network."""
+    cpu_ns = float(stats.get("cpu_stats", {}).get("cpu_usage", {}).get("total_usage", 0))
+    memory = stats.get("memory_stats", {})
+    inner = memory.get("stats", {})
+    rss = inner.get("rss", inner.get("anon", 0))
+    out = [Sample(scope, "system.memory_rss", rss), Sample(scope, "system.memory_usage", memory.get("usage", 0))]
+    if previous is not None and now > previous[1]:
+        out.append(Sample(scope, "system.cpu_percent", max(0.0, (cpu_ns - previous[0]) / 1e9 / (now - previous[1]) * 100)))
+    read = write = 0
+    for entry in (stats.get("blkio_stats", {}).get("io_service_bytes_recursive") or []):
+        if entry.get("op", "").lower() == "read":
+            read += entry.get("value", 0)
+        elif entry.get("op", "").lower() == "write":
+            write += entry.get("value", 0)
+    out += [Sample(scope, "system.disk_read_bytes", read), Sample(scope, "system.disk_write_bytes", write)]
+    networks = stats.get("networks") or {}
+    out += [Sample(scope, "system.net_rx_bytes", sum(n.get("rx_bytes", 0) for n in networks.values())),
+            Sample(scope, "system.net_tx_bytes", sum(n.get("tx_bytes", 0) for n in networks.values()))]
+    return out, (cpu_ns, now)
+
+
+def host_samples(host: str, proc: str, disk: str, previous: dict[str, float]) -> list[Sample]:
+    """The Docker host: CPU (percent of all cores), load, memory, the Docker disk, network."""
+    scope = ("host", host)
+    out: list[Sample] = []
+    try:
+        with open(os.path.join(proc, "stat"), encoding="ascii") as handle:
+            fields = [float(value) for value in handle.readline().split()[1:]]
+        busy, total = sum(fields) - fields[3] - (fields[4] if len(fields) > 4 else 0), sum(fields)
+        if "cpu_total" in previous and total > previous["cpu_total"]:
+            out.append(Sample(scope, "cpu_percent", (busy - previous["cpu_busy"]) / (total - previous["cpu_total"]) * 100))
+        previous.update(cpu_busy=busy, cpu_total=total)
+        with open(os.path.join(proc, "loadavg"), encoding="ascii") as handle:
+            out.append(Sample(scope, "load1", float(handle.read().split()[0])))
+        meminfo = {}
+        with open(os.path.join(proc, "meminfo"), encoding="ascii") as handle:
+            for line in handle:
+                key, _sep, value = line.partition(":")
+                meminfo[key] = int(value.split()[0]) * 1024
+        out += [Sample(scope, "memory_total", meminfo["MemTotal"]),
+                Sample(scope, "memory_used", meminfo["MemTotal"] - meminfo.get("MemAvailable", meminfo["MemFree"]))]
+        rx = tx = 0
+        with open(os.path.join(proc, "1", "net", "dev"), encoding="ascii") as handle:
+            for line in handle.readlines()[2:]:
+                name, _sep, values = line.partition(":")
+                if name.strip() != "lo":
+                    numbers = values.split()
+                    rx, tx = rx + int(numbers[0]), tx + int(numbers[8])
+        out += [Sample(scope, "net_rx_bytes", rx), Sample(scope, "net_tx_bytes", tx)]
+    except (OSError, ValueError, KeyError, IndexError) as error:
+        log(f"host metrics from {proc}: {error}")
+    try:
+        stat = os.statvfs(disk)
+        out += [Sample(scope, "disk_total", stat.f_blocks * stat.f_frsize),
+                Sample(scope, "disk_free", stat.f_bavail * stat.f_frsize)]
+    except OSError as error:
+        log(f"disk metrics from {disk}: {error}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# I/O: Docker engine, bitcoind RPC, carbon, Prometheus, statsd
+
+
+def log(message: str) -> None:
+    print(f"peerlab-collector: {message}", file=sys.stderr, flush=True)
+
+
+class DockerConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 20.0) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def docker(path: str, raw: bool = False) -> Any:
+    connection = DockerConnection(DOCKER_SOCKET)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        if response.status >= 400:
+            raise OSError(f"docker {path}: HTTP {response.status} {body[:200]!r}")
+        return body if raw else json.loads(body)
+    finally:
+        connection.close()
+
+
+def rpc_batch(host: str, port: int, user: str, password: str, calls: list[tuple[str, list[Any]]],
+              timeout: float = 8.0) -> list[Any]:
+    """One HTTP request carrying several calls; a failed call's result is None."""
+    body = json.dumps([{"jsonrpc": "1.0", "id": index, "method": method, "params": params}
+                       for index, (method, params) in enumerate(calls)])
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("POST", "/", body, {"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+        response = connection.getresponse()
+        payload = response.read()
+        if response.status in (401, 403):
+            raise OSError(f"RPC {host}:{port} refused the collector's credentials (HTTP {response.status})")
+        answers = {answer["id"]: answer for answer in json.loads(payload)}
+    finally:
+        connection.close()
+    return [answers.get(index, {}).get("result") if not answers.get(index, {}).get("error") else None
+            for index in range(len(calls))]
+
+
+class Carbon:
+    def __init__(self) -> None:
+        self._socket: socket.socket | None = None
+        self._where = ""
+
+    def send(self, where: str, text: str) -> None:
+        if self._where != where:
+            self.close()
+        host, _sep, port = where.rpartition(":")
+        for attempt in (1, 2):
+            try:
+                if self._socket is None:
+                    self._socket = socket.create_connection((host, int(port)), timeout=10)
+                    self._where = where
+                self._socket.sendall(text.encode())
+                return
+            except OSError as error:
+                self.close()
+                if attempt == 2:
+                    log(f"carbon {where}: {error}")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+        self._socket = None
+
+
+class Statsd:
+    """statsd intake: counters (per-second rate), gauges (last value), timers (mean, count)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counters: dict[str, float] = {}
+        self.gauges: dict[str, float] = {}
+        self.timers: dict[str, list[float]] = {}
+
+    def feed(self, packet: str) -> None:
+        for line in packet.splitlines():
+            name, _sep, rest = line.partition(":")
+            parts = rest.split("|")
+            if not name or len(parts) < 2:
+                continue
+            try:
+                value = float(parts[0])
+                rate = float(parts[2][1:]) if len(parts) > 2 and parts[2].startswith("@") else 1.0
+            except ValueError:
+                continue
+            with self.lock:
+                if parts[1] == "c":
+                    self.counters[name] = self.counters.get(name, 0.0) + value / (rate or 1.0)
+                elif parts[1] == "g":
+                    if parts[0][:1] in "+-" and name in self.gauges:
+                        self.gauges[name] += value
+                    else:
+                        self.gauges[name] = value
+                elif parts[1] == "ms":
+                    self.timers.setdefault(name, []).append(value)
+
+    def flush(self, interval: float) -> list[tuple[str, float]]:
+        with self.lock:
+            out = [(f"peerlab.statsd.{name}", count / interval) for name, count in self.counters.items()]
+            out += [(f"peerlab.statsd.{name}", value) for name, value in self.gauges.items()]
+            for name, values in self.timers.items():
+                out += [(f"peerlab.statsd.{name}.mean", statistics.fmean(values)),
+                        (f"peerlab.statsd.{name}.count", len(values))]
+            self.counters = {name: 0.0 for name in self.counters}
+            self.timers = {}
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+RPC_CALLS = [("getblockchaininfo", []), ("getpeerinfo", []), ("getnettotals", []), ("getmempoolinfo", []),
+             ("getrawmempool", []), ("getchaintips", []), ("uptime", []), ("getchaintxstats", [1])]
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+        self.config_stamp = 0.0
+        self.latest: list[Sample] = []
+        self.logs: dict[str, LogState] = {}
+        self.cpu: dict[str, tuple[float, float]] = {}
+        self.mempools: dict[str, set[str]] = {}
+        self.accepted: dict[str, int] = {}
+        self.uptimes: dict[str, float] = {}
+        self.restarts: dict[str, int] = {}
+        self.reported: dict[str, set[str]] = {}
+        self.propagated: dict[str, int] = {}
+        self.last_propagation: dict[str, float] = {}
+        self.host_previous: dict[str, float] = {}
+        self.carbon = Carbon()
+        self.statsd = Statsd()
+        self.self_cpu: tuple[float, float] | None = None
+
+    def reload(self) -> None:
+        try:
+            stamp = os.stat(CONFIG).st_mtime
+        except OSError:
+            return
+        if stamp != self.config_stamp:
+            with open(CONFIG, encoding="utf-8") as handle:
+                self.config = json.load(handle)
+            self.config_stamp = stamp
+            log(f"configuration loaded: {sum(len(n['nodes']) for n in self.config.get('networks', {}).values())} nodes")
+
+    def poll_node(self, network: str, node: str, spec: dict[str, Any], container: dict[str, Any] | None,
+                  names: dict[str, str], now: float) -> tuple[list[Sample], dict[str, Any]]:
+        scope = ("node", network, node)
+        key = f"{network}/{node}"
+        out: list[Sample] = []
+        state: dict[str, Any] = {}
+        out.append(Sample(scope, "up", 0))
+        if container is None:
+            return out, state
+        restarts = int(container.get("RestartCount", 0))
+        self.restarts[key] = max(self.restarts.get(key, 0), restarts)
+        try:
+            results = rpc_batch(spec["container"], int(spec["rpc_port"]), spec.get("user", "collector"),
+                                spec["password"], RPC_CALLS)
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            log(f"{key}: RPC: {error}")
+            results = [None] * len(RPC_CALLS)
+        chain, peers, totals, mempool, rawmempool, tips, uptime, txstats = results
+        if chain:
+            out[0] = Sample(scope, "up", 1)
+            state.update(tip=chain["bestblockhash"], height=chain["blocks"])
+            out += [Sample(scope, "chain.height", chain["blocks"]), Sample(scope, "chain.headers", chain["headers"]),
+                    Sample(scope, "chain.tip", tip_id(chain["bestblockhash"])),
+                    Sample(scope, "system.disk_size", chain.get("size_on_disk", 0))]
+        if peers is not None:
+            out += peer_samples(scope, peers, names)
+            state["peers"] = {peer_name(peer.get("addr", ""), names) for peer in peers}
+        if totals:
+            out += [Sample(scope, "bandwidth.bytes_sent", totals["totalbytessent"]),
+                    Sample(scope, "bandwidth.bytes_received", totals["totalbytesrecv"])]
+        if mempool:
+            out += [Sample(scope, "mempool.size", mempool["size"]), Sample(scope, "mempool.bytes", mempool["bytes"]),
+                    Sample(scope, "mempool.usage", mempool["usage"]),
+                    Sample(scope, "mempool.min_fee", mempool["mempoolminfee"])]
+        if rawmempool is not None:
+            current = set(rawmempool)
+            before = self.mempools.get(key)
+            self.accepted[key] = self.accepted.get(key, 0) + (len(current - before) if before is not None else 0)
+            self.mempools[key] = current
+            out.append(Sample(scope, "transactions.accepted", self.accepted[key]))
+        if tips is not None:
+            out += chain_tip_samples(scope, tips)
+        if uptime is not None:
+            if uptime < self.uptimes.get(key, 0) and restarts <= self.restarts.get(key, 0):
+                self.restarts[key] += 1  # bitcoind restarted without Docker restarting the container
+            self.uptimes[key] = uptime
+            out.append(Sample(scope, "uptime", uptime))
+        out.append(Sample(scope, "restarts", self.restarts[key]))
+        if txstats:
+            out.append(Sample(scope, "chain.transactions", txstats["txcount"]))
+        # The log: messages by type, tips with the time this node took them, blocks it mined.
+        logstate = self.logs.setdefault(key, LogState())
+        since = (logstate.last_stamp and f"{docker_time(logstate.last_stamp):.9f}") or f"{now - 2 * self.interval:.0f}"
+        try:
+            chunk = docker(f"/containers/{container['Id']}/logs?stdout=1&stderr=1&timestamps=1&since={since}", raw=True)
+            for stamp, line in parse_log(chunk):
+                logstate.feed(stamp, docker_time(stamp), line)
+            logstate.forget()
+        except OSError as error:
+            log(f"{key}: logs: {error}")
+        out += logstate.samples(scope)
+        last_tip = logstate.last_tip_time
+        if last_tip is None and chain:
+            last_tip = float(chain.get("time", now))
+        if last_tip is not None:
+            out.append(Sample(scope, "chain.seconds_since_block", max(0.0, now - last_tip)))
+        try:
+            stats = docker(f"/containers/{container['Id']}/stats?stream=false&one-shot=true")
+            samples, self.cpu[key] = container_samples(scope, stats, self.cpu.get(key), time.monotonic())
+            out += samples
+        except OSError as error:
+            log(f"{key}: stats: {error}")
+        return out, state
+
+    @property
+    def interval(self) -> float:
+        return float(self.config.get("interval", 10))
+
+    def poll(self) -> list[Sample]:
+        now = time.time()
+        containers = {c["Names"][0].lstrip("/"): c for c in
+                      docker("/containers/json?all=1&filters=" + quote(json.dumps({"label": ["peerlab.role=node"]})))}
+        names: dict[str, str] = {}
+        for name, summary in containers.items():
+            node = summary.get("Labels", {}).get("peerlab.node", name)
+            names[name] = node
+            for net in (summary.get("NetworkSettings", {}).get("Networks") or {}).values():
+                if net.get("IPAddress"):
+                    names[net["IPAddress"]] = node
+        jobs = []
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            for network, spec in self.config.get("networks", {}).items():
+                for node, node_spec in spec.get("nodes", {}).items():
+                    summary = containers.get(node_spec["container"])
+                    container = None
+                    if summary is not None and summary.get("State") == "running":
+                        try:
+                            container = docker(f"/containers/{summary['Id']}/json")
+                        except OSError as error:
+                            log(f"{network}/{node}: inspect: {error}")
+                    jobs.append((network, node, pool.submit(self.poll_node, network, node, node_spec,
+                                                            container, names, now)))
+            results = [(network, node, job.result()) for network, node, job in jobs]
+        samples: list[Sample] = []
+        for network, spec in self.config.get("networks", {}).items():
+            states = {node: state for net, node, (_samples, state) in results if net == network and state}
+            for net, _node, (node_samples, _state) in results:
+                if net == network:
+                    samples += node_samples
+            samples += network_samples(network, states, spec.get("edges", []), len(spec.get("nodes", {})))
+            seen = {node: self.logs[f"{network}/{node}"].seen for node in spec.get("nodes", {})
+                    if f"{network}/{node}" in self.logs}
+            done = self.reported.setdefault(network, set())
+            for block, seconds in propagation(seen, sorted(states), done):
+                done.add(block)
+                self.propagated[network] = self.propagated.get(network, 0) + 1
+                self.last_propagation[network] = seconds
+            if len(done) > 4000:
+                done.clear()
+            scope = ("network", network)
+            samples.append(Sample(scope, "blocks.propagated", self.propagated.get(network, 0)))
+            if network in self.last_propagation:
+                samples.append(Sample(scope, "blocks.propagation_seconds", self.last_propagation[network]))
+        host = self.config.get("host", socket.gethostname())
+        samples += host_samples(host, HOST_PROC, HOST_DISK, self.host_previous)
+        samples += self.self_samples(host)
+        return samples
+
+    def self_samples(self, host: str) -> list[Sample]:
+        scope = ("host", host)
+        times = os.times()
+        cpu, now = times.user + times.system, time.monotonic()
+        out = []
+        if self.self_cpu is not None and now > self.self_cpu[1]:
+            out.append(Sample(scope, "collector.cpu_percent", (cpu - self.self_cpu[0]) / (now - self.self_cpu[1]) * 100))
+        self.self_cpu = (cpu, now)
+        try:
+            with open("/proc/self/status", encoding="ascii") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        out.append(Sample(scope, "collector.memory_rss", int(line.split()[1]) * 1024))
+        except OSError:
+            pass
+        return out
+
+    def run(self) -> None:
+        threading.Thread(target=serve_prometheus, args=(self,), daemon=True).start()
+        threading.Thread(target=serve_statsd, args=(self.statsd,), daemon=True).start()
+        while True:
+            started = time.monotonic()
+            self.reload()
+            if self.config:
+                try:
+                    samples = self.poll()
+                    took = time.monotonic() - started
+                    samples.append(Sample(("host", self.config.get("host", "")), "collector.poll_seconds", took))
+                    self.latest = samples
+                    when = int(time.time())
+                    text = carbon_lines(samples, when)
+                    text += "".join(f"{name} {number(value)} {when}\n" for name, value in self.statsd.flush(self.interval))
+                    self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), text)
+                except (OSError, ValueError, KeyError) as error:
+                    log(f"poll failed: {error}")
+            time.sleep(max(0.5, self.interval - (time.monotonic() - started)))
+
+
+def serve_prometheus(collector: Collector) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = prometheus_text(collector.latest).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    http.server.ThreadingHTTPServer(("0.0.0.0", PROMETHEUS_PORT), Handler).serve_forever()
+
+
+def serve_statsd(statsd: Statsd) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", STATSD_PORT))
+    while True:
+        packet, _sender = sock.recvfrom(65535)
+        statsd.feed(packet.decode("utf-8", "replace"))
+
+
+if __name__ == "__main__":
+    log(f"starting; configuration {CONFIG}")
+    while not os.path.exists(CONFIG):
+        time.sleep(1)
+    Collector().run()

@@ -1,0 +1,110 @@
+"""The collector's pure logic: log accounting, peer and network views, statsd, output formats."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("collector", ROOT / "images" / "collector" / "collector.py")
+assert _spec and _spec.loader
+collector = importlib.util.module_from_spec(_spec)
+sys.modules["collector"] = collector
+_spec.loader.exec_module(collector)
+
+SCOPE = ("node", "lab", "n1")
+HASH_A = "a" * 64
+HASH_B = "b" * 63 + "c"
+
+
+def frame(text: str, stream: int = 1) -> bytes:
+    data = text.encode()
+    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+
+def test_docker_log_stream_is_split_into_stamped_lines() -> None:
+    chunk = frame("2026-11-21T10:00:00.5Z [net] received: inv (37 bytes) peer=0\n2026-11-21T10:00:01Z x\n")
+    assert collector.parse_log(chunk + frame("2026-11-21T10:00:02Z y\n", 2)) == [
+        ("2026-11-21T10:00:00.5Z", "[net] received: inv (37 bytes) peer=0"),
+        ("2026-11-21T10:00:01Z", "x"), ("2026-11-21T10:00:02Z", "y")]
+    assert collector.docker_time("1970-01-01T00:01:00.250Z") == 60.25
+
+
+def test_log_counts_messages_tips_and_blocks_mined_once() -> None:
+    state = collector.LogState()
+    lines = [
+        ("t1", "2026-11-21T10:00:00Z [net] received: inv (37 bytes) peer=0"),
+        ("t2", "2026-11-21T10:00:00Z [net] sending getdata (37 bytes) peer=0"),
+        ("t3", "2026-11-21T10:00:00Z [net] received: inv (37 bytes) peer=1"),
+        ("t4", "2026-11-21T10:00:00Z CreateNewBlock(): block weight: 896 txs: 0 fees: 0 sigops 400"),
+        ("t5", f"2026-11-21T10:00:01Z UpdateTip: new best={HASH_A} height=1 version=0x20000000"),
+        ("t6", f"2026-11-21T10:00:02Z UpdateTip: new best={HASH_B} height=2 version=0x20000000"),
+    ]
+    for when, (stamp, line) in enumerate(lines):
+        state.feed(stamp, float(when), line)
+    for stamp, line in lines:  # Docker's `since` is inclusive: the next read repeats the last lines
+        state.feed(stamp, 99.0, line)
+    assert state.received == {"inv": 2} and state.sent == {"getdata": 1}
+    assert state.mined == 1  # only the block this node assembled itself
+    assert state.seen == {HASH_A: 4.0, HASH_B: 5.0}
+    names = {sample.graphite() for sample in state.samples(SCOPE)}
+    assert "peerlab.lab.nodes.n1.message.received.inv" in names
+    assert "peerlab.lab.nodes.n1.mining.blocks_mined" in names
+
+
+def test_propagation_waits_for_every_node_and_reports_each_block_once() -> None:
+    seen = {"n1": {HASH_A: 10.0, HASH_B: 20.0}, "n2": {HASH_A: 10.5}}
+    done: set[str] = set()
+    assert collector.propagation(seen, ["n1", "n2"], done) == [(HASH_A, 0.5)]
+    assert collector.propagation(seen, [], done) == []
+
+
+def test_peer_view_by_type_network_message_and_ping() -> None:
+    peers = [
+        {"addr": "lab-n2:18444", "inbound": False, "connection_type": "manual", "network": "ipv4",
+         "bytessent_per_msg": {"inv": 10}, "bytesrecv_per_msg": {"inv": 5}, "pingtime": 0.002, "minping": 0.001},
+        {"addr": "172.18.0.4:5555", "inbound": True, "connection_type": "inbound", "network": "ipv4",
+         "bytessent_per_msg": {"inv": 1, "ping": 8}, "pingtime": 0.004},
+    ]
+    samples = {(s.name, s.key): s.value for s in
+               collector.peer_samples(SCOPE, peers, {"lab-n2": "n2", "172.18.0.4": "n4"})}
+    assert samples[("peers.inbound", None)] == 1 and samples[("peers.outbound", None)] == 1
+    assert samples[("peers.type", "manual")] == 1 and samples[("peers.network", "ipv4")] == 2
+    assert samples[("bandwidth.sent_by_msg", "inv")] == 11
+    assert samples[("ping.peer", "n2")] == 2.0 and samples[("ping.peer", "n4")] == 4.0
+    assert samples[("ping.median", None)] == 3.0 and samples[("minping.median", None)] == 1.0
+
+
+def test_network_view_counts_edges_tips_and_lag() -> None:
+    states = {"n1": {"tip": HASH_A, "height": 5, "peers": {"n2"}}, "n2": {"tip": HASH_A, "height": 5, "peers": {"n1"}},
+              "n3": {"tip": HASH_B, "height": 2, "peers": set()}}
+    samples = {s.graphite(): s.value for s in
+               collector.network_samples("lab", states, [["n1", "n2"], ["n2", "n3"]], 4)}
+    assert samples["peerlab.lab.network.edges.connected"] == 1
+    assert samples["peerlab.lab.network.edges.expected"] == 2
+    assert samples["peerlab.lab.network.tips.distinct"] == 2
+    assert samples["peerlab.lab.network.tip_agreement"] == 0.5  # two of four expected nodes
+    assert samples["peerlab.lab.nodes.n3.chain.blocks_behind"] == 3
+
+
+def test_statsd_intake_rates_gauges_and_timers() -> None:
+    statsd = collector.Statsd()
+    statsd.feed("bitcoind.message.received.inv:2|c\nbitcoind.message.received.inv:1|c|@0.5\n"
+                "bitcoind.peers.totalConnections:8|g\nbitcoind.peers.totalConnections:-1|g\n"
+                "bitcoind.block.verify:10|ms\nbitcoind.block.verify:20|ms\ngarbage\nx:y|c")
+    flushed = dict(statsd.flush(10))
+    assert flushed["peerlab.statsd.bitcoind.message.received.inv"] == 0.4
+    assert flushed["peerlab.statsd.bitcoind.peers.totalConnections"] == 7
+    assert flushed["peerlab.statsd.bitcoind.block.verify.mean"] == 15
+    assert dict(statsd.flush(10))["peerlab.statsd.bitcoind.message.received.inv"] == 0
+
+
+def test_outputs_keep_precision_and_label_keys() -> None:
+    tip = collector.Sample(SCOPE, "chain.tip", collector.tip_id("f" * 52 + "ffffffffffff"))
+    assert collector.carbon_lines([tip], 7) == "peerlab.lab.nodes.n1.chain.tip 281474976710655 7\n"
+    text = collector.prometheus_text([collector.Sample(SCOPE, "message.received", 3, "inv"),
+                                      collector.Sample(("host", "h1"), "load1", 0.5)])
+    assert '# TYPE peerlab_message_received counter\npeerlab_message_received{msg="inv",network="lab",node="n1"} 3' in text
+    assert 'peerlab_host_load1{host="h1"} 0.5' in text
+    assert collector.Sample(SCOPE, "ping.peer", 1, "10.0.0.1:8333").graphite().endswith("ping.peer.10_0_0_1_8333")
