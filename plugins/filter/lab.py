@@ -16,6 +16,9 @@ link_specs(hosts, hostvars, network, docker_host): the nodes option of peerlab.b
 link_states(results): node -> state from a looped peerlab.bitcoin.links task.
 network_tips(hosts, hostvars, mined_var, states): network -> tip every node must reach.
 summary_table(hosts, hostvars, states): the table a deploy prints.
+attached(names): docker_container's networks option for these network names.
+collector_config(hosts, hostvars, docker_host, credentials, user, interval, carbon): one collector's
+  configuration (the nodes on its Docker host, their RPC access and expected edges).
 """
 
 
@@ -54,6 +57,30 @@ def container_named(results: list[dict[str, Any]], name: str) -> dict[str, Any] 
             if f"/{name}" in container.get("Names", []):
                 return container  # type: ignore[no-any-return]
     return None
+
+
+def collector_config(hosts: list[str], hostvars: Any, docker_host: str, credentials: dict[str, Any],
+                     user: str, interval: int, carbon: str) -> dict[str, Any]:
+    """The collector's configuration file for one Docker host (holds passwords: no_log)."""
+    networks: dict[str, Any] = {}
+    nodes_of: dict[str, str] = {}
+    for _host, variables in _vars(hosts, hostvars):
+        nodes_of[variables["peerlab_container"]] = variables["peerlab_node"]
+    for _host, variables in _vars(hosts, hostvars):
+        if variables["peerlab_docker_host"] != docker_host:
+            continue
+        network = networks.setdefault(variables["peerlab_network"],
+                                      {"chain": variables["peerlab_chain"], "edges": [], "nodes": {}})
+        network["nodes"][variables["peerlab_node"]] = {
+            "container": variables["peerlab_container"], "rpc_port": variables["peerlab_rpc_port"], "user": user,
+            "password": credentials[variables["peerlab_container"]][user]["password"]}
+        network["edges"] += [[variables["peerlab_node"], nodes_of[peer]]
+                             for peer in variables["peerlab_peers_out"] if peer in nodes_of]
+    return {"host": docker_host, "interval": interval, "carbon": carbon, "networks": networks}
+
+
+def attached(names: list[str]) -> list[dict[str, str]]:
+    return [{"name": name} for name in names]
 
 
 def container_ip(container: dict[str, Any] | None) -> str:
@@ -134,6 +161,8 @@ class FilterModule:
             "link_specs": link_specs,
             "container_named": container_named,
             "container_ip": container_ip,
+            "collector_config": collector_config,
+            "attached": attached,
             "link_states": link_states,
             "network_tips": network_tips,
             "summary_table": summary_table,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
+    attached,
+    collector_config,
     container_ip,
     container_named,
     link_specs,
@@ -91,3 +93,18 @@ def test_containers_are_found_by_name_and_give_their_address() -> None:
     assert container_named(results, "lab-z") is None
     assert container_ip(listed) == "10.0.0.1"
     assert container_ip(None) == "" and container_ip({"NetworkSettings": {"Networks": {"x": {"IPAddress": ""}}}}) == ""
+
+
+def test_collector_config_holds_its_host_nodes_and_edges_by_node_name() -> None:
+    hostvars = {
+        "lab-a": node("lab", ["lab-b"], "", [], peerlab_node="a", peerlab_container="lab-a", peerlab_chain="regtest",
+                      peerlab_rpc_port=18443),
+        "lab-b": node("lab", [], "", [], peerlab_node="b", peerlab_container="lab-b", peerlab_chain="regtest",
+                      peerlab_rpc_port=18443, peerlab_docker_host="other"),
+    }
+    credentials = {name: {"collector": {"password": f"pw-{name}"}} for name in hostvars}
+    config = collector_config(list(hostvars), hostvars, "localhost", credentials, "collector", 10, "g:2003")
+    assert config == {"host": "localhost", "interval": 10, "carbon": "g:2003", "networks": {"lab": {
+        "chain": "regtest", "edges": [["a", "b"]],
+        "nodes": {"a": {"container": "lab-a", "rpc_port": 18443, "user": "collector", "password": "pw-lab-a"}}}}}
+    assert attached(["x", "y"]) == [{"name": "x"}, {"name": "y"}]
