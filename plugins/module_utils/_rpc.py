@@ -124,6 +124,22 @@ class Rpc:
                 delay = min(delay * 2, 1.0)
 
 
+def ensure_wallet(rpc: Rpc, name: str) -> bool:
+    """Load or create the node's wallet `name`; True when it had to be created."""
+    if name in rpc.call("listwallets"):
+        return False
+    try:
+        rpc.call("loadwallet", name)
+        return False
+    except RpcError as error:
+        if error.code == RPC_WALLET_ALREADY_LOADED:
+            return False
+        if error.code != RPC_WALLET_NOT_FOUND:
+            raise
+    rpc.call("createwallet", name)
+    return True
+
+
 RPC_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     # Shared by every module that talks to a node; rpc_host may be empty in check mode for a node
     # that does not exist yet.

@@ -81,34 +81,10 @@ address:
   type: str
 """
 
-from ..module_utils._rpc import (
-    RPC_WALLET_ALREADY_LOADED,
-    RPC_WALLET_NOT_FOUND,
-    Rpc,
-    RpcError,
-    from_params,
-    node_module,
-    require_address,
-)
+from ..module_utils._rpc import RpcError, ensure_wallet, from_params, node_module, require_address
 
 # generatetoaddress in one call: larger batches hold bitcoind's lock long enough to starve peers.
 _BATCH = 50
-
-
-def ensure_wallet(rpc: Rpc, name: str) -> bool:
-    """Load or create the wallet; True when it had to be created."""
-    if name in rpc.call("listwallets"):
-        return False
-    try:
-        rpc.call("loadwallet", name)
-        return False
-    except RpcError as error:
-        if error.code == RPC_WALLET_ALREADY_LOADED:
-            return False
-        if error.code != RPC_WALLET_NOT_FOUND:
-            raise
-    rpc.call("createwallet", name)
-    return True
 
 
 def main() -> None:
