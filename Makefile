@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck
 
-.PHONY: docs-graph help deps setup images deploy down purge status test lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status traffic bench-collector test lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ down: setup  ## Remove the networks' containers, keep their volumes
 purge: setup  ## Remove the networks' containers and volumes
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/teardown.yml -e peerlab_purge=true
 
+traffic: setup  ## Regtest traffic for DURATION seconds (default 120): blocks and payments
+	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/traffic.yml -e duration=$${DURATION:-120}
+
 status: setup  ## Print every node's peers, height and tip
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
 
@@ -69,6 +72,9 @@ test: lint sanity unit integration molecule  ## Everything CI runs
 
 bench: images  ## Time to a converged network against the bare-container floor (not part of test)
 	$(BIN)/python bench/bench.py
+
+bench-collector: images  ## Collector CPU and memory polling BENCH_NODES (20) nodes under traffic
+	$(BIN)/python bench/collector.py
 
 docs-graph: setup  ## Redraw docs/default-lab.svg from the default topology
 	$(BIN)/python docs/draw.py $(INVENTORY)/02-topology.peerlab.yml docs/default-lab.svg
