@@ -174,7 +174,9 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         inventory = work / "inventory"
         (inventory / "group_vars" / "all").mkdir(parents=True)
         shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", inventory / "01-hosts.yml")
-        (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump({"peerlab_secrets_dir": str(work / "secrets")}))
+        # The network alone: the monitoring stack is measured by bench/collector.py.
+        (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
+            {"peerlab_secrets_dir": str(work / "secrets"), "peerlab_monitoring": False}))
         generator = {**SHAPES[shape], "nodes": count, "prefix": "n"}
         topology = {"plugin": "peerlab.bitcoin.topology", "networks": {"bench": {
             "chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}}}

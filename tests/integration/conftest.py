@@ -47,14 +47,15 @@ def ansible_playbook(playbook: str, inventory: Path, *args: str, timeout: float 
 class Lab:
     """A temporary inventory (hosts + topology + secrets dir) and cleanup of what it deployed."""
 
-    def __init__(self, directory: Path, networks: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, networks: dict[str, Any], settings: dict[str, Any] | None = None) -> None:
         self.directory = directory
         self.inventory = directory / "inventory"
         self.inventory.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", self.inventory / "01-hosts.yml")
         (self.inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
-        (self.inventory / "group_vars" / "all" / "peerlab.yml").write_text(
-            yaml.safe_dump({"peerlab_secrets_dir": str(directory / "secrets")}))
+        # The monitoring stack is off unless a test asks for it with names of its own.
+        (self.inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
+            {"peerlab_secrets_dir": str(directory / "secrets"), "peerlab_monitoring": False, **(settings or {})}))
         self.networks = networks
         self.write(networks)
 

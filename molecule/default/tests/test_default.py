@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -94,3 +95,31 @@ def test_a_block_mined_on_any_node_reaches_every_node(host: Any, miner: str) -> 
             return
         time.sleep(0.2)
     pytest.fail(f"block {block} from {miner} did not reach every node: {tips}")
+
+
+@pytest.mark.parametrize(("name", "role"), [("peerlab-graphite", "graphite"), ("peerlab-collector", "collector")])
+def test_monitoring_runs_with_labels(host: Any, name: str, role: str) -> None:
+    container = host.docker(name)
+    assert container.is_running
+    labels = container.inspect()["Config"]["Labels"]
+    assert labels["peerlab.role"] == role and labels["peerlab.network"] == "lab"
+
+
+def test_graphite_has_every_lab_node(host: Any) -> None:
+    """The default lab is watched out of the box: Graphite on loopback knows every node."""
+    url = "http://127.0.0.1:8080/metrics/find?query=peerlab.lab.nodes.*"
+    deadline = time.monotonic() + 60
+    found: set[str] = set()
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                found = {entry["text"] for entry in json.load(response)}
+        except OSError:
+            pass
+        if found == {f"n{i}" for i in range(1, 6)}:
+            break
+        time.sleep(2)
+    assert found == {f"n{i}" for i in range(1, 6)}
+    grafana = f"{PROJECT}/.state/local/grafana"
+    assert len(host.file(f"{grafana}/dashboards").listdir()) == 6
+    assert host.file(f"{PROJECT}/.state/local/collector/collector.json").mode == 0o600

@@ -1,0 +1,86 @@
+"""Collector cost per 20 nodes: CPU and memory of one collector polling N nodes under traffic.
+
+Deploys an N-node regtest network (random-regular, degree 4) with the monitoring stack under
+names of its own, runs `playbooks/traffic.yml` for BENCH_SECONDS (default 180), then reads the
+collector's own series from Graphite (collector.cpu_percent, collector.memory_rss,
+collector.poll_seconds) and Docker's stats of the collector container; tears everything down.
+`make bench-collector` (BENCH_NODES=20). Prints one JSON line; docs/benchmarks.md records it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import docker
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+NETWORK = "cbench"
+SETTINGS = {"peerlab_monitoring": True, "graphite_container": "peerlab-bench-graphite",
+            "graphite_volume": "peerlab-bench-graphite-data", "graphite_network": "peerlab-bench-monitoring",
+            "graphite_publish": "127.0.0.1:18081", "collector_container": "peerlab-bench-collector",
+            "collector_prometheus_publish": "", "grafana_container": "peerlab-bench-grafana",
+            "grafana_volume": "peerlab-bench-grafana-data", "grafana_publish": ""}
+
+
+def playbook(inventory: Path, name: str, *args: str) -> None:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), PATH=f"{BIN}:{os.environ['PATH']}")
+    result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), name, *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise SystemExit(f"{name} failed:\n{(result.stdout + result.stderr)[-3000:]}")
+
+
+def series(target: str, since: str) -> list[float]:
+    query = urllib.parse.urlencode({"target": target, "from": since, "format": "json"})
+    with urllib.request.urlopen(f"http://{SETTINGS['graphite_publish']}/render?{query}", timeout=30) as response:
+        data: list[dict[str, Any]] = json.load(response)
+    return [value for item in data for value, _stamp in item["datapoints"] if value is not None]
+
+
+def main() -> None:
+    nodes = int(os.environ.get("BENCH_NODES", "20"))
+    seconds = int(os.environ.get("BENCH_SECONDS", "180"))
+    client = docker.from_env()
+    with tempfile.TemporaryDirectory() as work:
+        inventory = Path(work) / "inventory"
+        (inventory / "group_vars" / "all").mkdir(parents=True)
+        (inventory / "01-hosts.yml").write_text((ROOT / "inventories" / "local" / "01-hosts.yml").read_text())
+        (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
+            dict(SETTINGS, peerlab_secrets_dir=f"{work}/secrets", peerlab_state_dir=f"{work}/state")))
+        (inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump({
+            "plugin": "peerlab.bitcoin.topology", "networks": {NETWORK: {
+                "chain": "regtest", "miners": ["n1", "n2"],
+                "defaults": {"host": "localhost", "resources": {"memory": "256m", "cpus": 0.5}},
+                "generators": [{"type": "random-regular", "nodes": nodes, "degree": 4, "seed": 7, "prefix": "n"}]}}}))
+        try:
+            playbook(inventory, "deploy.yml")
+            playbook(inventory, "playbooks/traffic.yml", "-e", f"duration={seconds}")
+            since = f"-{seconds}s"
+            host = "peerlab.hosts.localhost.collector"
+            cpu, rss, poll = (series(f"{host}.{name}", since) for name in ("cpu_percent", "memory_rss", "poll_seconds"))
+            stats = client.containers.get(SETTINGS["collector_container"]).stats(stream=False)
+            result = {"nodes": nodes, "seconds": seconds, "interval": 10,
+                      "collector_cpu_percent_mean": round(statistics.fmean(cpu), 2),
+                      "collector_cpu_percent_max": round(max(cpu), 2),
+                      "collector_rss_mib_max": round(max(rss) / 2**20, 1),
+                      "collector_container_memory_mib": round(stats["memory_stats"]["usage"] / 2**20, 1),
+                      "poll_seconds_median": round(statistics.median(poll), 2),
+                      "series": len(series(f"peerlab.{NETWORK}.nodes.*.*", "-1min"))}
+            print(json.dumps(result))
+        finally:
+            playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true")
+            client.close()
+
+
+if __name__ == "__main__":
+    main()

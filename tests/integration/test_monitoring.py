@@ -1,0 +1,195 @@
+"""The metrics pipeline as a user meets it: deploy, two minutes of traffic, then Graphite has every
+metric of docs/metrics.md for every node, every dashboard panel and alert rule has data, and the
+stored history outlives the Graphite container."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+from .conftest import ROOT, Lab, remove_network
+
+NETWORK = "mon"
+NODES = ["n1", "n2", "n3", "n4"]
+GRAPHITE = "http://127.0.0.1:18080"
+PROMETHEUS = "http://127.0.0.1:19332/metrics"
+# Names of their own, so the test never touches a lab the user runs on this machine.
+MONITORING = {
+    "peerlab_monitoring": True,
+    "graphite_container": "peerlab-test-graphite",
+    "graphite_volume": "peerlab-test-graphite-data",
+    "graphite_network": "peerlab-test-monitoring",
+    "graphite_publish": "127.0.0.1:18080",
+    "collector_container": "peerlab-test-collector",
+    "collector_prometheus_publish": "127.0.0.1:19332",
+    "grafana_container": "peerlab-test-grafana",
+    "grafana_volume": "peerlab-test-grafana-data",
+    "grafana_publish": "",
+}
+TOPOLOGY = {NETWORK: {"chain": "regtest", "defaults": {"host": "localhost", "resources": {"memory": "256m", "cpus": 0.5}},
+                      "generators": [{"type": "ring", "nodes": len(NODES), "prefix": "n"}], "miners": ["n1", "n3"]}}
+
+
+def remove_monitoring(client: docker.DockerClient) -> None:
+    for name in ("peerlab-test-collector", "peerlab-test-graphite", "peerlab-test-grafana"):
+        for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
+            container.remove(force=True, v=True)
+    for name in ("peerlab-test-graphite-data", "peerlab-test-grafana-data"):
+        for volume in client.volumes.list(filters={"name": name}):
+            if volume.name == name:
+                volume.remove(force=True)
+    for network in client.networks.list(names=["peerlab-test-monitoring"]):
+        network.remove()
+
+
+def render(*targets: str, since: str = "-3min") -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode([("format", "json"), ("from", since)] + [("target", target) for target in targets])
+    with urllib.request.urlopen(f"{GRAPHITE}/render?{query}", timeout=30) as response:
+        return json.load(response)  # type: ignore[no-any-return]
+
+
+def with_data(series: list[dict[str, Any]]) -> list[str]:
+    return [item["target"] for item in series if any(value is not None for value, _stamp in item["datapoints"])]
+
+
+def catalog() -> list[str]:
+    """Every metric path pattern in docs/metrics.md's tables."""
+    text = (ROOT / "docs" / "metrics.md").read_text()
+    return re.findall(r"^\| `(peerlab\.[^`]+)` \|", text, re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    client = docker.from_env()
+    remove_network(client, NETWORK)
+    remove_monitoring(client)
+    directory: Path = tmp_path_factory.mktemp("monitoring")
+    made = Lab(directory, TOPOLOGY, dict(MONITORING, peerlab_state_dir=str(directory / "state")))
+    deployed = made.playbook("deploy.yml")
+    assert deployed.rc == 0, deployed.output[-3000:]
+    assert "Graphite (render and find API) on localhost: http://127.0.0.1:18080" in deployed.output
+    assert "Grafana skipped" in deployed.output or "Grafana on localhost: http" in deployed.output
+    traffic = made.playbook("playbooks/traffic.yml", "-e", "duration=120")
+    assert traffic.rc == 0, traffic.output[-3000:]
+    try:
+        yield made
+    finally:
+        remove_monitoring(client)
+        remove_network(client, NETWORK)
+        client.close()
+
+
+def test_catalog_lists_the_families_the_issue_asks_for() -> None:
+    paths = " ".join(catalog())
+    for family in ("peers.type", "peers.network", "bandwidth.sent_by_msg", "ping.peer", "minping.peer", "ping.median",
+                   "message.received", "message.sent", "mempool.min_fee", "transactions.accepted", "chain.tip",
+                   "seconds_since_block", "mining.blocks_mined", "chain.forks", "uptime", "restarts",
+                   "system.cpu_percent", "system.memory_rss", "system.disk_size", "system.net_rx_bytes",
+                   "tip_agreement", "blocks.propagation_seconds", "edges.connected", "hosts.<host>.cpu_percent"):
+        assert family in paths, family
+
+
+def test_every_catalogued_metric_has_recent_data_for_every_node(lab: Lab) -> None:
+    missing = []
+    for pattern in catalog():
+        target = re.sub(r"<(?!network)\w+>", "*", pattern.replace("<network>", NETWORK))
+        found = with_data(render(target))
+        if "<node>" in pattern:
+            nodes = {name.split(".")[3] for name in found}
+            missing += [f"{pattern} for {node}" for node in NODES if node not in nodes]
+        elif not found:
+            missing.append(pattern)
+    assert not missing, f"no recent datapoints: {missing}"
+
+
+def test_counts_that_the_traffic_must_have_moved(lab: Lab) -> None:
+    mined = {item["target"].split(".")[3]: max(v for v, _stamp in item["datapoints"] if v is not None)
+             for item in render(f"peerlab.{NETWORK}.nodes.*.mining.blocks_mined", since="-10min")
+             if with_data([item])}
+    assert mined["n1"] > 0 and mined["n3"] > 0, mined  # both miners take turns
+    assert mined["n2"] == 0 and mined["n4"] == 0, mined
+    accepted = with_data(render(f"nonNegativeDerivative(sumSeries(peerlab.{NETWORK}.nodes.*.transactions.accepted))"))
+    assert accepted
+    agreement = render(f"peerlab.{NETWORK}.network.edges.connected", f"peerlab.{NETWORK}.network.edges.expected")
+    last = {item["target"].split(".")[-1]: [v for v, _stamp in item["datapoints"] if v is not None][-1] for item in agreement}
+    assert last["connected"] == last["expected"] == len(NODES)  # a ring of four
+
+
+def _expand(target: str) -> str:
+    return target.replace("$network", NETWORK).replace("$node", "*").replace("$host", "*")
+
+
+def test_every_dashboard_panel_and_alert_rule_has_data(lab: Lab) -> None:
+    grafana = lab.directory / "state" / "grafana"
+    dashboards = sorted((grafana / "dashboards").glob("*.json"))
+    assert len(dashboards) == 6
+    empty = []
+    for path in dashboards:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel["targets"]:
+                if not with_data(render(_expand(target["target"]))):
+                    empty.append(f"{path.stem}: {panel['title']}: {target['target']}")
+    alerts = yaml.safe_load((grafana / "provisioning" / "alerting" / "peerlab.yml").read_text())
+    rules = alerts["groups"][0]["rules"]
+    assert {rule["title"] for rule in rules} == {"Node down", "Node restarted", "Peers below threshold",
+                                                 "Inbound peers dropped", "Tip lagging", "Fork"}
+    for rule in rules:
+        query = rule["data"][0]["model"]["target"]
+        if not with_data(render(query, since="-15min")):
+            empty.append(f"alert {rule['title']}: {query}")
+    assert not empty, "targets without data:\n" + "\n".join(empty)
+    datasource = yaml.safe_load((grafana / "provisioning" / "datasources" / "peerlab.yml").read_text())
+    assert datasource["datasources"][0]["url"] == "http://peerlab-test-graphite:8080"
+
+
+def test_prometheus_endpoint_serves_every_node(lab: Lab) -> None:
+    with urllib.request.urlopen(PROMETHEUS, timeout=10) as response:
+        text = response.read().decode()
+    for node in NODES:
+        assert f'peerlab_up{{network="{NETWORK}",node="{node}"}} 1' in text
+    assert "# TYPE peerlab_message_received counter" in text
+
+
+def test_collector_config_is_private_and_graphite_admin_is_not_anonymous(lab: Lab) -> None:
+    config = lab.directory / "state" / "collector" / "collector.json"
+    assert config.stat().st_mode & 0o077 == 0
+    assert (config.parent.stat().st_mode & 0o777) == 0o700
+    request = urllib.request.Request(f"{GRAPHITE}/admin/")
+    opener = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(request, timeout=10)
+    assert refused.value.code == 302 and "login" in refused.value.headers["Location"]
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def test_history_survives_a_new_graphite_container(lab: Lab) -> None:
+    client = docker.from_env()
+    before = client.containers.get("peerlab-test-graphite").id
+    oldest = render(f"peerlab.{NETWORK}.nodes.n1.chain.height", since="-10min")[0]["datapoints"]
+    stamps = [stamp for value, stamp in oldest if value is not None]
+    changed = lab.playbook("deploy.yml", "-e", "graphite_workers=3")
+    assert changed.rc == 0, changed.output[-3000:]
+    assert client.containers.get("peerlab-test-graphite").id != before
+    after = render(f"peerlab.{NETWORK}.nodes.n1.chain.height", since="-10min")[0]["datapoints"]
+    kept = {stamp for value, stamp in after if value is not None}
+    assert stamps[0] in kept and set(stamps) <= kept
+    again = lab.playbook("deploy.yml", "-e", "graphite_workers=3")
+    assert again.rc == 0 and again.total_changed == 0, again.output[-3000:]
+    down = lab.playbook("playbooks/teardown.yml")
+    assert down.rc == 0, down.output[-3000:]
+    assert not client.containers.list(all=True, filters={"name": "^peerlab-test-graphite$"})
+    assert client.volumes.get("peerlab-test-graphite-data")  # history kept by teardown
+    client.close()
