@@ -32,5 +32,5 @@ options:
     type: float
     default: 30.0
 requirements:
-  - python-bitcoinrpc == 1.0 on the host that runs the module
+  - Python 3.9 or later on the host that runs the module (standard library only)
 """

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import unpruned_need_gib
+
 DOCUMENTATION_TEXT = """
 node_builds(hosts, hostvars): unique {host, implementation, version} images the hosts need.
 network_hosts(hosts, hostvars): unique {network, host} pairs (a Docker network on a Docker host).
@@ -17,6 +19,9 @@ link_states(results): node -> state from a looped peerlab.bitcoin.links task.
 network_tips(hosts, hostvars, mined_var, states): network -> tip every node must reach.
 summary_table(hosts, hostvars, states): the table a deploy prints.
 attached(names): docker_container's networks option for these network names.
+strangers(network_info, ours): names of containers on a Docker network that peerlab does not manage.
+disk_needs(hosts, hostvars): per Docker host, the unpruned public-chain nodes on it and the GiB they need.
+disk_shortfalls(needs, results): the needs a Docker host has no room for, as messages.
 collector_config(hosts, hostvars, docker_host, credentials, user, interval, carbon): one collector's
   configuration (the nodes on its Docker host, their RPC access and expected edges).
 """
@@ -29,6 +34,47 @@ def _vars(hosts: list[str], hostvars: Any) -> list[tuple[str, Any]]:
 def node_builds(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
     builds = {(v["peerlab_docker_host"], v["peerlab_implementation"], v["peerlab_version"]) for _host, v in _vars(hosts, hostvars)}
     return [{"host": h, "implementation": i, "version": ver} for h, i, ver in sorted(builds)]
+
+
+def disk_needs(hosts: list[str], hostvars: Any) -> list[dict[str, Any]]:
+    needs: dict[str, dict[str, Any]] = {}
+    for host, variables in _vars(hosts, hostvars):
+        gib = unpruned_need_gib(variables["peerlab_chain"], variables["peerlab_conf"])
+        if gib:
+            need = needs.setdefault(variables["peerlab_docker_host"], {"host": variables["peerlab_docker_host"], "nodes": [], "gib": 0})
+            need["nodes"].append({"name": host, "chain": variables["peerlab_chain"], "gib": gib})
+            need["gib"] += gib
+    return [needs[host] for host in sorted(needs)]
+
+
+def disk_shortfalls(infos: list[dict[str, Any]], frees: list[dict[str, Any]]) -> list[str]:
+    """Messages for the needs a Docker host has no room for.
+
+    infos: looped docker_host_info results (item = a disk_needs entry); frees: the matching looped
+    `df --output=avail -B1 <DockerRootDir>` results.
+    """
+    messages = []
+    for info, free in zip(infos, frees, strict=True):
+        need = info["item"]
+        existing = {volume["Name"] for volume in info.get("volumes", [])}
+        # A node whose volume exists already holds its chain (or part of it): only new nodes claim room.
+        nodes = [node for node in need["nodes"] if f"{node['name']}-data" not in existing]
+        gib = sum(node["gib"] for node in nodes)
+        free_gib = int(free["stdout"].split()[-1]) // 2**30
+        if nodes and gib > free_gib:
+            listed = ", ".join(f"{node['name']} ({node['chain']}, about {node['gib']} GiB)" for node in nodes)
+            messages.append(
+                f"Not enough disk on {need['host']} for unpruned nodes {listed}: they need about {gib} GiB and "
+                f"Docker's data directory {info['host_info']['DockerRootDir']} has {free_gib} GiB free. Set conf "
+                f"prune (for example prune: 550) on these nodes, give Docker more disk, or skip this check with "
+                f"-e network_disk_check=false.")
+    return messages
+
+
+def strangers(network_info: dict[str, Any], ours: list[str]) -> list[str]:
+    """Containers attached to a docker_network_info result that are neither nodes (gone by now) nor ours."""
+    attached = (network_info.get("network") or {}).get("Containers") or {}
+    return sorted(entry["Name"] for entry in attached.values() if entry["Name"] not in ours)
 
 
 def network_hosts(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
@@ -157,6 +203,9 @@ class FilterModule:
         return {
             "node_builds": node_builds,
             "network_hosts": network_hosts,
+            "disk_needs": disk_needs,
+            "strangers": strangers,
+            "disk_shortfalls": disk_shortfalls,
             "stale_containers": stale_containers,
             "link_specs": link_specs,
             "container_named": container_named,

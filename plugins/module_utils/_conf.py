@@ -100,3 +100,20 @@ def chain_defaults(chain: str) -> dict[str, object]:
         # Connected to the real network: pruned unless the user asks for the whole chain.
         defaults.update({"prune": 550, "dbcache": 300})
     return defaults
+
+
+# Disk a node on a public chain needs when it keeps every block (prune=0), in GiB: blocks, undo data
+# and chainstate as of late 2026, with room for a year's growth. A pruned node needs far less.
+FULL_CHAIN_GIB: dict[str, int] = {"mainnet": 900, "testnet3": 250, "testnet4": 40, "signet": 40}
+
+
+def unpruned_need_gib(chain: str, conf: dict[str, object]) -> int:
+    """GiB an unpruned node of this chain needs; 0 when it is pruned or its chain is small (regtest)."""
+    if chain not in FULL_CHAIN_GIB:
+        return 0
+    try:
+        prune = int(str(conf.get("prune", 0)))
+    except ValueError:
+        return 0
+    # prune=1 is manual pruning: the chain grows until someone calls pruneblockchain.
+    return FULL_CHAIN_GIB[chain] if prune in (0, 1) else 0

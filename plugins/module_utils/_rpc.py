@@ -1,27 +1,22 @@
 # Copyright: peerlab developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A careful wrapper around python-bitcoinrpc's AuthServiceProxy.
+"""A small, careful JSON-RPC client for bitcoind, standard library only.
 
-python-bitcoinrpc 1.0 keeps one HTTP connection per proxy, is not thread-safe, does not reconnect
-after bitcoind closes an idle keep-alive and returns Decimal. This wrapper gives each call a
-reconnect-once policy, turns transport and auth failures into RpcError subclasses with messages a
-user can act on, and returns plain JSON types.
+A Docker host needs nothing but Python to run peerlab's node modules. Each Rpc keeps one HTTP
+keep-alive connection (not thread-safe: one per thread), reconnects once when bitcoind has closed an
+idle keep-alive (rpcservertimeout), turns transport and auth failures into RpcError subclasses with
+messages a user can act on, and returns plain JSON types.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import time
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
-
-try:
-    from bitcoinrpc.authproxy import AuthServiceProxy, JSONRPCException  # type: ignore[import-untyped]
-
-    HAS_BITCOINRPC = True
-except ImportError:  # reported by the module through missing_required_lib
-    HAS_BITCOINRPC = False
 
 RPC_IN_WARMUP = -28
 RPC_CLIENT_NODE_ALREADY_ADDED = -23
@@ -30,7 +25,7 @@ RPC_CLIENT_NODE_NOT_CONNECTED = -29
 RPC_WALLET_NOT_FOUND = -18
 RPC_WALLET_ALREADY_LOADED = -35
 
-_STALE_CONNECTION = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected,
+_STALE_CONNECTION = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, http.client.RemoteDisconnected,
                      http.client.CannotSendRequest, http.client.BadStatusLine, http.client.ResponseNotReady)
 
 
@@ -67,43 +62,63 @@ class Rpc:
     def __init__(self, host: str, port: int, user: str, password: str, timeout: float = 30.0,
                  wallet: str | None = None) -> None:
         self.where = f"{host}:{port}"
-        path = f"/wallet/{quote(wallet, safe='')}" if wallet else ""
-        self._url = f"http://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}{path}"
+        self._host = host
+        self._port = port
+        self._path = f"/wallet/{quote(wallet, safe='')}" if wallet else "/"
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
         self._timeout = timeout
-        self._proxy: Any = None
+        self._connection: http.client.HTTPConnection | None = None
+        self._id = 0
 
-    def _connect(self) -> Any:
-        if self._proxy is None:
-            self._proxy = AuthServiceProxy(self._url, timeout=self._timeout)
-        return self._proxy
+    def _post(self, method: str, params: tuple[Any, ...]) -> tuple[int, bytes]:
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        self._id += 1
+        body = json.dumps({"jsonrpc": "1.0", "id": self._id, "method": method, "params": plain(list(params))})
+        self._connection.request("POST", self._path, body, self._headers)
+        response = self._connection.getresponse()
+        return response.status, response.read()
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def call(self, method: str, *params: Any) -> Any:
         for attempt in (1, 2):
-            proxy = self._connect()
             try:
-                return plain(getattr(proxy, method)(*params))
-            except JSONRPCException as error:
-                raise self._translate(method, error) from None
+                status, body = self._post(method, params)
             except _STALE_CONNECTION as error:
                 # bitcoind closed an idle keep-alive: reconnect once, then give up clearly.
-                self._proxy = None
+                self._drop()
                 if attempt == 2:
                     raise RpcUnavailable(f"{method} on {self.where}: connection dropped ({error.__class__.__name__})") from None
+                continue
             except TimeoutError:
-                self._proxy = None
+                self._drop()
                 raise RpcUnavailable(f"{method} on {self.where}: no answer within {self._timeout:g}s "
                                      "(node hung or overloaded)") from None
             except OSError as error:
-                self._proxy = None
+                self._drop()
                 raise RpcUnavailable(f"{method} on {self.where}: cannot connect ({error.strerror or error})") from None
+            return self._answer(method, status, body)
         raise AssertionError("unreachable")
 
-    def _translate(self, method: str, error: Any) -> RpcError:
-        detail = error.error if isinstance(getattr(error, "error", None), dict) else {}
-        code = detail.get("code")
-        message = str(detail.get("message", error))
-        if "401" in message or "Unauthorized" in message:
-            return RpcAuthError(f"{method} on {self.where}: credentials refused (check the secrets file)", code)
+    def _answer(self, method: str, status: int, body: bytes) -> Any:
+        if status == http.client.UNAUTHORIZED:
+            raise RpcAuthError(f"{method} on {self.where}: credentials refused (check the secrets file)")
+        try:
+            reply = json.loads(body)
+        except ValueError:
+            raise RpcError(f"{method} on {self.where}: HTTP {status}: {body[:200].decode(errors='replace')}") from None
+        if reply.get("error"):
+            raise self._translate(method, reply["error"])
+        return reply.get("result")
+
+    def _translate(self, method: str, error: dict[str, Any]) -> RpcError:
+        code = error.get("code")
+        message = str(error.get("message", error))
         if code == RPC_IN_WARMUP:
             return RpcUnavailable(f"{method} on {self.where}: still starting ({message})", code)
         return RpcError(f"{method} on {self.where}: {message}", code)
@@ -157,14 +172,10 @@ def from_params(params: dict[str, Any], wallet: str | None = None) -> Rpc:
 
 
 def node_module(**options: Any) -> Any:
-    """An AnsibleModule for one node's RPC (the shared options plus `options`), check mode on,
-    failing cleanly when python-bitcoinrpc is missing."""
-    from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+    """An AnsibleModule for one node's RPC (the shared options plus `options`), check mode on."""
+    from ansible.module_utils.basic import AnsibleModule
 
-    module = AnsibleModule(argument_spec=dict(RPC_ARGUMENT_SPEC, **options), supports_check_mode=True)
-    if not HAS_BITCOINRPC:
-        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
-    return module
+    return AnsibleModule(argument_spec=dict(RPC_ARGUMENT_SPEC, **options), supports_check_mode=True)
 
 
 def require_address(module: Any, **check_mode_result: Any) -> None:

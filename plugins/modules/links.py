@@ -85,7 +85,7 @@ options:
     type: bool
     default: true
 requirements:
-  - python-bitcoinrpc == 1.0 on the host that runs the module
+  - Python 3.9 or later on the host that runs the module (standard library only)
 """
 
 EXAMPLES = r"""
@@ -115,10 +115,10 @@ import concurrent.futures
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._peering import PeerPlan, added, apply, diff, drop_duplicates, plan, unverified, wait_connected
-from ..module_utils._rpc import HAS_BITCOINRPC, Rpc, RpcError
+from ..module_utils._rpc import Rpc, RpcError
 from ..module_utils._status import chain_and_peers, wait_for_tip
 
 
@@ -212,8 +212,6 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    if not HAS_BITCOINRPC:
-        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
     params = module.params
     missing = [spec["name"] for spec in params["nodes"] if not spec["rpc_host"]]
     if missing and not module.check_mode:

@@ -88,9 +88,9 @@ import random
 import time
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._rpc import HAS_BITCOINRPC, Rpc, RpcError, ensure_wallet
+from ..module_utils._rpc import Rpc, RpcError, ensure_wallet
 
 
 def main() -> None:
@@ -113,8 +113,6 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    if not HAS_BITCOINRPC:
-        module.fail_json(msg=missing_required_lib("python-bitcoinrpc"))
     params = module.params
     names = [spec["name"] for spec in params["nodes"]]
     unknown = sorted(set(params["miners"]) - set(names))

@@ -9,6 +9,8 @@ from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
     collector_config,
     container_ip,
     container_named,
+    disk_needs,
+    disk_shortfalls,
     link_specs,
     link_states,
     network_hosts,
@@ -108,3 +110,27 @@ def test_collector_config_holds_its_host_nodes_and_edges_by_node_name() -> None:
         "chain": "regtest", "edges": [["a", "b"]],
         "nodes": {"a": {"container": "lab-a", "rpc_port": 18443, "user": "collector", "password": "pw-lab-a"}}}}}
     assert attached(["x", "y"]) == [{"name": "x"}, {"name": "y"}]
+
+
+def test_disk_needs_count_unpruned_public_chain_nodes_per_docker_host() -> None:
+    hostvars = {
+        "m-a": {"peerlab_chain": "mainnet", "peerlab_conf": {"prune": 0}, "peerlab_docker_host": "h1"},
+        "m-b": {"peerlab_chain": "mainnet", "peerlab_conf": {"prune": 550}, "peerlab_docker_host": "h1"},
+        "m-c": {"peerlab_chain": "mainnet", "peerlab_conf": {"prune": "1"}, "peerlab_docker_host": "h1"},
+        "s-a": {"peerlab_chain": "signet", "peerlab_conf": {}, "peerlab_docker_host": "h2"},
+        "r-a": {"peerlab_chain": "regtest", "peerlab_conf": {}, "peerlab_docker_host": "h2"},
+    }
+    needs = disk_needs(list(hostvars), hostvars)
+    assert [(need["host"], [node["name"] for node in need["nodes"]], need["gib"]) for need in needs] == [
+        ("h1", ["m-a", "m-c"], 1800), ("h2", ["s-a"], 40)]
+
+
+def test_disk_shortfalls_name_the_nodes_and_skip_those_whose_volume_exists() -> None:
+    need = {"host": "h1", "gib": 1800, "nodes": [{"name": "m-a", "chain": "mainnet", "gib": 900},
+                                                 {"name": "m-c", "chain": "mainnet", "gib": 900}]}
+    info = {"item": need, "host_info": {"DockerRootDir": "/var/lib/docker"}, "volumes": [{"Name": "m-c-data"}]}
+    small = {"stdout": "     Avail\n85899345920"}
+    (message,) = disk_shortfalls([info], [small])
+    assert "m-a (mainnet, about 900 GiB)" in message and "m-c" not in message
+    assert "need about 900 GiB" in message and "has 80 GiB free" in message and "prune: 550" in message
+    assert disk_shortfalls([info], [{"stdout": str(1000 * 2**30)}]) == []
