@@ -32,6 +32,18 @@ class Run:
         return {host: int(changed) for host, _ok, changed, _unreachable, _failed in RECAP.findall(self.output)}
 
     @property
+    def changed_tasks(self) -> list[str]:
+        """Names of the tasks that reported a change (once per task), in order."""
+        names: list[str] = []
+        task = ""
+        for line in self.output.splitlines():
+            if line.startswith("TASK ["):
+                task = line[len("TASK ["):].split("]", 1)[0]
+            elif line.startswith("changed:") and task and (not names or names[-1] != task):
+                names.append(task)
+        return names
+
+    @property
     def total_changed(self) -> int:
         return sum(self.changed.values())
 
@@ -91,7 +103,7 @@ def cli(client: docker.DockerClient, container: str, *command: str) -> Any:
     result = client.containers.get(container).exec_run(["bitcoin-cli", *command])
     assert result.exit_code == 0, result.output.decode()
     text = result.output.decode().strip()
-    return json.loads(text) if text[:1] in "[{" else text
+    return json.loads(text) if text[:1] in ("[", "{") else text
 
 
 def wait_for(predicate: Any, timeout: float = 60.0, interval: float = 0.5) -> Any:

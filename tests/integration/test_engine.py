@@ -48,7 +48,7 @@ class EngineHost:
 
     def cli(self, node: str, *command: str) -> Any:
         text = self.docker("exec", f"{NETWORK}-{node}", "bitcoin-cli", *command)
-        return json.loads(text) if text[:1] in "[{" else text
+        return json.loads(text) if text[:1] in ("[", "{") else text
 
     def answers(self) -> bool:
         return self.container.exec_run(["docker", "version"]).exit_code == 0

@@ -34,6 +34,10 @@ CASES = [
                  "port collision: host port 28444 on 'localhost'", id="port-collision"),
     pytest.param(network(nodes=[], edges=[], generators=[{"type": "random-regular", "nodes": 5, "degree": 3, "seed": 1}]),
                  "impossible generator parameters: degree x nodes must be even", id="impossible-generator"),
+    pytest.param(network(nodes=[{"name": "a", "conf": {"maxmempol": 50}}, {"name": "b"}]),
+                 "unknown bitcoin.conf key 'maxmempol' for knots (did you mean 'maxmempool'?)", id="invalid-conf-key"),
+    pytest.param(network(nodes=[{"name": "a", "conf": {"rpcbind": "0.0.0.0"}}, {"name": "b"}]),
+                 "conf 'rpcbind' is managed by peerlab and cannot be set", id="managed-conf-key"),
     pytest.param({"Bad-Lab": {"chain": "regtest", "nodes": [{"name": "a"}]}}, "network 'Bad-Lab': name must be", id="unsafe-name"),
 ]
 
@@ -57,3 +61,16 @@ def test_malformed_yaml_is_refused(make_lab: Any, client: Any) -> None:
     assert run.rc != 0
     assert "02-topology.peerlab.yml" in run.output
     assert containers(client, NETWORK) == []
+
+
+def test_unpruned_mainnet_on_a_small_disk_is_refused(make_lab: Any, client: Any) -> None:
+    """900 GiB of mainnet do not fit this machine's disk: refused by name, before images or credentials."""
+    lab = make_lab({NETWORK: {}})
+    lab.write({NETWORK: {"chain": "mainnet", "nodes": [{"name": "a", "conf": {"prune": 0}}, {"name": "b"}]}})
+    run = lab.playbook("deploy.yml")
+    said = " ".join(run.output.split())
+    assert run.rc != 0
+    assert f"Not enough disk on localhost for unpruned nodes {NETWORK}-a (mainnet, about 900 GiB)" in said, said[-2000:]
+    assert "prune: 550" in said and f"{NETWORK}-b" not in said.split("Not enough disk")[1], "b is pruned by default"
+    assert containers(client, NETWORK) == [] and not (lab.directory / "secrets").exists()
+    assert "Build" not in said and "Provide the base image" not in said, "refused before the images role"

@@ -1,0 +1,183 @@
+"""Drift and faults on a live network: --check --diff names what drifted, a re-run repairs exactly
+that, and nothing a user cares about (chain state, wallets, strangers' containers) is lost.
+
+Every case runs on one 4-node ring and leaves it healthy for the next; docs/reliability.md lists
+them with what happens.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from .conftest import Lab, Run, cli, containers, remove_network, wait_for
+from .test_network import expected, links
+
+NETWORK = "fault"
+TOPOLOGY: dict[str, Any] = {NETWORK: {"chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}},
+                      "nodes": [{"name": n} for n in "abcd"],
+                      "edges": [["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"]]}}
+STRANGER = "fault-stranger"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[docker.DockerClient]:
+    handle = docker.from_env()
+    yield handle
+    handle.close()
+
+
+def remove_stranger(client: docker.DockerClient) -> None:
+    for container in client.containers.list(all=True, filters={"label": "peerlab.test=stranger"}):
+        container.remove(force=True, v=True)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory, client: docker.DockerClient) -> Iterator[Lab]:
+    remove_stranger(client)
+    remove_network(client, NETWORK)
+    made = Lab(tmp_path_factory.mktemp("reliability"), TOPOLOGY)
+    deployed = made.playbook("deploy.yml")
+    assert deployed.rc == 0, deployed.output[-3000:]
+    try:
+        yield made
+    finally:
+        remove_stranger(client)
+        remove_network(client, NETWORK)
+
+
+def healthy(client: docker.DockerClient) -> None:
+    assert links(client, NETWORK) == expected(TOPOLOGY, NETWORK)
+    assert len({cli(client, f"{NETWORK}-{n}", "getbestblockhash") for n in "abcd"}) == 1
+
+
+def changed_hosts(run: Run) -> dict[str, int]:
+    return {host: count for host, count in run.changed.items() if count}
+
+
+def check_then_repair(lab: Lab, client: docker.DockerClient, drifted: dict[str, int]) -> None:
+    """--check --diff reports exactly the drift and changes nothing; a re-run repairs just that.
+
+    A container task counts on its node; the one links task per network runs once and counts on the
+    network's first node (fault-a), whichever links it restored.
+    """
+    state = {c.name: (c.id, c.status) for c in containers(client, NETWORK)}
+    check = lab.playbook("deploy.yml", "--check", "--diff")
+    assert check.rc == 0, check.output[-3000:]
+    assert changed_hosts(check) == drifted, check.changed_tasks
+    assert {c.name: (c.id, c.status) for c in containers(client, NETWORK)} == state, "check mode touched a container"
+    repair = lab.playbook("deploy.yml")
+    assert repair.rc == 0, repair.output[-3000:]
+    assert changed_hosts(repair) == drifted, repair.changed_tasks
+    healthy(client)
+    again = lab.playbook("deploy.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.output[-3000:]
+
+
+def test_a_killed_node_is_drift_and_a_rerun_starts_it(lab: Lab, client: docker.DockerClient) -> None:
+    # docker kill counts as a manual stop: the restart policy leaves the node down.
+    client.containers.get("fault-a").kill()
+    assert wait_for(lambda: client.containers.get("fault-a").status == "exited", timeout=30)
+    check_then_repair(lab, client, {"fault-a": 2})
+
+
+def test_a_stopped_node_is_drift_and_a_rerun_starts_it(lab: Lab, client: docker.DockerClient) -> None:
+    client.containers.get("fault-b").stop(timeout=60)
+    check_then_repair(lab, client, {"fault-a": 1, "fault-b": 1})
+
+
+def test_a_removed_container_comes_back_with_its_chain_and_wallet(lab: Lab, client: docker.DockerClient) -> None:
+    cli(client, "fault-c", "createwallet", "keep")
+    address = cli(client, "fault-c", "-rpcwallet=keep", "getnewaddress")
+    cli(client, "fault-c", "generatetoaddress", "3", address)
+    tip = cli(client, "fault-c", "getbestblockhash")
+    assert wait_for(lambda: {cli(client, f"fault-{n}", "getbestblockhash") for n in "abcd"} == {tip}, timeout=60)
+    client.containers.get("fault-c").remove(force=True)  # the volume stays
+    check_then_repair(lab, client, {"fault-a": 1, "fault-c": 1})
+    assert cli(client, "fault-c", "getbestblockhash") == tip
+    cli(client, "fault-c", "loadwallet", "keep")
+    assert cli(client, "fault-c", "-rpcwallet=keep", "getaddressinfo", address)["ismine"] is True
+
+
+def test_a_removed_peer_link_is_drift_and_a_rerun_relinks(lab: Lab, client: docker.DockerClient) -> None:
+    # d initiates d -> a: drop it the two ways an operator would.
+    cli(client, "fault-d", "addnode", "fault-a:18444", "remove")
+    cli(client, "fault-d", "disconnectnode", "fault-a:18444")
+    assert wait_for(lambda: not any(not p["inbound"] for p in cli(client, "fault-d", "getpeerinfo")), timeout=30)
+    check_then_repair(lab, client, {"fault-a": 1})
+
+
+def test_a_crashed_bitcoind_is_restarted_by_docker(lab: Lab, client: docker.DockerClient) -> None:
+    before = client.containers.get("fault-b")
+    pid = before.attrs["State"]["Pid"]
+    assert pid > 0, "fault-b must be running"  # os.kill(0, ...) would signal this test's own process group
+    os.kill(pid, signal.SIGKILL)  # a crash, not a stop: the restart policy applies
+    assert wait_for(lambda: client.containers.get("fault-b").attrs["RestartCount"] == 1, timeout=60)
+    assert wait_for(lambda: client.containers.get("fault-b").exec_run(["bitcoin-cli", "getblockcount"]).exit_code == 0,
+                    timeout=120)
+    # Links b initiated are the deployment's to restore; c's link to b comes back on its own.
+    assert wait_for(lambda: any(p["inbound"] for p in cli(client, "fault-b", "getpeerinfo")), timeout=150)
+    repair = lab.playbook("deploy.yml")
+    assert repair.rc == 0 and changed_hosts(repair) == {"fault-a": 1}, repair.output[-3000:]
+    healthy(client)
+
+
+def test_a_stranger_on_the_network_is_left_alone(lab: Lab, client: docker.DockerClient) -> None:
+    image = client.containers.get("fault-a").image
+    stranger = client.containers.run(image, ["sleep", "infinity"], entrypoint=[], name=STRANGER, detach=True,
+                                      network=f"peerlab-{NETWORK}", labels={"peerlab.test": "stranger"})
+    run = lab.playbook("deploy.yml")
+    assert run.rc == 0 and run.total_changed == 0, run.output[-3000:]
+    check = lab.playbook("deploy.yml", "--check", "--diff")
+    assert check.rc == 0 and check.total_changed == 0, check.output[-3000:]
+    stranger.reload()
+    assert stranger.status == "running" and f"peerlab-{NETWORK}" in stranger.attrs["NetworkSettings"]["Networks"]
+
+
+def test_changed_settings_keep_the_chain(lab: Lab, client: docker.DockerClient) -> None:
+    tip = cli(client, "fault-a", "getbestblockhash")
+    before = client.containers.get("fault-a").id
+    lab.write({NETWORK: dict(TOPOLOGY[NETWORK], nodes=[{"name": "a", "conf": {"maxmempool": 60}}, *TOPOLOGY[NETWORK]["nodes"][1:]])})
+    run = lab.playbook("deploy.yml")
+    assert run.rc == 0 and changed_hosts(run) == {"fault-a": 2}, run.output[-3000:]
+    assert client.containers.get("fault-a").id != before
+    assert cli(client, "fault-a", "getmempoolinfo")["maxmempool"] == 60_000_000
+    assert cli(client, "fault-a", "getbestblockhash") == tip, "the new container found the old chain"
+    lab.write(TOPOLOGY)
+    back = lab.playbook("deploy.yml")
+    assert back.rc == 0 and changed_hosts(back) == {"fault-a": 2}, back.changed_tasks
+
+
+def test_a_hung_node_fails_the_run_with_a_clear_error(lab: Lab, client: docker.DockerClient) -> None:
+    client.containers.get("fault-d").pause()  # RPC connects but never answers
+    try:
+        started = time.monotonic()
+        run = lab.playbook("deploy.yml", "-e", "network_rpc_timeout=20")
+        took = time.monotonic() - started
+        said = " ".join(run.output.split())
+        assert run.rc != 0
+        assert "fault-d: getblockchaininfo on" in said and "no answer within 30s (node hung or overloaded)" in said, said[-3000:]
+        assert took < 600, "the run ended instead of hanging"
+    finally:
+        client.containers.get("fault-d").unpause()
+    repaired = lab.playbook("deploy.yml")
+    assert repaired.rc == 0, repaired.output[-3000:]
+    healthy(client)
+
+
+def test_teardown_leaves_a_strangers_network_and_keeps_volumes(lab: Lab, client: docker.DockerClient) -> None:
+    down = lab.playbook("playbooks/teardown.yml")
+    assert down.rc == 0, down.output[-3000:]
+    assert containers(client, NETWORK) == []
+    assert client.containers.get(STRANGER).status == "running", "teardown must not touch a stranger"
+    assert client.networks.get(f"peerlab-{NETWORK}"), "the network stays while a stranger uses it"
+    assert f"peerlab-{NETWORK} kept: {STRANGER} still uses it" in " ".join(down.output.split())
+    assert {v.name for v in client.volumes.list(filters={"label": f"peerlab.network={NETWORK}"})} == {
+        f"fault-{n}-data" for n in "abcd"}
+
