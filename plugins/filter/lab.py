@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import unpruned_need_gib
@@ -20,6 +21,8 @@ network_tips(hosts, hostvars, mined_var, states): network -> tip every node must
 summary_table(hosts, hostvars, states): the table a deploy prints.
 attached(names): docker_container's networks option for these network names.
 strangers(network_info, ours): names of containers on a Docker network that peerlab does not manage.
+not_running(results): {host, name, status} of node containers that are not running, from looped docker_host_info.
+down_reasons(results): one sentence per such node: its state and the errors bitcoind last logged.
 disk_needs(hosts, hostvars): per Docker host, the unpruned public-chain nodes on it and the GiB they need.
 disk_shortfalls(needs, results): the needs a Docker host has no room for, as messages.
 collector_config(hosts, hostvars, docker_host, credentials, user, interval, carbon): one collector's
@@ -75,6 +78,44 @@ def strangers(network_info: dict[str, Any], ours: list[str]) -> list[str]:
     """Containers attached to a docker_network_info result that are neither nodes (gone by now) nor ours."""
     attached = (network_info.get("network") or {}).get("Containers") or {}
     return sorted(entry["Name"] for entry in attached.values() if entry["Name"] not in ours)
+
+
+def not_running(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per Docker host, its node containers that are not running and their Docker status."""
+    down = []
+    for result in results:
+        stopped = {container["Names"][0].lstrip("/"): container.get("Status", "")
+                   for container in result.get("containers", []) if container.get("State") != "running"}
+        if stopped:
+            down.append({"host": result["item"]["host"], "containers": sorted(stopped), "status": stopped})
+    return down
+
+
+# The image's entrypoint is Python: its failures end in a line like "PermissionError: ...".
+_PYTHON_ERROR = re.compile(r"^[A-Za-z]+(Error|Exception): ")
+
+
+def _logged_errors(lines: list[str], keep: int = 4) -> list[str]:
+    """bitcoind's last distinct error lines, timestamps and prefixes dropped, fatal ones first."""
+    errors = []
+    for line in lines:
+        text = line.split(" ", 1)[1] if line[:4].isdigit() and " " in line else line
+        if "[error]" in text or text.startswith(("Error", "EXCEPTION")) or _PYTHON_ERROR.match(text):
+            errors.append(text.replace("[error] ", "").removeprefix("Error: ").strip())
+    recent = list(dict.fromkeys(reversed(errors)))[:keep]
+    return sorted(recent, key=lambda text: "fatal" not in text)
+
+
+def down_reasons(results: list[dict[str, Any]]) -> list[str]:
+    """One sentence per node container that is not running: its status and what bitcoind logged."""
+    reasons = []
+    for result in results:
+        item = result["item"]
+        for name in item["containers"]:
+            said = _logged_errors(result.get("logs", {}).get(name, []))
+            detail = f"; bitcoind logged: {' | '.join(said)}" if said else ""
+            reasons.append(f"{name} on {item['host']} is not running ({item['status'][name]}){detail}.")
+    return reasons
 
 
 def network_hosts(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
@@ -204,6 +245,8 @@ class FilterModule:
             "node_builds": node_builds,
             "network_hosts": network_hosts,
             "disk_needs": disk_needs,
+            "not_running": not_running,
+            "down_reasons": down_reasons,
             "strangers": strangers,
             "disk_shortfalls": disk_shortfalls,
             "stale_containers": stale_containers,

@@ -8,9 +8,12 @@ them with what happens.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -181,3 +184,47 @@ def test_teardown_leaves_a_strangers_network_and_keeps_volumes(lab: Lab, client:
     assert {v.name for v in client.volumes.list(filters={"label": f"peerlab.network={NETWORK}"})} == {
         f"fault-{n}-data" for n in "abcd"}
 
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, client: docker.DockerClient) -> Iterator[str]:
+    """A Docker volume on a 64 MiB ext4 file system with 11 MiB free (a loop device)."""
+    if not Path("/dev/loop-control").exists() or shutil.which("losetup") is None or shutil.which("mkfs.ext4") is None:
+        pytest.skip("needs loop devices, losetup and mkfs.ext4 to make a small file system")
+    content = tmp_path / "content"
+    content.mkdir()
+    (content / "ballast").write_bytes(b"\0" * 40 * 2**20)
+    image = tmp_path / "small.ext4"
+    subprocess.run(["truncate", "-s", "64M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(content), str(image)], check=True)
+    device = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True, check=False)
+    if device.returncode != 0:
+        pytest.skip(f"losetup refused: {device.stderr.strip()}")
+    loop = device.stdout.strip()
+    try:
+        client.volumes.create("full-a-data", driver="local", driver_opts={"type": "ext4", "device": loop},
+                              labels={"peerlab.network": "full", "peerlab.node": "a", "peerlab.role": "node-data"})
+        node_image = client.images.list(name="peerlab/bitcoin-node")[0]
+        helper = client.containers.run(node_image.id, ["1777", "/data"], entrypoint=["chmod"], user="root", detach=True,
+                                       volumes={"full-a-data": {"bind": "/data", "mode": "rw"}},
+                                       labels={"peerlab.network": "full"})
+        helper.wait()
+        helper.remove(v=True)
+        yield loop
+    finally:
+        remove_network(client, "full")
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
+def test_a_full_volume_fails_its_node_by_name_and_the_others_run(small_disk: str, tmp_path: Path,
+                                                                 client: docker.DockerClient) -> None:
+    lab = Lab(tmp_path / "full", {"full": {"chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}},
+                                           "nodes": [{"name": "a"}, {"name": "b"}], "edges": [["b", "a"]]}})
+    run = lab.playbook("deploy.yml", "-e", "network_rpc_timeout=30")
+    said = " ".join(run.output.split())
+    assert run.rc != 0
+    assert "full-a on localhost is not running (Restarting" in said, said[-3000:]
+    reason = said[said.find("full-a on localhost"):][:800]
+    assert "bitcoind logged: A fatal internal error occurred, see debug.log for details: Disk space is too low!" in said, reason
+    assert "full-b on localhost is not running" not in said
+    assert cli(client, "full-b", "getblockcount") == "0", "the other node runs and answers"
