@@ -5,7 +5,9 @@ stored history outlives the Graphite container."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import docker
 import pytest
 import yaml
 
-from .conftest import ROOT, Lab, remove_network
+from .conftest import ROOT, Lab, remove_network, wait_for
 
 NETWORK = "mon"
 NODES = ["n1", "n2", "n3", "n4"]
@@ -74,8 +76,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     remove_monitoring(client)
     directory: Path = tmp_path_factory.mktemp("monitoring")
     made = Lab(directory, TOPOLOGY, dict(MONITORING, peerlab_state_dir=str(directory / "state")))
-    deployed = made.playbook("deploy.yml")
+    # Verbose on purpose: test_no_secret_in_a_verbose_deploy searches this whole log.
+    deployed = made.playbook("deploy.yml", "-vvv")
     assert deployed.rc == 0, deployed.output[-3000:]
+    (directory / "deploy-vvv.log").write_text(deployed.output)
     assert "Graphite (render and find API) on localhost: http://127.0.0.1:18080" in deployed.output
     assert "Grafana skipped" in deployed.output or "Grafana on localhost: http" in deployed.output
     traffic = made.playbook("playbooks/traffic.yml", "-e", "duration=120")
@@ -168,6 +172,53 @@ def test_collector_config_is_private_and_graphite_admin_is_not_anonymous(lab: La
     with pytest.raises(urllib.error.HTTPError) as refused:
         opener.open(request, timeout=10)
     assert refused.value.code == 302 and "login" in refused.value.headers["Location"]
+
+
+def test_a_crash_shows_in_the_restarts_metric(lab: Lab) -> None:
+    client = docker.from_env()
+    node = client.containers.get(f"{NETWORK}-n2")
+    pid = node.attrs["State"]["Pid"]
+    assert pid > 0
+    os.kill(pid, signal.SIGKILL)  # bitcoind crashes; the restart policy brings it back
+
+    def restarts() -> float:
+        series = render(f"peerlab.{NETWORK}.nodes.n2.restarts", since="-5min")
+        return max((value for value, _stamp in series[0]["datapoints"] if value is not None), default=0) if series else 0
+
+    assert wait_for(lambda: restarts() >= 1, timeout=120), "Graphite shows the restart"
+    assert wait_for(lambda: client.containers.get(f"{NETWORK}-n2").exec_run(["bitcoin-cli", "getblockcount"]).exit_code == 0,
+                    timeout=120)
+    client.close()
+
+
+def secrets(lab: Lab) -> list[str]:
+    """Every generated password: each node's RPC users and Grafana's admin."""
+    found: list[str] = []
+    for name in ("rpc.yml", "grafana.yml"):
+        for users in yaml.safe_load((lab.directory / "secrets" / name).read_text()).values():
+            found.extend(user["password"] for user in users.values())
+    return found
+
+
+def test_no_secret_in_a_verbose_deploy_nor_in_containers(lab: Lab) -> None:
+    passwords = secrets(lab)
+    assert len(passwords) == 2 * len(NODES) + 1
+    log = (lab.directory / "deploy-vvv.log").read_text()
+    assert "ESTABLISH LOCAL CONNECTION" in log, "the log really is -vvv"
+    assert [p for p in passwords if p in log] == [], "a secret reached the -vvv log"
+    assert oct((lab.directory / "secrets" / "rpc.yml").stat().st_mode & 0o777) == "0o600"
+    client = docker.from_env()
+    for container in client.containers.list(filters={"label": [f"peerlab.network={NETWORK}", "peerlab.role=node"]}):
+        inspected = json.dumps(container.attrs)
+        assert [p for p in passwords if p in inspected] == [], f"{container.name}: a secret in its settings"
+        conf = container.exec_run(["cat", "/home/bitcoin/.bitcoin/bitcoin.conf"]).output.decode()
+        assert "rpcauth=" in conf and [p for p in passwords if p in conf] == []
+        # RPC is never published on the host; only P2P may be, by choice.
+        assert "18443/tcp" not in (container.attrs["HostConfig"]["PortBindings"] or {}), f"{container.name} publishes RPC"
+    for name in ("peerlab-test-collector", "peerlab-test-graphite"):
+        for port, bindings in client.containers.get(name).attrs["HostConfig"]["PortBindings"].items():
+            assert all(binding["HostIp"] == "127.0.0.1" for binding in bindings), f"{name} {port} is public"
+    client.close()
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -11,12 +11,15 @@ from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
     container_named,
     disk_needs,
     disk_shortfalls,
+    down_reasons,
     link_specs,
     link_states,
     network_hosts,
     network_tips,
     node_builds,
+    not_running,
     stale_containers,
+    strangers,
     summary_table,
 )
 
@@ -134,3 +137,25 @@ def test_disk_shortfalls_name_the_nodes_and_skip_those_whose_volume_exists() -> 
     assert "m-a (mainnet, about 900 GiB)" in message and "m-c" not in message
     assert "need about 900 GiB" in message and "has 80 GiB free" in message and "prune: 550" in message
     assert disk_shortfalls([info], [{"stdout": str(1000 * 2**30)}]) == []
+
+
+def test_nodes_that_are_not_running_are_explained_with_what_bitcoind_logged() -> None:
+    listing = [{"item": {"network": "lab", "host": "h1"}, "containers": [
+        {"Names": ["/lab-a"], "State": "restarting", "Status": "Restarting (1) 5 seconds ago"},
+        {"Names": ["/lab-b"], "State": "running", "Status": "Up 2 minutes"}]}]
+    down = not_running(listing)
+    assert down == [{"host": "h1", "containers": ["lab-a"], "status": {"lab-a": "Restarting (1) 5 seconds ago"}}]
+    logs = ["2026-11-22T02:26:56Z [error] FindNextBlockPos failed while writing block",
+            "2026-11-22T02:26:56Z [error] A fatal internal error occurred, see debug.log for details: Disk space is too low!",
+            "2026-11-22T02:26:56Z Shutdown: done", "Error: Error initializing block database",
+            "PermissionError: [Errno 13] Permission denied: '/home/bitcoin/.bitcoin/bitcoin.conf.tmp'"]
+    (reason,) = down_reasons([{"item": down[0], "logs": {"lab-a": logs}}])
+    assert reason.startswith("lab-a on h1 is not running (Restarting (1) 5 seconds ago); bitcoind logged: A fatal")
+    assert "Error initializing block database" in reason and "PermissionError" in reason and "Shutdown" not in reason
+    assert down_reasons([{"item": down[0]}]) == ["lab-a on h1 is not running (Restarting (1) 5 seconds ago)."]
+
+
+def test_strangers_are_containers_peerlab_does_not_manage() -> None:
+    info = {"network": {"Containers": {"1": {"Name": "peerlab-collector"}, "2": {"Name": "someone-else"}}}}
+    assert strangers(info, ["peerlab-collector"]) == ["someone-else"]
+    assert strangers({"network": {"Containers": None}}, []) == []
