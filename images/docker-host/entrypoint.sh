@@ -7,7 +7,7 @@
 # its containers' cgroups below this container's own.
 set -eu
 if [ -d /sys/fs/cgroup ] && [ ! -f /sys/fs/cgroup/cgroup.controllers ]; then
-  for hierarchy in $(awk '$5 ~ "^/sys/fs/cgroup/" {print $5}' /proc/self/mountinfo); do
+  awk '$5 ~ "^/sys/fs/cgroup/" {print $5}' /proc/self/mountinfo | while read -r hierarchy; do
     mount -o remount,bind,rw "$hierarchy"
   done
 fi

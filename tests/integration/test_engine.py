@@ -61,9 +61,17 @@ class EngineHost:
         return sum(1 for peer in self.cli(node, "getpeerinfo") if not peer["inbound"])
 
 
+def tagged(client: docker.DockerClient, repository: str) -> str:
+    """A tag of an image of this repository on the machine's engine."""
+    for image in client.images.list(name=repository):
+        for tag in image.tags:
+            return str(tag)
+    raise AssertionError(f"no {repository} image: the images playbook should have built it")
+
+
 def docker_host_image(client: docker.DockerClient) -> str:
     """Build images/docker-host FROM peerlab's base image; the tag is the content's hash."""
-    (base,) = [tag for image in client.images.list(name="peerlab/base") for tag in image.tags][:1]
+    base = tagged(client, "peerlab/base")
     context = ROOT / "images" / "docker-host"
     digest = hashlib.sha256(base.encode())
     for path in sorted(context.iterdir()):
@@ -106,8 +114,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, En
     local = Lab(directory / "local", {NETWORK: dict(TOPOLOGY[NETWORK], defaults={"host": "localhost"})})
     built = local.playbook("playbooks/images.yml", "-e", '{"images_monitoring": false}')
     assert built.rc == 0, built.output[-3000:]
-    node_image = next(tag for image in client.images.list(name="peerlab/bitcoin-node") for tag in image.tags)
-    base_image = next(tag for image in client.images.list(name="peerlab/base") for tag in image.tags)
+    node_image = tagged(client, "peerlab/bitcoin-node")
+    base_image = tagged(client, "peerlab/base")
     container = client.containers.run(
         docker_host_image(client), name=ENGINE, hostname="engine", detach=True, cap_add=CAPABILITIES,
         security_opt=["seccomp=unconfined", "apparmor=unconfined"],

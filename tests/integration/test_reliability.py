@@ -23,9 +23,9 @@ from .conftest import Lab, Run, cli, containers, remove_network, wait_for
 from .test_network import expected, links
 
 NETWORK = "fault"
-TOPOLOGY: dict[str, Any] = {NETWORK: {"chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}},
-                      "nodes": [{"name": n} for n in "abcd"],
-                      "edges": [["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"]]}}
+TOPOLOGY: dict[str, Any] = {NETWORK: {
+    "chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}},
+    "nodes": [{"name": n} for n in "abcd"], "edges": [["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"]]}}
 STRANGER = "fault-stranger"
 
 
@@ -134,7 +134,7 @@ def test_a_crashed_bitcoind_is_restarted_by_docker(lab: Lab, client: docker.Dock
 def test_a_stranger_on_the_network_is_left_alone(lab: Lab, client: docker.DockerClient) -> None:
     image = client.containers.get("fault-a").image
     stranger = client.containers.run(image, ["sleep", "infinity"], entrypoint=[], name=STRANGER, detach=True,
-                                      network=f"peerlab-{NETWORK}", labels={"peerlab.test": "stranger"})
+                                     network=f"peerlab-{NETWORK}", labels={"peerlab.test": "stranger"})
     run = lab.playbook("deploy.yml")
     assert run.rc == 0 and run.total_changed == 0, run.output[-3000:]
     check = lab.playbook("deploy.yml", "--check", "--diff")
@@ -183,7 +183,6 @@ def test_teardown_leaves_a_strangers_network_and_keeps_volumes(lab: Lab, client:
     assert f"peerlab-{NETWORK} kept: {STRANGER} still uses it" in " ".join(down.output.split())
     assert {v.name for v in client.volumes.list(filters={"label": f"peerlab.network={NETWORK}"})} == {
         f"fault-{n}-data" for n in "abcd"}
-
 
 
 @pytest.fixture
