@@ -16,6 +16,12 @@ description:
     name), one group per network, and the groups C(peerlab_nodes) and C(peerlab_miners).
   - The Docker hosts that run nodes must already be in the inventory; put them in a source that
     sorts before the topology file (for example C(01-hosts.yml)).
+  - A network whose nodes are on hosts of the groups C(peerlab_swarm_managers) and
+    C(peerlab_swarm_workers) runs as Swarm services (C(peerlab_swarm) is true for its nodes); a
+    network cannot mix Swarm hosts and standalone Docker hosts.
+  - Makes sure the groups C(peerlab_engines), C(peerlab_swarm_managers) and
+    C(peerlab_swarm_workers) exist (empty unless the hosts file fills them), so playbooks that
+    target them skip quietly.
   - See docs/topology.md for the format and docs/topology.schema.json for its JSON Schema.
 author: peerlab developers (@peerlab)
 requirements:
@@ -56,6 +62,8 @@ from ansible.utils.unsafe_proxy import wrap_var
 from ..module_utils._conf import render_lines
 from ..module_utils._topology import Network, TopologyError, container_name, parse
 
+SWARM_GROUPS = ("peerlab_swarm_managers", "peerlab_swarm_workers")
+
 
 class InventoryModule(BaseInventoryPlugin, Constructable):
     NAME = "peerlab.bitcoin.topology"
@@ -67,15 +75,17 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
         known_hosts = set(inventory.hosts)
+        swarm_hosts = {host.name for group in SWARM_GROUPS if group in inventory.groups
+                       for host in inventory.groups[group].get_hosts()}
         try:
             networks = parse(self.get_option("networks"), path, known_hosts=known_hosts,
-                             taken_names=known_hosts | set(inventory.groups))
+                             taken_names=known_hosts | set(inventory.groups), swarm_hosts=swarm_hosts)
         except TopologyError as error:
             if not known_hosts:
                 error.problems.append(f"{path}: no Docker hosts were in the inventory when this file was read; "
                                       "define them in a source that sorts before it (e.g. 01-hosts.yml)")
             raise AnsibleParserError("\n  - ".join([f"peerlab topology {path} is invalid:", *error.problems])) from None
-        for group in ("peerlab_nodes", "peerlab_miners"):
+        for group in ("peerlab_nodes", "peerlab_miners", "peerlab_engines", *SWARM_GROUPS):
             inventory.add_group(group)
         for network in networks:
             self._add_network(network)
@@ -89,6 +99,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             "peerlab_network_nodes": [node.container for node in network.nodes],
             "peerlab_network_edges": edges,
             "peerlab_network_miners": [container_name(network.name, m) for m in network.miners],
+            "peerlab_network_swarm": network.swarm,
         }
         for key, value in group_vars.items():
             inventory.set_variable(group, key, wrap_var(value))
@@ -114,6 +125,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 "peerlab_peers_out": [container_name(network.name, peer) for peer in node.peers_out],
                 "peerlab_p2p_port": network.p2p_port,
                 "peerlab_rpc_port": network.rpc_port,
+                "peerlab_swarm": network.swarm,
             }
             for key, value in hostvars.items():
                 inventory.set_variable(host, key, wrap_var(value))

@@ -74,6 +74,7 @@ class Network:
     miners: tuple[str, ...]
     p2p_port: int = field(default=0)
     rpc_port: int = field(default=0)
+    swarm: bool = field(default=False)  # its nodes are Swarm services on an overlay network
 
 
 def container_name(network: str, node: str) -> str:
@@ -196,7 +197,8 @@ def _edge_pair(check: _Checker, where: str, raw: object) -> tuple[str, str] | No
     return pair  # type: ignore[return-value]
 
 
-def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[str] | None) -> Network | None:
+def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[str] | None,
+             swarm_hosts: set[str]) -> Network | None:
     where = f"network '{name}'"
     check.keys(where, raw, NETWORK_KEYS, "a network")
     chain = raw.get("chain")
@@ -314,16 +316,31 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
             resources={**DEFAULT_RESOURCES, **(defaults.get("resources") or {}), **(node_raw.get("resources") or {})},
             publish_p2p=publish, miner=node_name in miners_raw, peers_out=tuple(outbound[node_name]),
         ))
+    on_swarm = sorted({node.host for node in nodes if node.host in swarm_hosts})
+    standalone = sorted({node.host for node in nodes if node.host not in swarm_hosts})
+    if on_swarm and standalone:
+        check.fail(where, f"mixes Swarm hosts ({', '.join(on_swarm)}) and standalone Docker hosts ({', '.join(standalone)}): "
+                          "a network runs on one Swarm (an overlay network) or on standalone hosts; "
+                          "put every node of it on the one kind")
+    elif standalone:
+        host_of = {node.name: node.host for node in nodes}
+        for source, target in edges:
+            if frozenset((source, target)) in seen and host_of.get(source, host_of.get(target)) != host_of.get(target, host_of.get(source)):
+                check.fail(f"{where}: edge {source} -> {target}",
+                           f"crosses Docker hosts '{host_of[source]}' and '{host_of[target]}', which only a Swarm connects "
+                           "(put both hosts in peerlab_swarm_managers or peerlab_swarm_workers, or both nodes on one host)")
     return Network(name=name, chain=chain, nodes=tuple(nodes), edges=tuple(e for e in edges if frozenset(e) in seen),
-                   miners=tuple(miners_raw), p2p_port=int(ports["p2p"]), rpc_port=int(ports["rpc"]))  # type: ignore[call-overload]
+                   miners=tuple(miners_raw), p2p_port=int(ports["p2p"]), rpc_port=int(ports["rpc"]),  # type: ignore[call-overload]
+                   swarm=bool(on_swarm))
 
 
 def parse(data: object, source: str, known_hosts: set[str] | None = None,
-          taken_names: set[str] | None = None) -> list[Network]:
+          taken_names: set[str] | None = None, swarm_hosts: set[str] | None = None) -> list[Network]:
     """Validate a topology document's `networks` mapping; return the networks or raise TopologyError.
 
     `known_hosts` are the inventory hosts that may run nodes (None skips that check); `taken_names`
-    are inventory names a network or container name must not reuse.
+    are inventory names a network or container name must not reuse; `swarm_hosts` are the hosts of
+    a Swarm (its managers and workers): a network on them runs as Swarm services.
     """
     check = _Checker(source)
     networks_raw = check.mapping("networks", data, "'networks'")
@@ -339,7 +356,7 @@ def parse(data: object, source: str, known_hosts: set[str] | None = None,
             continue
         network_map = check.mapping(f"network '{name}'", raw, "a network")
         if network_map is not None:
-            network = _network(check, name, network_map, known_hosts)
+            network = _network(check, name, network_map, known_hosts, swarm_hosts or set())
             if network is not None:
                 networks.append(network)
     _check_across(check, networks, taken_names or set())

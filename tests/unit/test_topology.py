@@ -131,3 +131,23 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_container_name_must_not_reuse_an_inventory_name() -> None:
     found = problems(lab(), hosts={"localhost", "lab-n2"})
     assert any("node 'n2': container name 'lab-n2' collides with an inventory name" in p for p in found), found
+
+
+def test_a_network_on_swarm_hosts_is_a_swarm_network() -> None:
+    placed = lab(nodes=[{"name": "n1", "host": "host2"}])
+    (network,) = parse(placed, SOURCE, known_hosts=set(HOSTS), swarm_hosts={"localhost", "host2"})
+    assert network.swarm and {node.host for node in network.nodes} == {"localhost", "host2"}
+    (standalone,) = parse(lab(), SOURCE, known_hosts=set(HOSTS), swarm_hosts=set())
+    assert not standalone.swarm
+
+
+def test_a_network_cannot_mix_swarm_and_standalone_hosts() -> None:
+    placed = lab(nodes=[{"name": "n1", "host": "host2"}])
+    with pytest.raises(TopologyError) as caught:
+        parse(placed, SOURCE, known_hosts=set(HOSTS), swarm_hosts={"host2"})
+    assert any("mixes Swarm hosts (host2) and standalone Docker hosts (localhost)" in p for p in caught.value.problems)
+
+
+def test_an_edge_between_standalone_hosts_is_refused() -> None:
+    found = problems(lab(nodes=[{"name": "n1", "host": "host2"}]))
+    assert any("edge n1 -> n2: crosses Docker hosts 'host2' and 'localhost', which only a Swarm connects" in p for p in found), found
