@@ -4,35 +4,74 @@
 Settings (environment):
   PEERLAB_CHAIN       regtest | signet | testnet4 | testnet3 | mainnet   (default regtest)
   PEERLAB_RPCAUTH     space-separated rpcauth values (salted hashes; no password ever)
-  PEERLAB_RPCALLOWIP  space-separated networks allowed to call RPC (default: none but localhost)
+  PEERLAB_RPCALLOWIP  space-separated networks allowed to call RPC (default: none but localhost);
+                      `attached`: the networks this container is attached to (a Swarm task: its
+                      overlay network and its host's docker_gwbridge, through which the host calls)
   PEERLAB_CONF        extra bitcoin.conf lines, newline-separated, already validated by peerlab
+/etc/peerlab/peers, when mounted: the node's own outbound peers (host:port per line), rendered as
+addnode lines, so a node restarted by its orchestrator reconnects without a deploy. peerlab
+rewrites the file when the topology changes and applies the change through RPC at the same time.
 Arguments are passed on to bitcoind. Inside the container `bitcoin-cli <command>` works with no
 extra arguments: it reads this bitcoin.conf (chain) and bitcoind's cookie from the data directory.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 
 SECTIONS = {"mainnet": "main", "testnet3": "test", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
 DATADIR = os.path.expanduser("~/.bitcoin")
+PEERS_FILE = "/etc/peerlab/peers"
+ROUTES = "/proc/net/route"
 
 
-def render(environ: dict[str, str]) -> str:
+def attached_networks(routes: str) -> list[str]:
+    """The networks of the container's interfaces: /proc/net/route's directly connected routes
+    (no gateway, not the default route), as CIDR."""
+    networks = []
+    for line in routes.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8 or fields[0] == "lo" or int(fields[2], 16) != 0 or int(fields[1], 16) == 0:
+            continue
+        # /proc/net/route writes addresses as little-endian hex.
+        address = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+        mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+        networks.append(str(ipaddress.IPv4Network(f"{address}/{mask}", strict=False)))
+    return sorted(set(networks))
+
+
+def allowed_networks(setting: str, routes_path: str = ROUTES) -> list[str]:
+    if setting.strip() != "attached":
+        return setting.split()
+    with open(routes_path, encoding="ascii") as handle:
+        return attached_networks(handle.read())
+
+
+def peer_lines(path: str = PEERS_FILE) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [f"addnode={line.strip()}" for line in handle if line.strip() and not line.startswith("#")]
+    except FileNotFoundError:
+        return []
+
+
+def render(environ: dict[str, str], routes_path: str = ROUTES, peers_path: str = PEERS_FILE) -> str:
     chain = environ.get("PEERLAB_CHAIN", "regtest")
     if chain not in SECTIONS:
         raise SystemExit(f"peerlab-entrypoint: unknown PEERLAB_CHAIN {chain!r} ({', '.join(SECTIONS)})")
     section = SECTIONS[chain]
     lines = ["# Written by peerlab-entrypoint at container start. Change the topology, not this file.",
              f"chain={section}", "", f"[{section}]", "server=1", "listenonion=0", "printtoconsole=1"]
-    allowed = environ.get("PEERLAB_RPCALLOWIP", "").split()
+    allowed = allowed_networks(environ.get("PEERLAB_RPCALLOWIP", ""), routes_path)
     if allowed:
         # Reachable on the container's own network only (localhost is always allowed); the image
         # never publishes RPC. Without PEERLAB_RPCALLOWIP, bitcoind's default binds localhost only.
         lines += ["rpcbind=0.0.0.0"] + [f"rpcallowip={network}" for network in allowed]
     lines += [f"rpcauth={entry}" for entry in environ.get("PEERLAB_RPCAUTH", "").split()]
     lines += [line.strip() for line in environ.get("PEERLAB_CONF", "").splitlines() if line.strip()]
+    lines += peer_lines(peers_path)
     return "\n".join(lines) + "\n"
 
 

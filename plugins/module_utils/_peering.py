@@ -61,13 +61,14 @@ def diff(added: dict[str, bool], result: PeerPlan) -> dict[str, str]:
 def unverified(nodes: list[dict[str, Any]], states: dict[str, dict[str, Any]], tip: str | None = None) -> list[str]:
     """Links (and tips) not confirmed by getpeerinfo, one sentence each.
 
-    `nodes` are {name, rpc_host, peers} as given to peerlab.bitcoin.links; `states` map a node's
-    name to its state with `peers` (getpeerinfo entries) and `bestblockhash`. A link must show as
-    outbound at its source and, when its target is among `nodes`, as inbound from the source's
-    address at the target.
+    `nodes` are {name, rpc_host, peers, address} as given to peerlab.bitcoin.links (`address`, the
+    node's address as its peers see it, defaults to `rpc_host`); `states` map a node's name to its
+    state with `peers` (getpeerinfo entries) and `bestblockhash`. A link must show as outbound at
+    its source and, when its target is among `nodes`, as inbound from the source's address at the
+    target.
     """
     by_name = {node["name"]: node for node in nodes}
-    by_address = {node["rpc_host"]: node["name"] for node in nodes}
+    by_address = {node.get("address") or node["rpc_host"]: node["name"] for node in nodes}
     problems = []
     for node in nodes:
         peers = states.get(node["name"], {}).get("peers", [])

@@ -48,6 +48,12 @@ options:
         description: RPC port of the node's chain.
         type: int
         required: true
+      address:
+        description:
+          - The node's address as its peers see it, when that is not O(nodes[].rpc_host).
+          - A Swarm task is seen by its peers on its overlay address, while its Docker host calls RPC
+            on its docker_gwbridge address.
+        type: str
       rpc_user:
         description: RPC user.
         type: str
@@ -199,6 +205,7 @@ def main() -> None:
                 name=dict(type="str", required=True),
                 rpc_host=dict(type="str", required=True),
                 rpc_port=dict(type="int", required=True),
+                address=dict(type="str"),
                 rpc_user=dict(type="str", default="peerlab"),
                 rpc_password=dict(type="str", required=True, no_log=True),
                 peers=dict(type="list", elements="str", default=[]),

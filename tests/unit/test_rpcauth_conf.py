@@ -63,3 +63,28 @@ def test_entrypoint_without_allowed_networks_keeps_rpc_on_localhost() -> None:
 def test_entrypoint_refuses_unknown_chain() -> None:
     with pytest.raises(SystemExit, match="unknown PEERLAB_CHAIN"):
         load_entrypoint().render({"PEERLAB_CHAIN": "testnet9"})
+
+
+ROUTES = """Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth1\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t0001000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth1\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0
+"""
+
+
+def test_entrypoint_allows_the_networks_a_swarm_task_is_attached_to(tmp_path) -> None:
+    routes = tmp_path / "route"
+    routes.write_text(ROUTES)
+    text = load_entrypoint().render({"PEERLAB_RPCALLOWIP": "attached"}, routes_path=str(routes),
+                                    peers_path=str(tmp_path / "none"))
+    # The overlay network and the host's docker_gwbridge; never the default route (0.0.0.0/0).
+    assert "rpcallowip=10.0.1.0/24\nrpcallowip=172.18.0.0/16\n" in text
+    assert "0.0.0.0/0" not in text
+
+
+def test_entrypoint_renders_the_peers_file_as_addnode_lines(tmp_path) -> None:
+    peers = tmp_path / "peers"
+    peers.write_text("# lab-n1's peers\nlab-n2:18444\n\nlab-n3:18444\n")
+    text = load_entrypoint().render({}, peers_path=str(peers))
+    assert text.endswith("addnode=lab-n2:18444\naddnode=lab-n3:18444\n")
+    assert "addnode" not in load_entrypoint().render({}, peers_path=str(tmp_path / "absent"))
