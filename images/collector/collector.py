@@ -6,13 +6,15 @@ reads the Docker engine's stats, inspect data and the new lines of each node's l
 everything to carbon (Graphite's plaintext protocol) and keeps it for Prometheus at /metrics.
 A statsd intake (UDP) forwards what Statoshi nodes send to carbon under `peerlab.statsd.`.
 
-Standard library only. The configuration file (JSON, 0600, written by the collector role) is
-reread when it changes:
+Standard library only. The configuration file (JSON, written by the collector role, no secrets)
+is reread when it changes:
   {"host": "localhost", "interval": 10, "carbon": "peerlab-graphite:2003",
    "networks": {"lab": {"chain": "regtest", "edges": [["n1", "n2"]],
-                        "nodes": {"n1": {"container": "lab-n1", "rpc_port": 18443,
-                                         "user": "collector", "password": "..."}}}}}
-Metric names: docs/metrics.md.
+                        "nodes": {"n1": {"container": "lab-n1", "rpc_port": 18443}}}}}
+A node's container is found by its labels (peerlab.network, peerlab.node): a Swarm task's name is
+generated. RPC goes to the node's name (Docker's DNS: the container, or the Swarm service) and
+authenticates with bitcoind's own cookie, read from the container through the Docker API, so no
+RPC password is stored on the Docker host. Metric names: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import base64
 import calendar
 import http.client
 import http.server
+import io
 import json
 import os
 import re
 import socket
 import statistics
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterable
@@ -58,6 +62,9 @@ KEY_LABELS = {
 SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 RECEIVED = re.compile(r"\[net\] received: (\S+) \(\d+ bytes\) peer=")
 SENDING = re.compile(r"\[net\] sending (\S+) \(\d+ bytes\) peer=")
+# bitcoind's cookie, below the container's data directory (mainnet's is at its top).
+DATADIR = "/home/bitcoin/.bitcoin"
+CHAIN_DIRS = {"mainnet": "", "testnet3": "testnet3", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
 UPDATE_TIP = re.compile(r"UpdateTip: new best=([0-9a-f]{64}) height=(\d+)")
 CREATE_BLOCK = re.compile(r"CreateNewBlock\(\)")
 
@@ -237,6 +244,35 @@ def parse_log(chunk: bytes) -> list[tuple[str, str]]:
     return lines
 
 
+def cookie_path(chain: str) -> str:
+    return "/".join(part for part in (DATADIR, CHAIN_DIRS.get(chain, chain), ".cookie") if part)
+
+
+def cookie_from_archive(archive: bytes) -> tuple[str, str]:
+    """The (user, password) of a cookie file from Docker's archive endpoint (a tar of that one file)."""
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = next(member for member in tar.getmembers() if member.isfile())
+        handle = tar.extractfile(member)
+        text = handle.read().decode().strip() if handle else ""
+    user, _sep, password = text.partition(":")
+    if not password:
+        raise ValueError("the cookie file is not user:password")
+    return user, password
+
+
+def best_containers(summaries: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(network, node) -> its container: the running one, else the newest (Swarm keeps exited tasks)."""
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for summary in summaries:
+        labels = summary.get("Labels") or {}
+        key = (labels.get("peerlab.network", ""), labels.get("peerlab.node", ""))
+        rank = (summary.get("State") == "running", summary.get("Created", 0))
+        current = best.get(key)
+        if current is None or rank > (current.get("State") == "running", current.get("Created", 0)):
+            best[key] = summary
+    return best
+
+
 def docker_time(stamp: str) -> float:
     """RFC3339Nano (Docker's log timestamps, UTC) -> seconds since the epoch."""
     match = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z", stamp)
@@ -374,6 +410,10 @@ def docker(path: str, raw: bool = False) -> Any:
         connection.close()
 
 
+class RpcAuthError(OSError):
+    """bitcoind refused the credentials (a cookie changes when bitcoind restarts)."""
+
+
 def rpc_batch(host: str, port: int, user: str, password: str, calls: list[tuple[str, list[Any]]],
               timeout: float = 8.0) -> list[Any]:
     """One HTTP request carrying several calls; a failed call's result is None."""
@@ -386,7 +426,7 @@ def rpc_batch(host: str, port: int, user: str, password: str, calls: list[tuple[
         response = connection.getresponse()
         payload = response.read()
         if response.status in (401, 403):
-            raise OSError(f"RPC {host}:{port} refused the collector's credentials (HTTP {response.status})")
+            raise RpcAuthError(f"RPC {host}:{port} refused the node's cookie (HTTP {response.status})")
         answers = {answer["id"]: answer for answer in json.loads(payload)}
     finally:
         connection.close()
@@ -489,6 +529,24 @@ class Collector:
         self.carbon = Carbon()
         self.statsd = Statsd()
         self.self_cpu: tuple[float, float] | None = None
+        self.cookies: dict[str, tuple[str, str]] = {}  # container id -> bitcoind's cookie
+
+    def cookie(self, container_id: str, chain: str, fresh: bool = False) -> tuple[str, str]:
+        if fresh or container_id not in self.cookies:
+            path = quote(cookie_path(chain), safe="")
+            self.cookies[container_id] = cookie_from_archive(docker(f"/containers/{container_id}/archive?path={path}", raw=True))
+        return self.cookies[container_id]
+
+    def rpc(self, spec: dict[str, Any], container_id: str, chain: str) -> list[Any]:
+        """The node's state in one batched call, as bitcoind's cookie user; a refused cookie is read again once."""
+        for fresh in (False, True):
+            user, password = self.cookie(container_id, chain, fresh)
+            try:
+                return rpc_batch(spec["container"], int(spec["rpc_port"]), user, password, RPC_CALLS)
+            except RpcAuthError:
+                if fresh:
+                    raise
+        raise AssertionError("unreachable")
 
     def reload(self) -> None:
         try:
@@ -502,7 +560,7 @@ class Collector:
             log(f"configuration loaded: {sum(len(n['nodes']) for n in self.config.get('networks', {}).values())} nodes")
 
     def poll_node(self, network: str, node: str, spec: dict[str, Any], container: dict[str, Any] | None,
-                  names: dict[str, str], now: float) -> tuple[list[Sample], dict[str, Any]]:
+                  names: dict[str, str], now: float, chain_name: str = "regtest") -> tuple[list[Sample], dict[str, Any]]:
         scope = ("node", network, node)
         key = f"{network}/{node}"
         out: list[Sample] = []
@@ -513,9 +571,8 @@ class Collector:
         restarts = int(container.get("RestartCount", 0))
         self.restarts[key] = max(self.restarts.get(key, 0), restarts)
         try:
-            results = rpc_batch(spec["container"], int(spec["rpc_port"]), spec.get("user", "collector"),
-                                spec["password"], RPC_CALLS)
-        except (OSError, ValueError, http.client.HTTPException) as error:
+            results = self.rpc(spec, container["Id"], chain_name)
+        except (OSError, ValueError, StopIteration, tarfile.TarError, http.client.HTTPException) as error:
             log(f"{key}: RPC: {error}")
             results = [None] * len(RPC_CALLS)
         chain, peers, totals, mempool, rawmempool, tips, uptime, txstats = results
@@ -581,12 +638,12 @@ class Collector:
 
     def poll(self) -> list[Sample]:
         now = time.time()
-        containers = {c["Names"][0].lstrip("/"): c for c in
-                      docker("/containers/json?all=1&filters=" + quote(json.dumps({"label": ["peerlab.role=node"]})))}
+        containers = best_containers(docker("/containers/json?all=1&filters=" + quote(json.dumps({"label": ["peerlab.role=node"]}))))
+        current = {summary["Id"] for summary in containers.values()}
+        self.cookies = {container_id: cookie for container_id, cookie in self.cookies.items() if container_id in current}
         names: dict[str, str] = {}
-        for name, summary in containers.items():
-            node = summary.get("Labels", {}).get("peerlab.node", name)
-            names[name] = node
+        for (_network, node), summary in containers.items():
+            names[summary["Names"][0].lstrip("/")] = node
             for net in (summary.get("NetworkSettings", {}).get("Networks") or {}).values():
                 if net.get("IPAddress"):
                     names[net["IPAddress"]] = node
@@ -594,15 +651,15 @@ class Collector:
         with ThreadPoolExecutor(max_workers=16) as pool:
             for network, spec in self.config.get("networks", {}).items():
                 for node, node_spec in spec.get("nodes", {}).items():
-                    summary = containers.get(node_spec["container"])
+                    found = containers.get((network, node))
                     container = None
-                    if summary is not None and summary.get("State") == "running":
+                    if found is not None and found.get("State") == "running":
                         try:
-                            container = docker(f"/containers/{summary['Id']}/json")
+                            container = docker(f"/containers/{found['Id']}/json")
                         except OSError as error:
                             log(f"{network}/{node}: inspect: {error}")
                     jobs.append((network, node, pool.submit(self.poll_node, network, node, node_spec,
-                                                            container, names, now)))
+                                                            container, names, now, spec.get("chain", "regtest"))))
             results = [(network, node, job.result()) for network, node, job in jobs]
         samples: list[Sample] = []
         for network, spec in self.config.get("networks", {}).items():

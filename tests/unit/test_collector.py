@@ -108,3 +108,30 @@ def test_outputs_keep_precision_and_label_keys() -> None:
     assert '# TYPE peerlab_message_received counter\npeerlab_message_received{msg="inv",network="lab",node="n1"} 3' in text
     assert 'peerlab_host_load1{host="h1"} 0.5' in text
     assert collector.Sample(SCOPE, "ping.peer", 1, "10.0.0.1:8333").graphite().endswith("ping.peer.10_0_0_1_8333")
+
+
+def test_the_cookie_is_read_from_dockers_archive_of_the_chains_data_directory() -> None:
+    import io
+    import tarfile
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        payload = b"__cookie__:f00d\n"
+        member = tarfile.TarInfo(".cookie")
+        member.size = len(payload)
+        tar.addfile(member, io.BytesIO(payload))
+    assert collector.cookie_from_archive(data.getvalue()) == ("__cookie__", "f00d")
+    assert collector.cookie_path("regtest") == "/home/bitcoin/.bitcoin/regtest/.cookie"
+    assert collector.cookie_path("mainnet") == "/home/bitcoin/.bitcoin/.cookie"
+
+
+def test_a_nodes_container_is_found_by_label_running_one_first() -> None:
+    def summary(name: str, node: str, state: str, created: int) -> dict:
+        return {"Id": name, "Names": [f"/{name}"], "State": state, "Created": created,
+                "Labels": {"peerlab.network": "lab", "peerlab.node": node}}
+
+    # A Swarm keeps the exited containers of earlier tasks; a new task's container is running.
+    found = collector.best_containers([summary("lab-n1.1.old", "n1", "exited", 2), summary("lab-n1.1.new", "n1", "running", 1),
+                                       summary("lab-n2", "n2", "exited", 5), summary("lab-n2.1.x", "n2", "exited", 9)])
+    assert found[("lab", "n1")]["Id"] == "lab-n1.1.new"
+    assert found[("lab", "n2")]["Id"] == "lab-n2.1.x"
