@@ -4,17 +4,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import unpruned_need_gib
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import unverified
 
 DOCUMENTATION_TEXT = """
 node_builds(hosts, hostvars): unique {host, implementation, version} images the hosts need.
-network_hosts(hosts, hostvars): unique {network, host} pairs (a Docker network on a Docker host).
-stale_containers(results, groups): node containers whose network no longer lists them.
-container_named(results, name): a container from looped docker_host_info results.
+network_hosts(hosts, hostvars): unique {network, host} pairs (the nodes of a network on one Docker host).
+docker_networks(hosts, hostvars, manager): the Docker networks to make, {network, host, swarm}: a bridge
+  network per network and Docker host, or one overlay network per Swarm network, made on `manager`.
+stale_containers(results, groups): standalone node containers whose network no longer lists them.
+stale_services(results, groups): Swarm node services whose network no longer lists them.
+container_named(results, name): node `name`'s container from looped docker_host_info results (the
+  running one of a Swarm service's task containers, else the newest).
 container_ip(container): a container's address, from inspect or list output.
+gateway_ips(results): container id -> address on its Docker host's docker_gwbridge, from looped
+  docker_network_info results (how a Swarm host reaches its tasks).
+swarm_pending(result, item, hosts, hostvars): the Swarm nodes of item's network and Docker host that do
+  not yet run a container with their current settings (peerlab.spec), from docker_host_info's result.
+link_problems(hosts, hostvars, states): links not seen at both ends, across every Docker host.
 link_specs(hosts, hostvars, network, docker_host): the nodes option of peerlab.bitcoin.links.
 link_states(results): node -> state from a looped peerlab.bitcoin.links task.
 network_tips(hosts, hostvars, mined_var, states): network -> tip every node must reach.
@@ -25,8 +36,11 @@ not_running(results): {host, name, status} of node containers that are not runni
 down_reasons(results): one sentence per such node: its state and the errors bitcoind last logged.
 disk_needs(hosts, hostvars): per Docker host, the unpruned public-chain nodes on it and the GiB they need.
 disk_shortfalls(needs, results): the needs a Docker host has no room for, as messages.
-collector_config(hosts, hostvars, docker_host, credentials, user, interval, carbon): one collector's
-  configuration (the nodes on its Docker host, their RPC access and expected edges).
+monitoring_host(groups, node_host): the Docker host of Graphite and Grafana.
+image_needs(hosts, hostvars, build_host, monitoring): per Docker host but the build host, the images it needs.
+missing_images(results): {host, images, archive} per Docker host lacking images (one archive per set).
+collector_config(hosts, hostvars, docker_host, interval, carbon): one collector's configuration (the
+  nodes on its Docker host and their expected edges; no secret).
 """
 
 
@@ -81,11 +95,14 @@ def strangers(network_info: dict[str, Any], ours: list[str]) -> list[str]:
 
 
 def not_running(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per Docker host, its node containers that are not running and their Docker status."""
+    """Per Docker host, its node containers that are not running and their Docker status (for a
+    Swarm node: its newest task container, when none of them runs)."""
     down = []
     for result in results:
+        nodes = {_node_name(container) or container["Names"][0].lstrip("/") for container in result.get("containers", [])}
+        newest = [container_named([result], node) for node in sorted(nodes)]
         stopped = {container["Names"][0].lstrip("/"): container.get("Status", "")
-                   for container in result.get("containers", []) if container.get("State") != "running"}
+                   for container in newest if container and container.get("State") != "running"}
         if stopped:
             down.append({"host": result["item"]["host"], "containers": sorted(stopped), "status": stopped})
     return down
@@ -123,8 +140,19 @@ def network_hosts(hosts: list[str], hostvars: Any) -> list[dict[str, str]]:
     return [{"network": n, "host": h} for n, h in sorted(pairs)]
 
 
+def docker_networks(hosts: list[str], hostvars: Any, manager: str) -> list[dict[str, Any]]:
+    """A bridge network per network and Docker host; a Swarm network is one overlay network, made on a manager."""
+    made = {(v["peerlab_network"], manager if v.get("peerlab_swarm") else v["peerlab_docker_host"], bool(v.get("peerlab_swarm")))
+            for _host, v in _vars(hosts, hostvars)}
+    return [{"network": n, "host": h, "swarm": swarm} for n, h, swarm in sorted(made)]
+
+
+# Swarm labels the containers of its services' tasks; such a container is never removed directly.
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
+
+
 def stale_containers(results: list[dict[str, Any]], groups: Any) -> list[dict[str, str]]:
-    """Node containers found on a Docker host whose network no longer lists them."""
+    """Standalone node containers found on a Docker host whose network no longer lists them."""
     stale = []
     for result in results:
         if result.get("skipped") or "containers" not in result:
@@ -132,23 +160,70 @@ def stale_containers(results: list[dict[str, Any]], groups: Any) -> list[dict[st
         wanted = set(groups.get(result["item"]["network"], []))
         for container in result["containers"]:
             name = container["Names"][0].lstrip("/")
-            if name not in wanted:
+            if name not in wanted and SWARM_SERVICE_LABEL not in (container.get("Labels") or {}):
                 stale.append({"host": result["item"]["host"], "name": name})
     return stale
 
 
-def container_named(results: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    """The container called `name` in looped docker_host_info results (list format), if any."""
+def stale_services(results: list[dict[str, Any]], groups: Any) -> list[dict[str, str]]:
+    """Swarm node services (looped docker_swarm_info services results, verbose) whose network no longer lists them."""
+    stale = []
     for result in results:
-        for container in result.get("containers") or []:
-            if f"/{name}" in container.get("Names", []):
-                return container  # type: ignore[no-any-return]
-    return None
+        wanted = set(groups.get(result.get("item", {}).get("network"), []))
+        for service in result.get("services") or []:
+            spec = service.get("Spec") or {}
+            name = spec.get("Name", "")
+            if name and name not in wanted and (spec.get("Labels") or {}).get("peerlab.role") == "node":
+                stale.append({"host": result["item"]["host"], "name": name})
+    return stale
 
 
-def collector_config(hosts: list[str], hostvars: Any, docker_host: str, credentials: dict[str, Any],
-                     user: str, interval: int, carbon: str) -> dict[str, Any]:
-    """The collector's configuration file for one Docker host (holds passwords: no_log)."""
+def _node_name(container: dict[str, Any]) -> str:
+    labels = container.get("Labels") or {}
+    return f"{labels.get('peerlab.network')}-{labels.get('peerlab.node')}" if "peerlab.node" in labels else ""
+
+
+def container_named(results: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """Node `name`'s container in looped docker_host_info results (list format), if any.
+
+    A standalone node's container has the node's name. A Swarm node's task containers carry its
+    labels and a generated name, and Swarm keeps the exited ones of earlier tasks: the running one
+    counts, else the newest.
+    """
+    found = [container for result in results for container in result.get("containers") or []
+             if f"/{name}" in container.get("Names", []) or _node_name(container) == name]
+    found.sort(key=lambda container: (container.get("State") == "running", container.get("Created", 0)), reverse=True)
+    return found[0] if found else None
+
+
+def gateway_ips(results: list[dict[str, Any]]) -> dict[str, str]:
+    """Container id -> its address on the docker_gwbridge of its Docker host (looped docker_network_info)."""
+    addresses = {}
+    for result in results:
+        for container_id, endpoint in ((result.get("network") or {}).get("Containers") or {}).items():
+            if endpoint.get("IPv4Address"):
+                addresses[container_id] = endpoint["IPv4Address"].split("/")[0]
+    return addresses
+
+
+def swarm_pending(result: dict[str, Any], item: dict[str, str], hosts: list[str], hostvars: Any) -> list[str]:
+    """The Swarm nodes of one network on one Docker host (`item`: {network, host}) that do not yet
+    run a container with their current settings; `result` is that host's docker_host_info result
+    (inside `until`, a looped result does not hold its item yet)."""
+    pending = []
+    for host, variables in _vars(hosts, hostvars):
+        if variables["peerlab_network"] != item.get("network") or variables["peerlab_docker_host"] != item.get("host"):
+            continue
+        container = container_named([result], host)
+        labels = (container or {}).get("Labels") or {}
+        if not container or container.get("State") != "running" or labels.get("peerlab.spec") != variables.get("_network_want"):
+            pending.append(host)
+    return pending
+
+
+def collector_config(hosts: list[str], hostvars: Any, docker_host: str, interval: int, carbon: str) -> dict[str, Any]:
+    """The collector's configuration file for one Docker host: its nodes and their expected edges.
+    No secret: the collector authenticates with each node's own RPC cookie."""
     networks: dict[str, Any] = {}
     nodes_of: dict[str, str] = {}
     for _host, variables in _vars(hosts, hostvars):
@@ -158,12 +233,48 @@ def collector_config(hosts: list[str], hostvars: Any, docker_host: str, credenti
             continue
         network = networks.setdefault(variables["peerlab_network"],
                                       {"chain": variables["peerlab_chain"], "edges": [], "nodes": {}})
-        network["nodes"][variables["peerlab_node"]] = {
-            "container": variables["peerlab_container"], "rpc_port": variables["peerlab_rpc_port"], "user": user,
-            "password": credentials[variables["peerlab_container"]][user]["password"]}
+        network["nodes"][variables["peerlab_node"]] = {"container": variables["peerlab_container"],
+                                                       "rpc_port": variables["peerlab_rpc_port"]}
         network["edges"] += [[variables["peerlab_node"], nodes_of[peer]]
                              for peer in variables["peerlab_peers_out"] if peer in nodes_of]
     return {"host": docker_host, "interval": interval, "carbon": carbon, "networks": networks}
+
+
+def monitoring_host(groups: Any, node_host: str) -> str:
+    """The Docker host of Graphite and Grafana: the first of group peerlab_monitoring, else the
+    first Swarm manager, else the Docker host of the play's first node."""
+    for group in ("peerlab_monitoring", "peerlab_swarm_managers"):
+        if groups.get(group):
+            return str(groups[group][0])
+    return node_host
+
+
+def image_needs(hosts: list[str], hostvars: Any, build_host: str, monitoring: dict[str, str]) -> list[dict[str, Any]]:
+    """Per Docker host other than the build host, the images it must hold: its nodes' images, and
+    with monitoring ({collector, graphite, host}) the collector (every node host) and Graphite."""
+    needs: dict[str, set[str]] = {}
+    for _host, variables in _vars(hosts, hostvars):
+        wanted = needs.setdefault(variables["peerlab_docker_host"], set())
+        wanted.add(variables["images_node_image"])
+        if monitoring:
+            wanted.add(monitoring["collector"])
+    if monitoring:
+        needs.setdefault(monitoring["host"], set()).add(monitoring["graphite"])
+    return [{"host": host, "images": sorted(images)} for host, images in sorted(needs.items()) if host != build_host]
+
+
+def missing_images(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """{host, images, archive} per Docker host that lacks images, from looped docker_image_info
+    results (item: an image_needs entry). Hosts lacking the same images share one archive: one
+    `docker save` of several images stores their common layers once."""
+    missing = []
+    for result in results:
+        found = {tag for image in result.get("images") or [] for tag in image.get("RepoTags") or []}
+        images = [image for image in result["item"]["images"] if image not in found]
+        if images:
+            digest = hashlib.sha256("\n".join(images).encode()).hexdigest()[:16]
+            missing.append({"host": result["item"]["host"], "images": images, "archive": f"peerlab-images-{digest}.tar"})
+    return missing
 
 
 def attached(names: list[str]) -> list[dict[str, str]]:
@@ -197,7 +308,18 @@ def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str) 
             specs.append({"name": host, "rpc_host": variables.get("_network_ip") or "", "rpc_port": variables["peerlab_rpc_port"],
                           "rpc_password": variables["_network_password"],
                           "peers": [f"{peer}:{port}" for peer in variables["peerlab_peers_out"]]})
+            if variables.get("_network_address") and variables["_network_address"] != variables.get("_network_ip"):
+                specs[-1]["address"] = variables["_network_address"]
     return specs
+
+
+def link_problems(hosts: list[str], hostvars: Any, states: dict[str, Any]) -> list[str]:
+    """Every link checked at both ends with the states the links tasks of all Docker hosts read.
+    A links task sees both ends only of links within its Docker host; this sees across them."""
+    nodes = [{"name": host, "rpc_host": variables.get("_network_address") or variables.get("_network_ip") or "",
+              "peers": [f"{peer}:{variables['peerlab_p2p_port']}" for peer in variables["peerlab_peers_out"]]}
+             for host, variables in _vars(hosts, hostvars)]
+    return unverified(nodes, states)
 
 
 def link_states(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -232,7 +354,8 @@ def summary_table(hosts: list[str], hostvars: Any, states: str | dict[str, Any])
     known = _states(hosts, hostvars, states)
     for host, variables in sorted(_vars(hosts, hostvars)):
         state = known[host]
-        rows.append((host, str(variables["peerlab_docker_host"]), str(variables.get("_network_ip") or "-"),
+        address = variables.get("_network_address") or variables.get("_network_ip") or "-"
+        rows.append((host, str(variables["peerlab_docker_host"]), str(address),
                      str(state.get("connections_in", "-")), str(state.get("connections_out", "-")),
                      str(state.get("blocks", "-")), str(state.get("bestblockhash", "-"))[:16]))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
@@ -244,6 +367,11 @@ class FilterModule:
         return {
             "node_builds": node_builds,
             "network_hosts": network_hosts,
+            "docker_networks": docker_networks,
+            "stale_services": stale_services,
+            "gateway_ips": gateway_ips,
+            "swarm_pending": swarm_pending,
+            "link_problems": link_problems,
             "disk_needs": disk_needs,
             "not_running": not_running,
             "down_reasons": down_reasons,
@@ -255,6 +383,9 @@ class FilterModule:
             "container_ip": container_ip,
             "collector_config": collector_config,
             "attached": attached,
+            "monitoring_host": monitoring_host,
+            "image_needs": image_needs,
+            "missing_images": missing_images,
             "link_states": link_states,
             "network_tips": network_tips,
             "summary_table": summary_table,

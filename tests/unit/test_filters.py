@@ -107,11 +107,9 @@ def test_collector_config_holds_its_host_nodes_and_edges_by_node_name() -> None:
         "lab-b": node("lab", [], "", [], peerlab_node="b", peerlab_container="lab-b", peerlab_chain="regtest",
                       peerlab_rpc_port=18443, peerlab_docker_host="other"),
     }
-    credentials = {name: {"collector": {"password": f"pw-{name}"}} for name in hostvars}
-    config = collector_config(list(hostvars), hostvars, "localhost", credentials, "collector", 10, "g:2003")
+    config = collector_config(list(hostvars), hostvars, "localhost", 10, "g:2003")
     assert config == {"host": "localhost", "interval": 10, "carbon": "g:2003", "networks": {"lab": {
-        "chain": "regtest", "edges": [["a", "b"]],
-        "nodes": {"a": {"container": "lab-a", "rpc_port": 18443, "user": "collector", "password": "pw-lab-a"}}}}}
+        "chain": "regtest", "edges": [["a", "b"]], "nodes": {"a": {"container": "lab-a", "rpc_port": 18443}}}}}
     assert attached(["x", "y"]) == [{"name": "x"}, {"name": "y"}]
 
 
@@ -159,3 +157,87 @@ def test_strangers_are_containers_peerlab_does_not_manage() -> None:
     info = {"network": {"Containers": {"1": {"Name": "peerlab-collector"}, "2": {"Name": "someone-else"}}}}
     assert strangers(info, ["peerlab-collector"]) == ["someone-else"]
     assert strangers({"network": {"Containers": None}}, []) == []
+
+
+def test_docker_networks_are_per_host_standalone_and_once_on_the_manager_for_a_swarm() -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.filter.lab import docker_networks
+
+    hostvars = {"lab-a": node("lab", [], "", []), "lab-b": node("lab", [], "", [], peerlab_docker_host="h2"),
+                "sw-a": node("sw", [], "", [], peerlab_docker_host="w1", peerlab_swarm=True),
+                "sw-b": node("sw", [], "", [], peerlab_docker_host="w2", peerlab_swarm=True)}
+    assert docker_networks(list(hostvars), hostvars, "m1") == [
+        {"network": "lab", "host": "h2", "swarm": False}, {"network": "lab", "host": "localhost", "swarm": False},
+        {"network": "sw", "host": "m1", "swarm": True}]
+
+
+def test_swarm_task_containers_are_found_by_label_and_never_pruned_as_containers() -> None:
+    def task(name: str, node: str, state: str, created: int, spec: str = "s1") -> dict[str, Any]:
+        return {"Id": name, "Names": [f"/{name}"], "State": state, "Created": created,
+                "Labels": {"peerlab.network": "sw", "peerlab.node": node, "peerlab.spec": spec,
+                           "com.docker.swarm.service.name": f"sw-{node}"}}
+
+    result = {"item": {"network": "sw", "host": "w1"},
+              "containers": [task("sw-a.1.old", "a", "exited", 1), task("sw-a.1.new", "a", "running", 2),
+                             task("sw-z.1.x", "z", "running", 3)]}
+    assert container_named([result], "sw-a")["Id"] == "sw-a.1.new"  # type: ignore[index]
+    assert stale_containers([result], {"sw": ["sw-a"]}) == []
+    hostvars = {"sw-a": node("sw", [], "", [], peerlab_docker_host="w1", _network_want="s1"),
+                "sw-b": node("sw", [], "", [], peerlab_docker_host="w1", _network_want="s1")}
+    from ansible_collections.peerlab.bitcoin.plugins.filter.lab import swarm_pending
+
+    assert swarm_pending(result, {"network": "sw", "host": "w1"}, list(hostvars), hostvars) == ["sw-b"]
+    hostvars["sw-a"]["_network_want"] = "s2"  # settings changed: the running task is outdated
+    assert swarm_pending(result, {"network": "sw", "host": "w1"}, list(hostvars), hostvars) == ["sw-a", "sw-b"]
+
+
+def test_stale_services_gateway_addresses_and_image_needs() -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
+        gateway_ips,
+        image_needs,
+        missing_images,
+        monitoring_host,
+        stale_services,
+    )
+
+    services = [{"Spec": {"Name": "sw-a", "Labels": {"peerlab.role": "node"}}},
+                {"Spec": {"Name": "sw-z", "Labels": {"peerlab.role": "node"}}},
+                {"Spec": {"Name": "peerlab-collector", "Labels": {"peerlab.role": "collector"}}}]
+    assert stale_services([{"item": {"network": "sw", "host": "m1"}, "services": services}], {"sw": ["sw-a"]}) == [
+        {"host": "m1", "name": "sw-z"}]
+    gateways = [{"network": {"Containers": {"abc": {"IPv4Address": "172.18.0.3/16"}, "ingress-sbox": {"IPv4Address": ""}}}}]
+    assert gateway_ips(gateways) == {"abc": "172.18.0.3"}
+    hostvars = {"sw-a": node("sw", [], "", [], peerlab_docker_host="m1", images_node_image="node:1"),
+                "sw-b": node("sw", [], "", [], peerlab_docker_host="w1", images_node_image="node:1")}
+    needs = image_needs(list(hostvars), hostvars, "m1", {"collector": "col:1", "graphite": "gr:1", "host": "m1"})
+    assert needs == [{"host": "w1", "images": ["col:1", "node:1"]}]
+    found: list[dict[str, Any]] = [
+        {"item": needs[0], "images": [{"RepoTags": ["col:1"]}]},
+        {"item": {"host": "w2", "images": ["node:1"]}, "images": []},
+    ]
+    missing = missing_images(found)
+    assert [(entry["host"], entry["images"]) for entry in missing] == [("w1", ["node:1"]), ("w2", ["node:1"])]
+    assert missing[0]["archive"] == missing[1]["archive"], "hosts lacking the same images share an archive"
+    assert monitoring_host({"peerlab_swarm_managers": ["m1"]}, "w1") == "m1"
+    assert monitoring_host({"peerlab_monitoring": ["g"], "peerlab_swarm_managers": ["m1"]}, "w1") == "g"
+    assert monitoring_host({"peerlab_swarm_managers": []}, "w1") == "w1"
+
+
+def test_link_problems_check_both_ends_across_docker_hosts() -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.filter.lab import link_problems
+
+    hostvars = {"sw-a": node("sw", ["sw-b"], "172.18.0.3", [], peerlab_docker_host="m1", _network_address="10.0.1.2"),
+                "sw-b": node("sw", [], "172.18.0.4", [], peerlab_docker_host="w1", _network_address="10.0.1.3")}
+    linked = {"sw-a": {"peers": [{"addr": "sw-b:18444", "inbound": False}]},
+              "sw-b": {"peers": [{"addr": "10.0.1.2:40000", "inbound": True}]}}
+    assert link_problems(list(hostvars), hostvars, linked) == []
+    half = {"sw-a": linked["sw-a"], "sw-b": {"peers": []}}
+    assert link_problems(list(hostvars), hostvars, half) == ["sw-a -> sw-b:18444: sw-b has no inbound link from sw-a"]
+
+
+def test_ready_hosts_are_the_inventory_names_of_ready_swarm_nodes() -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.filter.swarm import ready_hosts
+
+    nodes = [{"Status": {"State": "ready"}, "Spec": {"Labels": {"peerlab.host": "w1"}}},
+             {"Status": {"State": "down"}, "Spec": {"Labels": {"peerlab.host": "w2"}}},
+             {"Status": {"State": "ready"}, "Spec": {"Labels": {}}}]
+    assert ready_hosts(nodes) == ["w1"]
