@@ -1,5 +1,6 @@
 """A Docker engine restart, on an engine this test starts itself (never the machine's own daemon):
-a Docker host in a container (images/docker-host), reached by Ansible through the Docker API.
+a bare Debian host in a container (images/docker-host) on which deploy.yml installs Docker Engine
+(role docker) and carries the images (no registry), reached by Ansible through the Docker API.
 
 Everything comes back by Docker's restart policy with its chain state; the peer links, which
 bitcoind does not persist, are restored by a re-run that changes exactly those.
@@ -7,32 +8,26 @@ bitcoind does not persist, are restored by a re-run that changes exactly those.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import tarfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 import yaml
 
-from .conftest import ROOT, Lab, Run, wait_for
+from .conftest import ROOT, Lab, Run, ansible_playbook, wait_for
 
 ENGINE = "peerlab-test-engine"
 NETWORK = "eng"
 NODES = ["a", "b", "c"]
 TOPOLOGY = {NETWORK: {"chain": "regtest", "defaults": {"host": "engine", "resources": {"memory": "256m", "cpus": 0.5}},
                       "nodes": [{"name": n} for n in NODES], "edges": [["a", "b"], ["b", "c"], ["c", "a"]]}}
-# What a Docker engine needs, named one by one: this machine's engine refuses --privileged ("unable
-# to apply caps: operation not permitted"), as it cannot grant every capability (docs/environment.md).
-CAPABILITIES = ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_RAWIO", "IPC_LOCK", "SYS_NICE", "DAC_READ_SEARCH",
-                "LINUX_IMMUTABLE", "NET_BROADCAST", "IPC_OWNER", "AUDIT_CONTROL", "MAC_ADMIN", "MAC_OVERRIDE", "SYSLOG",
-                "LEASE"]
-HOSTS = {"all": {"children": {"peerlab_docker_hosts": {"hosts": {"engine": {
+# A bare Debian host (tests/hosts/docker-hosts.yml): deploy.yml installs its engine (group
+# peerlab_engines, role docker) and carries the images built on this machine to it.
+HOSTS = {"all": {"children": {"peerlab_docker_hosts": {"children": {"peerlab_engines": {"hosts": {"engine": {
     "ansible_connection": "community.docker.docker_api", "ansible_host": ENGINE,
-    "ansible_python_interpreter": "/usr/bin/python3"}}}}}}
+    "ansible_python_interpreter": "/usr/bin/python3"}}}}}}}}
 
 
 class EngineHost:
@@ -61,76 +56,30 @@ class EngineHost:
         return sum(1 for peer in self.cli(node, "getpeerinfo") if not peer["inbound"])
 
 
-def tagged(client: docker.DockerClient, repository: str) -> str:
-    """A tag of an image of this repository on the machine's engine."""
-    for image in client.images.list(name=repository):
-        for tag in image.tags:
-            return str(tag)
-    raise AssertionError(f"no {repository} image: the images playbook should have built it")
-
-
-def docker_host_image(client: docker.DockerClient) -> str:
-    """Build images/docker-host FROM peerlab's base image; the tag is the content's hash."""
-    base = tagged(client, "peerlab/base")
-    context = ROOT / "images" / "docker-host"
-    digest = hashlib.sha256(base.encode())
-    for path in sorted(context.iterdir()):
-        digest.update(path.name.encode() + path.read_bytes())
-    tag = f"peerlab/docker-host:{digest.hexdigest()[:12]}"
-    if not client.images.list(name=tag):
-        client.images.build(path=str(context), tag=tag, buildargs={"BASE_IMAGE": base}, rm=True, pull=False)
-    return tag
-
-
-def load_images(client: docker.DockerClient, host: EngineHost, names: list[str], scratch: Path) -> None:
-    """No registry: carry the images over as `docker save` archives (what a user does for a far host)."""
-    for number, name in enumerate(names):
-        archive = scratch / f"image{number}.tar"
-        with archive.open("wb") as handle:
-            for chunk in client.images.get(name).save(named=True):
-                handle.write(chunk)
-        wrapped = scratch / f"image{number}.wrapped.tar"
-        with tarfile.open(wrapped, "w") as tar:
-            tar.add(archive, arcname=archive.name)
-        with wrapped.open("rb") as handle:
-            assert host.container.put_archive("/tmp", handle)
-        host.docker("load", "-i", f"/tmp/{archive.name}")
-        host.container.exec_run(["rm", f"/tmp/{archive.name}"])
-        archive.unlink()
-        wrapped.unlink()
-
-
-def remove_engine(client: docker.DockerClient) -> None:
-    for container in client.containers.list(all=True, filters={"label": "peerlab.test=engine"}):
-        container.remove(force=True, v=True)
+def hosts(state: str) -> Run:
+    """Start (present) or remove (absent) this test's Docker host with tests/hosts/docker-hosts.yml."""
+    settings = {"test_hosts_names": ["engine"], "test_hosts_label": "engine", "test_hosts_state": state}
+    return ansible_playbook("tests/hosts/docker-hosts.yml", ROOT / "inventories" / "local", "-e", json.dumps(settings))
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, EngineHost]]:
     client = docker.from_env()
-    remove_engine(client)
     directory = tmp_path_factory.mktemp("engine")
-    # The images, built on this machine's engine as `make images` does (a no-op when they exist).
-    local = Lab(directory / "local", {NETWORK: dict(TOPOLOGY[NETWORK], defaults={"host": "localhost"})})
-    built = local.playbook("playbooks/images.yml", "-e", '{"images_monitoring": false}')
-    assert built.rc == 0, built.output[-3000:]
-    node_image = tagged(client, "peerlab/bitcoin-node")
-    base_image = tagged(client, "peerlab/base")
-    container = client.containers.run(
-        docker_host_image(client), name=ENGINE, hostname="engine", detach=True, cap_add=CAPABILITIES,
-        security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-        labels={"peerlab.test": "engine", "peerlab.role": "docker-host"})
-    host = EngineHost(container)
+    assert hosts("absent").rc == 0
+    started = hosts("present")
+    assert started.rc == 0, started.output[-3000:]
+    host = EngineHost(client.containers.get(ENGINE))
     try:
-        assert wait_for(host.answers, timeout=60), container.logs().decode()[-2000:]
-        load_images(client, host, [base_image, node_image], directory)
-        lab = Lab(directory / "lab", TOPOLOGY)
+        lab = Lab(directory / "lab", TOPOLOGY, {"images_build_host": "localhost",
+                                                "images_archive_dir": str(directory / "archives"), "docker_become": False})
         (lab.inventory / "01-hosts.yml").write_text(yaml.safe_dump(HOSTS))
         run = lab.playbook("deploy.yml")
         assert run.rc == 0, run.output[-3000:]
+        assert host.answers(), "the docker role installed and started an engine"
         yield lab, host
     finally:
-        remove_engine(client)
+        hosts("absent")
         client.close()
 
 
