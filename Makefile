@@ -65,8 +65,9 @@ unit: setup deps  ## Fast tests of pure logic
 integration: setup  ## Real Docker, real bitcoind: image build and a regtest node
 	$(BIN)/pytest -q tests/integration
 
-molecule: setup  ## Converge the default lab, idempotence, verify with testinfra
+molecule: setup  ## Scenarios default (the local lab) and swarm (three Docker hosts): converge, idempotence, verify
 	cd $(CURDIR) && $(BIN)/molecule test -s default
+	cd $(CURDIR) && $(BIN)/molecule test -s swarm
 
 test: lint sanity unit integration molecule  ## Everything CI runs
 
