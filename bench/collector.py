@@ -9,6 +9,7 @@ collector.poll_seconds) and Docker's stats of the collector container; tears eve
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
@@ -23,6 +24,10 @@ import docker
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("collector", ROOT / "images" / "collector" / "collector.py")
+assert _spec and _spec.loader
+collector = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(collector)
 BIN = ROOT / ".venv" / "bin"
 NETWORK = "cbench"
 SETTINGS = {"peerlab_monitoring": True, "graphite_container": "peerlab-bench-graphite",
@@ -68,7 +73,10 @@ def main() -> None:
             since = f"-{seconds}s"
             host = "peerlab.hosts.localhost.collector"
             cpu, rss, poll = (series(f"{host}.{name}", since) for name in ("cpu_percent", "memory_rss", "poll_seconds"))
-            stats = client.containers.get(SETTINGS["collector_container"]).stats(stream=False)
+            container = client.containers.get(SETTINGS["collector_container"])
+            stats = container.stats(stream=False)
+            if not stats.get("memory_stats"):  # an engine that cannot read cgroups: as the collector does
+                stats = collector.cgroup_stats(container.attrs["State"]["Pid"], "/proc", "/sys/fs/cgroup")
             result = {"nodes": nodes, "seconds": seconds, "interval": 10,
                       "collector_cpu_percent_mean": round(statistics.fmean(cpu), 2),
                       "collector_cpu_percent_max": round(max(cpu), 2),

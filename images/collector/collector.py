@@ -43,6 +43,7 @@ CONFIG = os.environ.get("PEERLAB_COLLECTOR_CONFIG", "/etc/peerlab/collector.json
 DOCKER_SOCKET = os.environ.get("PEERLAB_DOCKER_SOCKET", "/var/run/docker.sock")
 HOST_PROC = os.environ.get("PEERLAB_HOST_PROC", "/host/proc")
 HOST_DISK = os.environ.get("PEERLAB_HOST_DISK", "/host/docker")
+HOST_CGROUP = os.environ.get("PEERLAB_HOST_CGROUP", "/host/cgroup")
 PROMETHEUS_PORT = int(os.environ.get("PEERLAB_PROMETHEUS_PORT", "9332"))
 STATSD_PORT = int(os.environ.get("PEERLAB_STATSD_PORT", "8125"))
 
@@ -339,6 +340,84 @@ def container_samples(scope: tuple[str, ...], stats: dict[str, Any], previous: t
     return out, (cpu_ns, now)
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _keyed(text: str | None) -> dict[str, int]:
+    """`key value` lines (memory.stat, cpu.stat) as a dict."""
+    out: dict[str, int] = {}
+    for line in (text or "").splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def cgroup_stats(pid: int, proc: str = HOST_PROC, root: str = HOST_CGROUP) -> dict[str, Any]:
+    """A container's CPU, memory, block I/O and network, shaped like Docker's stats, read from its cgroup
+    (v1 or v2) and its network namespace's /proc/<pid>/net/dev.
+
+    For engines whose stats endpoint answers empty: containerd's cgroup v1 loader gives up ("cannot find
+    cgroup mount destination") when /proc/<pid>/cgroup names a hierarchy the host does not mount."""
+    paths: dict[str, str] = {}
+    for line in (_read(f"{proc}/{pid}/cgroup") or "").splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(",") if parts[1] else [""]:
+                paths[controller] = parts[2]
+
+    def folder(controller: str, probe: str) -> str | None:
+        path = paths.get(controller)
+        if path is None:
+            return None
+        mounts = [controller, "cpu,cpuacct", "cpuacct,cpu"] if controller else ["", "unified"]
+        for mount in mounts:
+            candidate = "/".join(part.strip("/") for part in (root, mount, path) if part.strip("/"))
+            if os.path.exists(f"/{candidate}/{probe}"):
+                return f"/{candidate}"
+        return None
+
+    stats: dict[str, Any] = {}
+    memory, cpu, blkio = folder("memory", "memory.usage_in_bytes"), folder("cpuacct", "cpuacct.usage"), folder(
+        "blkio", "blkio.throttle.io_service_bytes")
+    unified = folder("", "memory.current")
+    if memory:
+        inner = _keyed(_read(f"{memory}/memory.stat"))
+        stats["memory_stats"] = {"usage": int((_read(f"{memory}/memory.usage_in_bytes") or "0").strip() or 0),
+                                 "stats": {"rss": inner.get("total_rss", inner.get("rss", 0))}}
+    elif unified:
+        stats["memory_stats"] = {"usage": int((_read(f"{unified}/memory.current") or "0").strip() or 0),
+                                 "stats": {"anon": _keyed(_read(f"{unified}/memory.stat")).get("anon", 0)}}
+    if cpu:
+        stats["cpu_stats"] = {"cpu_usage": {"total_usage": int((_read(f"{cpu}/cpuacct.usage") or "0").strip() or 0)}}
+    elif unified:
+        stats["cpu_stats"] = {"cpu_usage": {"total_usage": _keyed(_read(f"{unified}/cpu.stat")).get("usage_usec", 0) * 1000}}
+    entries: list[dict[str, Any]] = []
+    if blkio:
+        for line in (_read(f"{blkio}/blkio.throttle.io_service_bytes") or "").splitlines():
+            fields = line.split()
+            if len(fields) == 3 and fields[1] in ("Read", "Write") and fields[2].isdigit():
+                entries.append({"op": fields[1], "value": int(fields[2])})
+    elif unified:
+        for line in (_read(f"{unified}/io.stat") or "").splitlines():
+            pairs = dict(field.split("=", 1) for field in line.split()[1:] if "=" in field)
+            entries += [{"op": op, "value": int(pairs.get(key, "0"))} for op, key in (("Read", "rbytes"), ("Write", "wbytes"))]
+    stats["blkio_stats"] = {"io_service_bytes_recursive": entries}
+    networks: dict[str, dict[str, int]] = {}
+    for line in (_read(f"{proc}/{pid}/net/dev") or "").splitlines()[2:]:
+        name, _, counters = line.partition(":")
+        fields = counters.split()
+        if name.strip() != "lo" and len(fields) >= 9:
+            networks[name.strip()] = {"rx_bytes": int(fields[0]), "tx_bytes": int(fields[8])}
+    stats["networks"] = networks
+    return stats
+
+
 def host_samples(host: str, proc: str, disk: str, previous: dict[str, float]) -> list[Sample]:
     """The Docker host: CPU (percent of all cores), load, memory, the Docker disk, network."""
     scope = ("host", host)
@@ -530,6 +609,7 @@ class Collector:
         self.statsd = Statsd()
         self.self_cpu: tuple[float, float] | None = None
         self.cookies: dict[str, tuple[str, str]] = {}  # container id -> bitcoind's cookie
+        self.cgroup_fallback = False  # said once: the engine's stats are empty, cgroups are read directly
 
     def cookie(self, container_id: str, chain: str, fresh: bool = False) -> tuple[str, str]:
         if fresh or container_id not in self.cookies:
@@ -626,8 +706,14 @@ class Collector:
             out.append(Sample(scope, "chain.seconds_since_block", max(0.0, now - last_tip)))
         try:
             stats = docker(f"/containers/{container['Id']}/stats?stream=false&one-shot=true")
-            samples, self.cpu[key] = container_samples(scope, stats, self.cpu.get(key), time.monotonic())
-            out += samples
+            if not stats.get("memory_stats"):  # the engine could not read the container's cgroup
+                if not self.cgroup_fallback:
+                    log("the engine's stats endpoint answers empty: reading containers' cgroups from " + HOST_CGROUP)
+                    self.cgroup_fallback = True
+                stats = cgroup_stats(int(docker(f"/containers/{container['Id']}/json")["State"]["Pid"]))
+            if stats.get("memory_stats"):  # nothing, rather than zeros, for a container that just went away
+                samples, self.cpu[key] = container_samples(scope, stats, self.cpu.get(key), time.monotonic())
+                out += samples
         except OSError as error:
             log(f"{key}: stats: {error}")
         return out, state

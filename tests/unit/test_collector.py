@@ -135,3 +135,48 @@ def test_a_nodes_container_is_found_by_label_running_one_first() -> None:
                                        summary("lab-n2", "n2", "exited", 5), summary("lab-n2.1.x", "n2", "exited", 9)])
     assert found[("lab", "n1")]["Id"] == "lab-n1.1.new"
     assert found[("lab", "n2")]["Id"] == "lab-n2.1.x"
+
+
+def _tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+NET_DEV = ("Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes\n"
+           "    lo:     500       5    0    0    0     0          0         0      500       5    0    0    0     0       0          0\n"
+           "  eth0:    1200      12    0    0    0     0          0         0      3400      20    0    0    0     0       0          0\n")
+
+
+def test_cgroup_v1_stats_read_like_dockers(tmp_path: Path) -> None:
+    path = "/docker/abc"
+    _tree(tmp_path / "proc", {"7/cgroup": f"9:hugetlb:/\n4:memory:{path}\n2:cpu,cpuacct:{path}\n7:blkio:{path}\n0::{path}\n",
+                              "7/net/dev": NET_DEV})
+    _tree(tmp_path / "cg", {f"memory{path}/memory.usage_in_bytes": "4096\n",
+                            f"memory{path}/memory.stat": "cache 100\nrss 2048\ntotal_rss 3072\n",
+                            f"cpu,cpuacct{path}/cpuacct.usage": "5000000000\n",
+                            f"blkio{path}/blkio.throttle.io_service_bytes": "8:0 Read 10\n8:0 Write 20\n8:0 Total 30\nTotal 30\n"})
+    stats = collector.cgroup_stats(7, str(tmp_path / "proc"), str(tmp_path / "cg"))
+    samples, previous = collector.container_samples(SCOPE, stats, None, 100.0)
+    values = {sample.name: sample.value for sample in samples}
+    assert values == {"system.memory_rss": 3072, "system.memory_usage": 4096, "system.disk_read_bytes": 10,
+                      "system.disk_write_bytes": 20, "system.net_rx_bytes": 1200, "system.net_tx_bytes": 3400}
+    assert previous == (5e9, 100.0)
+
+
+def test_cgroup_v2_stats_read_like_dockers(tmp_path: Path) -> None:
+    path = "/system.slice/docker-abc.scope"
+    _tree(tmp_path / "proc", {"7/cgroup": f"0::{path}\n", "7/net/dev": NET_DEV})
+    _tree(tmp_path / "cg", {f"{path.strip('/')}/memory.current": "8192\n", f"{path.strip('/')}/memory.stat": "anon 1024\nfile 7000\n",
+                            f"{path.strip('/')}/cpu.stat": "usage_usec 2000000\nuser_usec 1\n",
+                            f"{path.strip('/')}/io.stat": "8:0 rbytes=11 wbytes=22 rios=1 wios=2\n"})
+    stats = collector.cgroup_stats(7, str(tmp_path / "proc"), str(tmp_path / "cg"))
+    values = {sample.name: sample.value for sample in collector.container_samples(SCOPE, stats, (0.0, 90.0), 100.0)[0]}
+    assert values["system.memory_rss"] == 1024 and values["system.memory_usage"] == 8192
+    assert values["system.cpu_percent"] == 20.0  # 2 s of CPU over 10 s
+    assert (values["system.disk_read_bytes"], values["system.disk_write_bytes"]) == (11, 22)
+
+
+def test_cgroup_stats_of_a_gone_process_are_empty(tmp_path: Path) -> None:
+    assert collector.cgroup_stats(7, str(tmp_path), str(tmp_path)) == {"blkio_stats": {"io_service_bytes_recursive": []},
+                                                                        "networks": {}}
