@@ -14,6 +14,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import urllib.parse
 import urllib.request
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("collector", ROOT / "images" / "collector" / "collector.py")
 assert _spec and _spec.loader
 collector = importlib.util.module_from_spec(_spec)
+sys.modules["collector"] = collector  # its dataclasses look their module up
 _spec.loader.exec_module(collector)
 BIN = ROOT / ".venv" / "bin"
 NETWORK = "cbench"
