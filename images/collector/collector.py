@@ -352,7 +352,7 @@ def _keyed(text: str | None) -> dict[str, int]:
     """`key value` lines (memory.stat, cpu.stat) as a dict."""
     out: dict[str, int] = {}
     for line in (text or "").splitlines():
-        key, _, value = line.partition(" ")
+        key, _space, value = line.partition(" ")
         if value.strip().isdigit():
             out[key] = int(value)
     return out
@@ -410,7 +410,7 @@ def cgroup_stats(pid: int, proc: str = HOST_PROC, root: str = HOST_CGROUP) -> di
     stats["blkio_stats"] = {"io_service_bytes_recursive": entries}
     networks: dict[str, dict[str, int]] = {}
     for line in (_read(f"{proc}/{pid}/net/dev") or "").splitlines()[2:]:
-        name, _, counters = line.partition(":")
+        name, _colon, counters = line.partition(":")
         fields = counters.split()
         if name.strip() != "lo" and len(fields) >= 9:
             networks[name.strip()] = {"rx_bytes": int(fields[0]), "tx_bytes": int(fields[8])}

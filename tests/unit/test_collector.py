@@ -178,5 +178,5 @@ def test_cgroup_v2_stats_read_like_dockers(tmp_path: Path) -> None:
 
 
 def test_cgroup_stats_of_a_gone_process_are_empty(tmp_path: Path) -> None:
-    assert collector.cgroup_stats(7, str(tmp_path), str(tmp_path)) == {"blkio_stats": {"io_service_bytes_recursive": []},
-                                                                        "networks": {}}
+    empty = {"blkio_stats": {"io_service_bytes_recursive": []}, "networks": {}}
+    assert collector.cgroup_stats(7, str(tmp_path), str(tmp_path)) == empty
