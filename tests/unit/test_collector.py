@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("collector", ROOT / "images" / "collector" / "collector.py")
@@ -178,5 +179,5 @@ def test_cgroup_v2_stats_read_like_dockers(tmp_path: Path) -> None:
 
 
 def test_cgroup_stats_of_a_gone_process_are_empty(tmp_path: Path) -> None:
-    empty = {"blkio_stats": {"io_service_bytes_recursive": []}, "networks": {}}
+    empty: dict[str, Any] = {"blkio_stats": {"io_service_bytes_recursive": []}, "networks": {}}
     assert collector.cgroup_stats(7, str(tmp_path), str(tmp_path)) == empty
