@@ -348,6 +348,12 @@ def _read(path: str) -> str | None:
         return None
 
 
+def _number(path: str) -> int:
+    """A cgroup file holding one number; 0 when it cannot be read."""
+    text = (_read(path) or "").strip()
+    return int(text) if text.isdigit() else 0
+
+
 def _keyed(text: str | None) -> dict[str, int]:
     """`key value` lines (memory.stat, cpu.stat) as a dict."""
     out: dict[str, int] = {}
@@ -388,13 +394,13 @@ def cgroup_stats(pid: int, proc: str = HOST_PROC, root: str = HOST_CGROUP) -> di
     unified = folder("", "memory.current")
     if memory:
         inner = _keyed(_read(f"{memory}/memory.stat"))
-        stats["memory_stats"] = {"usage": int((_read(f"{memory}/memory.usage_in_bytes") or "0").strip() or 0),
+        stats["memory_stats"] = {"usage": _number(f"{memory}/memory.usage_in_bytes"),
                                  "stats": {"rss": inner.get("total_rss", inner.get("rss", 0))}}
     elif unified:
-        stats["memory_stats"] = {"usage": int((_read(f"{unified}/memory.current") or "0").strip() or 0),
+        stats["memory_stats"] = {"usage": _number(f"{unified}/memory.current"),
                                  "stats": {"anon": _keyed(_read(f"{unified}/memory.stat")).get("anon", 0)}}
     if cpu:
-        stats["cpu_stats"] = {"cpu_usage": {"total_usage": int((_read(f"{cpu}/cpuacct.usage") or "0").strip() or 0)}}
+        stats["cpu_stats"] = {"cpu_usage": {"total_usage": _number(f"{cpu}/cpuacct.usage")}}
     elif unified:
         stats["cpu_stats"] = {"cpu_usage": {"total_usage": _keyed(_read(f"{unified}/cpu.stat")).get("usage_usec", 0) * 1000}}
     entries: list[dict[str, Any]] = []
@@ -710,7 +716,7 @@ class Collector:
                 if not self.cgroup_fallback:
                     log("the engine's stats endpoint answers empty: reading containers' cgroups from " + HOST_CGROUP)
                     self.cgroup_fallback = True
-                stats = cgroup_stats(int(docker(f"/containers/{container['Id']}/json")["State"]["Pid"]))
+                stats = cgroup_stats(int(container.get("State", {}).get("Pid", 0)))
             if stats.get("memory_stats"):  # nothing, rather than zeros, for a container that just went away
                 samples, self.cpu[key] = container_samples(scope, stats, self.cpu.get(key), time.monotonic())
                 out += samples
