@@ -8,6 +8,8 @@ Everything else a user may set per node, as long as the implementation knows the
 
 from __future__ import annotations
 
+import re
+
 CHAINS: dict[str, dict[str, object]] = {
     # chain name in the topology -> bitcoind's -chain value, conf section and default ports
     "mainnet": {"chain": "main", "section": "main", "p2p": 8333, "rpc": 8332},
@@ -71,6 +73,33 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "knots": frozenset(_CORE_KEYS.split()) | frozenset(_KNOTS_KEYS.split()),
     "statoshi": frozenset(_CORE_KEYS.split()) | frozenset(_STATOSHI_KEYS.split()),
 }
+
+
+# A conf key as bitcoind reads it: letters, digits and dashes; `<section>.<key>` is refused so a
+# managed key cannot come back as `regtest.rpcallowip` (nor as its negation `norpcallowip`).
+KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# Characters that would end a bitcoin.conf line or start a comment: a value holding one could
+# write a second key (`uacomment: "x\nrpcallowip=0.0.0.0/0"`) past every check above.
+_LINE_BREAKERS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029#]")
+
+
+def key_problem(key: object) -> str | None:
+    """Why a conf key cannot be written to bitcoin.conf (a phrase after the key's name), or None."""
+    if not isinstance(key, str) or not KEY.match(key):
+        return "must be lowercase letters, digits and dashes (no section prefix, no spaces or '=')"
+    if key in MANAGED_KEYS or (key.startswith("no") and key[2:] in MANAGED_KEYS):
+        return "is managed by peerlab and cannot be set"
+    return None
+
+
+def value_problem(value: object) -> str | None:
+    """Why a conf value cannot be written as one bitcoin.conf line (a phrase after the key's name), or None."""
+    for text in render_value(value):
+        found = _LINE_BREAKERS.search(text)
+        if found:
+            what = "'#' (starts a comment)" if found.group() == "#" else f"{found.group()!r} (a line break or control character)"
+            return f"has a value {text!r} that contains {what}: a value must stay on its own line"
+    return None
 
 
 def render_value(value: object) -> list[str]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults
+from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults, key_problem, value_problem
 from ._generators import GENERATOR_COMMON, GENERATOR_PARAMS, MAX_OUTBOUND, GeneratorError, generate
 
 NETWORK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -130,8 +130,10 @@ def _check_settings(check: _Checker, where: str, raw: dict[str, Any], valid: fro
         for conf_key, conf_value in (conf or {}).items():
             if not isinstance(conf_value, (str, int, float, bool, list)) or isinstance(conf_value, dict):
                 check.fail(where, f"{key} '{conf_key}' must be a string, number, boolean or list, got {_typename(conf_value)}")
-            if conf_key in MANAGED_KEYS:
-                check.fail(where, f"{key} '{conf_key}' is managed by peerlab and cannot be set")
+                continue
+            problem = key_problem(conf_key) or value_problem(conf_value)
+            if problem:
+                check.fail(where, f"{key} '{conf_key}' {problem}")
     resources = check.mapping(where, raw.get("resources"), "'resources'")
     if resources:
         check.keys(where, resources, RESOURCE_KEYS, "resources")

@@ -38,6 +38,9 @@ CASES = [
                  "unknown bitcoin.conf key 'maxmempol' for knots (did you mean 'maxmempool'?)", id="invalid-conf-key"),
     pytest.param(network(nodes=[{"name": "a", "conf": {"rpcbind": "0.0.0.0"}}, {"name": "b"}]),
                  "conf 'rpcbind' is managed by peerlab and cannot be set", id="managed-conf-key"),
+    pytest.param(network(nodes=[{"name": "a", "conf": {"uacomment": "x\nrpcallowip=0.0.0.0/0"}},
+                                {"name": "b", "conf_unchecked": {"regtest.rpcallowip": "0.0.0.0/0"}}]),
+                 "node 'a': conf 'uacomment' has a value", id="newline-in-conf-value"),
     pytest.param({"Bad-Lab": {"chain": "regtest", "nodes": [{"name": "a"}]}}, "network 'Bad-Lab': name must be", id="unsafe-name"),
 ]
 
