@@ -183,6 +183,22 @@ def _node_name(container: dict[str, Any]) -> str:
     return f"{labels.get('peerlab.network')}-{labels.get('peerlab.node')}" if "peerlab.node" in labels else ""
 
 
+def _listed(containers: Any) -> list[dict[str, Any]]:
+    """docker_host_info lists containers; peerlab.bitcoin.containers maps names to them."""
+    return list(containers.values()) if isinstance(containers, dict) else list(containers or [])
+
+
+def container_hosts(hosts: list[str], hostvars: Any) -> list[str]:
+    """The Docker hosts that run standalone node containers of the play (Swarm nodes are services)."""
+    return sorted({v["peerlab_docker_host"] for _host, v in _vars(hosts, hostvars) if not v.get("peerlab_swarm")})
+
+
+def node_specs(hosts: list[str], hostvars: Any, docker_host: str, spec_var: str = "_network_node_spec") -> list[dict[str, Any]]:
+    """The `containers` option of peerlab.bitcoin.containers for one Docker host."""
+    return [v[spec_var] for _host, v in _vars(hosts, hostvars)
+            if v["peerlab_docker_host"] == docker_host and not v.get("peerlab_swarm") and v.get(spec_var)]
+
+
 def container_named(results: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     """Node `name`'s container in looped docker_host_info results (list format), if any.
 
@@ -190,7 +206,7 @@ def container_named(results: list[dict[str, Any]], name: str) -> dict[str, Any] 
     labels and a generated name, and Swarm keeps the exited ones of earlier tasks: the running one
     counts, else the newest.
     """
-    found = [container for result in results for container in result.get("containers") or []
+    found = [container for result in results for container in _listed(result.get("containers"))
              if f"/{name}" in container.get("Names", []) or _node_name(container) == name]
     found.sort(key=lambda container: (container.get("State") == "running", container.get("Created", 0)), reverse=True)
     return found[0] if found else None
@@ -329,12 +345,17 @@ def link_states(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def network_tips(hosts: list[str], hostvars: Any, mined_var: str = "__network_mined",
                  states: str | dict[str, Any] | None = None) -> dict[str, str]:
-    """The tip each network must agree on: the miner's after mining, else the highest node's."""
+    """The tip each regtest network must agree on: the miner's after mining, else the highest node's.
+
+    Public chains have none: a node in initial sync, or a block landing mid-check, would never let
+    every node hold the same tip; their links are verified and their sync progress reported instead."""
     tips: dict[str, str] = {}
     best: dict[str, int] = {}
     known = _states(hosts, hostvars, states or {})
     for host, variables in _vars(hosts, hostvars):
         network = variables["peerlab_network"]
+        if variables.get("peerlab_chain", "regtest") != "regtest":
+            continue
         mined = variables.get(mined_var) or {}
         if mined.get("tip"):
             tips[network] = mined["tip"]
@@ -347,18 +368,29 @@ def network_tips(hosts: list[str], hostvars: Any, mined_var: str = "__network_mi
     return tips
 
 
+def sync_progress(state: dict[str, Any]) -> str:
+    """`headers 880000, 12.34% verified, initial sync` for a public-chain node; '-' for regtest or unknown."""
+    if state.get("chain") in (None, "regtest") or "verificationprogress" not in state:
+        return "-"
+    said = f"headers {state.get('headers', '?')}, {100 * float(state['verificationprogress']):.2f}% verified"
+    return said + (", initial sync" if state.get("initialblockdownload") else "")
+
+
 def summary_table(hosts: list[str], hostvars: Any, states: str | dict[str, Any]) -> str:
-    """The deploy's closing table; `states` is a per-host variable's name or node name -> state."""
-    header = ("node", "host", "address", "in", "out", "height", "tip")
-    rows = [header]
+    """The deploy's closing table; `states` is a per-host variable's name or node name -> state.
+    A node of a public chain shows its sync progress (headers, verification progress) after its tip."""
+    header = ("node", "host", "address", "in", "out", "height", "tip", "sync")
+    rows: list[tuple[str, ...]] = [header]
     known = _states(hosts, hostvars, states)
     for host, variables in sorted(_vars(hosts, hostvars)):
         state = known[host]
         address = variables.get("_network_address") or variables.get("_network_ip") or "-"
         rows.append((host, str(variables["peerlab_docker_host"]), str(address),
                      str(state.get("connections_in", "-")), str(state.get("connections_out", "-")),
-                     str(state.get("blocks", "-")), str(state.get("bestblockhash", "-"))[:16]))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+                     str(state.get("blocks", "-")), str(state.get("bestblockhash", "-"))[:16], sync_progress(state)))
+    if all(row[-1] == "-" for row in rows[1:]):
+        rows = [row[:-1] for row in rows]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
@@ -380,6 +412,8 @@ class FilterModule:
             "stale_containers": stale_containers,
             "link_specs": link_specs,
             "container_named": container_named,
+            "container_hosts": container_hosts,
+            "node_specs": node_specs,
             "container_ip": container_ip,
             "collector_config": collector_config,
             "attached": attached,

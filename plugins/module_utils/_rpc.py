@@ -102,16 +102,29 @@ class Rpc:
             except OSError as error:
                 self._drop()
                 raise RpcUnavailable(f"{method} on {self.where}: cannot connect ({error.strerror or error})") from None
+            except http.client.IncompleteRead as error:
+                # The request reached bitcoind: not retried (it may have acted), reported as unavailable.
+                self._drop()
+                raise RpcUnavailable(f"{method} on {self.where}: answer cut short after {len(error.partial)} bytes "
+                                     "(node stopping or restarting?)") from None
+            except http.client.HTTPException as error:
+                self._drop()
+                raise RpcError(f"{method} on {self.where}: malformed HTTP answer ({error.__class__.__name__}: {error})") from None
             return self._answer(method, status, body)
         raise AssertionError("unreachable")
 
     def _answer(self, method: str, status: int, body: bytes) -> Any:
         if status == http.client.UNAUTHORIZED:
             raise RpcAuthError(f"{method} on {self.where}: credentials refused (check the secrets file)")
+        if status == http.client.FORBIDDEN:
+            raise RpcAuthError(f"{method} on {self.where}: HTTP 403, this caller's address is outside the node's "
+                               "rpcallowip (call from the Docker host or the node's Docker network)")
         try:
             reply = json.loads(body)
         except ValueError:
             raise RpcError(f"{method} on {self.where}: HTTP {status}: {body[:200].decode(errors='replace')}") from None
+        if not isinstance(reply, dict):
+            raise RpcError(f"{method} on {self.where}: HTTP {status}: not a JSON-RPC answer: {body[:200].decode(errors='replace')}")
         if reply.get("error"):
             raise self._translate(method, reply["error"])
         return reply.get("result")

@@ -16,11 +16,14 @@ class Caller(Protocol):
 
 
 def chain_and_peers(chain: dict[str, Any], peers: list[dict[str, Any]]) -> dict[str, Any]:
-    """Chain tip and peers (in/out counts, each peer trimmed to what identifies the link)."""
+    """Chain tip, sync progress and peers (in/out counts, each peer trimmed to what identifies the link)."""
     return {
         "chain": chain["chain"],
         "blocks": chain["blocks"],
         "bestblockhash": chain["bestblockhash"],
+        "headers": chain.get("headers"),
+        "verificationprogress": chain.get("verificationprogress"),
+        "initialblockdownload": chain.get("initialblockdownload"),
         "connections_in": sum(1 for peer in peers if peer["inbound"]),
         "connections_out": sum(1 for peer in peers if not peer["inbound"]),
         "peers": [{key: peer.get(key) for key in PEER_FIELDS} for peer in peers],

@@ -179,6 +179,9 @@ def _each(nodes: list[_Node], step: str) -> list[str]:
                 future.result()
             except RpcError as error:
                 failures.append(f"{node.spec['name']}: {error}")
+            except Exception as error:  # every failure names its node, no traceback
+                failures.append(f"{node.spec['name']}: {step} failed on an unexpected answer ({error.__class__.__name__}: {error}); "
+                                "check the node's log (docker logs) and report this with the node's version")
     return failures
 
 

@@ -226,6 +226,32 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+@pytest.mark.parametrize("monitoring", [False, True], ids=["second-inventory-without-monitoring", "second-inventory-with-it"])
+def test_another_inventorys_purge_keeps_this_labs_monitoring(lab: Lab, monitoring: bool, tmp_path: Path) -> None:
+    """A second inventory on the same Docker host, torn down with peerlab_purge, removes its own
+    network only: this lab's Graphite (and its history), collector and nodes stay."""
+    client = docker.from_env()
+    kept = {name: client.containers.get(name).id for name in ("peerlab-test-graphite", "peerlab-test-collector")}
+    other = Lab(tmp_path, {"other": {"chain": "regtest", "nodes": [{"name": "a"}]}},
+                dict(MONITORING, peerlab_monitoring=monitoring, peerlab_state_dir=str(tmp_path / "state")))
+    try:
+        if not monitoring:
+            deployed = other.playbook("deploy.yml")
+            assert deployed.rc == 0, deployed.output[-3000:]
+        purged = other.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true")
+        assert purged.rc == 0, purged.output[-3000:]
+        said = " ".join(purged.output.split())
+        assert not client.containers.list(all=True, filters={"label": "peerlab.network=other"})
+        assert {name: client.containers.get(name).id for name in kept} == kept
+        assert all(client.containers.get(name).status == "running" for name in kept)
+        assert client.volumes.get("peerlab-test-graphite-data")
+        assert ("Monitoring stack kept: still used by mon" in said) == monitoring, said[-2000:]
+        assert len(client.containers.list(filters={"label": f"peerlab.network={NETWORK}"})) >= len(NODES)
+    finally:
+        remove_network(client, "other")
+        client.close()
+
+
 def test_history_survives_a_new_graphite_container(lab: Lab) -> None:
     client = docker.from_env()
     before = client.containers.get("peerlab-test-graphite").id

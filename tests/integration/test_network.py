@@ -136,3 +136,17 @@ def test_secrets_file_stays_vault_encrypted(make_lab: Any, client: docker.Docker
     assert text.startswith("$ANSIBLE_VAULT;") and "password" not in text
     assert oct(secrets.stat().st_mode & 0o777) == "0o600"
     assert lab.playbook("deploy.yml", *vault).total_changed == 0
+
+
+def test_public_chain_deploy_verifies_links_and_reports_sync_progress(make_lab: Any, client: docker.DockerClient) -> None:
+    """Signet nodes in initial sync (offline here) have no tip to agree on: deploy verifies links, reports progress."""
+    networks = {"sig": {"chain": "signet", "nodes": [{"name": "a"}, {"name": "b"}], "edges": [["a", "b"]]}}
+    lab = make_lab(networks)
+    run = lab.playbook("deploy.yml")
+    assert run.rc == 0, run.output[-3000:]
+    said = " ".join(run.output.split())
+    assert "% verified, initial sync" in said and "headers 0" in said, said[-3000:]
+    assert [peer["addr"].split(":")[1] for peer in cli(client, "sig-a", "getpeerinfo")] == ["38333"], "a -> b on signet's port"
+    assert len(cli(client, "sig-b", "getpeerinfo")) == 1
+    assert lab.playbook("deploy.yml").total_changed == 0
+    assert lab.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true").rc == 0

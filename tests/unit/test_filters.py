@@ -241,3 +241,18 @@ def test_ready_hosts_are_the_inventory_names_of_ready_swarm_nodes() -> None:
              {"Status": {"State": "down"}, "Spec": {"Labels": {"peerlab.host": "w2"}}},
              {"Status": {"State": "ready"}, "Spec": {"Labels": {}}}]
     assert ready_hosts(nodes) == ["w1"]
+
+
+def test_public_chains_have_no_tip_to_agree_on_and_show_sync_progress() -> None:
+    hostvars = linked()
+    for host, blocks in (("lab-a", 5), ("lab-b", 7)):
+        hostvars[host]["peerlab_chain"] = "signet"
+        hostvars[host]["__network_state"].update(blocks=blocks, bestblockhash=f"tip{blocks}")
+    assert network_tips(["lab-a", "lab-b"], hostvars, states="__network_state") == {}
+    states = {"lab-a": {"chain": "signet", "blocks": 5, "headers": 270000, "verificationprogress": 0.01234,
+                        "initialblockdownload": True, "bestblockhash": "ab" * 32},
+              "lab-b": {"chain": "signet", "blocks": 7, "headers": 7, "verificationprogress": 1.0, "initialblockdownload": False}}
+    lines = summary_table(["lab-a", "lab-b"], hostvars, states).splitlines()
+    assert lines[0].split()[-1] == "sync"
+    assert lines[1].endswith("headers 270000, 1.23% verified, initial sync")
+    assert lines[2].endswith("headers 7, 100.00% verified")

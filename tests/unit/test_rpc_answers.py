@@ -1,0 +1,104 @@
+"""What the RPC client and the links module say when an endpoint answers oddly (a loopback server
+plays the odd answers a real bitcoind gives only by accident: cut short, 403, not JSON-RPC)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._rpc import Rpc, RpcAuthError, RpcError, RpcUnavailable
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def serve(raw: bytes) -> Iterator[int]:
+    """A loopback endpoint that answers every request with `raw` and closes the connection."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(10)
+
+    def answer() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(raw)
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+def http(status: str, body: bytes, length: int | None = None) -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {length or len(body)}\r\n\r\n").encode() + body
+
+
+@pytest.fixture
+def cut_short() -> Iterator[int]:
+    yield from serve(http("200 OK", b'{"result": {"blocks"', length=400))
+
+
+@pytest.fixture
+def forbidden() -> Iterator[int]:
+    yield from serve(http("403 Forbidden", b""))
+
+
+@pytest.fixture
+def odd() -> Iterator[int]:
+    # A JSON-RPC answer whose getblockchaininfo lacks every field the modules read.
+    yield from serve(http("200 OK", json.dumps({"result": {"warnings": ""}, "error": None, "id": 1}).encode()))
+
+
+def test_an_answer_cut_short_is_unavailable_not_a_traceback(cut_short: int) -> None:
+    with pytest.raises(RpcUnavailable, match=r"getblockcount on 127.0.0.1:\d+: answer cut short after 20 bytes"):
+        Rpc("127.0.0.1", cut_short, "u", "p", timeout=5).call("getblockcount")
+
+
+def test_403_says_rpcallowip(forbidden: int) -> None:
+    with pytest.raises(RpcAuthError, match="HTTP 403, this caller's address is outside the node's rpcallowip"):
+        Rpc("127.0.0.1", forbidden, "u", "p", timeout=5).call("getblockcount")
+
+
+def test_json_that_is_not_json_rpc_is_an_rpc_error() -> None:
+    for port in serve(http("200 OK", b"[1, 2]")):
+        with pytest.raises(RpcError, match="not a JSON-RPC answer"):
+            Rpc("127.0.0.1", port, "u", "p", timeout=5).call("getblockcount")
+
+
+def run_links(port: int) -> dict[str, object]:
+    """The links module as Ansible runs it (a subprocess reading its arguments), on one node."""
+    arguments = {"ANSIBLE_MODULE_ARGS": {"nodes": [{"name": "lab-n1", "rpc_host": "127.0.0.1", "rpc_port": port,
+                                                     "rpc_password": "not-a-real-one", "peers": []}],
+                                          "ready_timeout": 2, "rpc_timeout": 5}}
+    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'collections')!r}); "
+            "from ansible_collections.peerlab.bitcoin.plugins.modules import links; links.main()")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(arguments), capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-2000:]
+    assert "not-a-real-one" not in done.stdout + done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("answer", ["odd", "cut_short", "forbidden"])
+def test_links_module_names_the_node_and_what_to_do(answer: str, request: pytest.FixtureRequest) -> None:
+    result = run_links(request.getfixturevalue(answer))
+    assert result["failed"] is True
+    message = str(result["msg"])
+    assert message.startswith("lab-n1: "), message
+    expected = {"odd": "failed on an unexpected answer (TypeError: ",
+                "cut_short": "answer cut short", "forbidden": "rpcallowip"}[answer]
+    assert expected in message, message
+    assert "check the node's log" in message or answer != "odd"
