@@ -43,7 +43,8 @@ LABEL = "peerlab.bench"
 SHAPES: dict[str, dict[str, Any]] = {"ring": {"type": "ring"}, "rr4": {"type": "random-regular", "degree": 4, "seed": 7}}
 PHASES = {  # peerlab task name prefix -> phase
     "containers": ("Create a Docker network", "Find node containers", "Remove node containers", "Create each node's data volume",
-                   "Run each node's container"),
+                   "Run each node's container", "Create the Docker networks", "Note each node's container settings",
+                   "Run every Docker host's node containers"),
     "rpc": ("Wait for each node's RPC",),
     "links": ("Make exactly the links", "Read every node's peers", "Verify every link", "Link every node"),
     "chain": ("Mine the first blocks", "Wait until every node has"),
@@ -174,9 +175,11 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         inventory = work / "inventory"
         (inventory / "group_vars" / "all").mkdir(parents=True)
         shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", inventory / "01-hosts.yml")
-        # The network alone: the monitoring stack is measured by bench/collector.py.
+        # The network alone by default (the collector's cost is measured by bench/collector.py);
+        # BENCH_MONITORING=on adds the monitoring stack, as `make deploy` runs it.
         (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
-            {"peerlab_secrets_dir": str(work / "secrets"), "peerlab_monitoring": False}))
+            {"peerlab_secrets_dir": str(work / "secrets"), "peerlab_state_dir": str(work / "state"),
+             "peerlab_monitoring": os.environ.get("BENCH_MONITORING", "off") == "on"}))
         generator = {**SHAPES[shape], "nodes": count, "prefix": "n"}
         topology = {"plugin": "peerlab.bitcoin.topology", "networks": {"bench": {
             "chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}}}

@@ -9,7 +9,6 @@ import re
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import unpruned_need_gib
-from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import unverified
 
 DOCUMENTATION_TEXT = """
 node_builds(hosts, hostvars): unique {host, implementation, version} images the hosts need.
@@ -335,6 +334,10 @@ def link_problems(hosts: list[str], hostvars: Any, states: dict[str, Any]) -> li
     nodes = [{"name": host, "rpc_host": variables.get("_network_address") or variables.get("_network_ip") or "",
               "peers": [f"{peer}:{variables['peerlab_p2p_port']}" for peer in variables["peerlab_peers_out"]]}
              for host, variables in _vars(hosts, hostvars)]
+    # Imported here: _peering brings the RPC client (http.client, ssl), and Ansible imports every
+    # filter file of the collection in every task's worker.
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import unverified
+
     return unverified(nodes, states)
 
 

@@ -18,6 +18,17 @@ from ansible_collections.peerlab.bitcoin.plugins.module_utils._rpc import Rpc, R
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def read_request(connection: socket.socket) -> None:
+    """Read one whole request (headers and body): closing with unread data would reset the connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        body += connection.recv(65536)
+
+
 def serve(raw: bytes) -> Iterator[int]:
     """A loopback endpoint that answers every request with `raw` and closes the connection."""
     listener = socket.socket()
@@ -28,11 +39,11 @@ def serve(raw: bytes) -> Iterator[int]:
     def answer() -> None:
         while True:
             try:
-                connection, _ = listener.accept()
+                connection = listener.accept()[0]
             except OSError:
                 return
             with connection:
-                connection.recv(65536)
+                read_request(connection)
                 connection.sendall(raw)
 
     threading.Thread(target=answer, daemon=True).start()
@@ -80,9 +91,8 @@ def test_json_that_is_not_json_rpc_is_an_rpc_error() -> None:
 
 def run_links(port: int) -> dict[str, object]:
     """The links module as Ansible runs it (a subprocess reading its arguments), on one node."""
-    arguments = {"ANSIBLE_MODULE_ARGS": {"nodes": [{"name": "lab-n1", "rpc_host": "127.0.0.1", "rpc_port": port,
-                                                     "rpc_password": "not-a-real-one", "peers": []}],
-                                          "ready_timeout": 2, "rpc_timeout": 5}}
+    node = {"name": "lab-n1", "rpc_host": "127.0.0.1", "rpc_port": port, "rpc_password": "not-a-real-one", "peers": []}
+    arguments = {"ANSIBLE_MODULE_ARGS": {"nodes": [node], "ready_timeout": 2, "rpc_timeout": 5}}
     code = (f"import sys; sys.path.insert(0, {str(ROOT / 'collections')!r}); "
             "from ansible_collections.peerlab.bitcoin.plugins.modules import links; links.main()")
     done = subprocess.run([sys.executable, "-c", code], input=json.dumps(arguments), capture_output=True, text=True,

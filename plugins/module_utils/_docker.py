@@ -1,0 +1,72 @@
+# Copyright: peerlab developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small Docker Engine API client over the engine's Unix socket, standard library only.
+
+The node modules run on each Docker host with nothing but Python there; one client per thread
+(http.client connections are not thread-safe). Errors carry the engine's own message.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from typing import Any
+from urllib.parse import quote
+
+
+class DockerError(Exception):
+    """The engine refused a request; `status` is its HTTP status (404: no such object)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._socket_path)
+
+
+class Docker:
+    """One engine; `request` returns the decoded JSON answer (None for an empty body)."""
+
+    def __init__(self, socket_path: str = "/var/run/docker.sock", timeout: float = 120.0) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+        connection = _UnixConnection(self.socket_path, timeout or self.timeout)
+        try:
+            payload = json.dumps(body) if body is not None else None
+            connection.request(method, path, payload, {"Content-Type": "application/json"} if payload else {})
+            response = connection.getresponse()
+            data = response.read()
+        except OSError as error:
+            raise DockerError(f"{method} {path}: cannot reach the Docker engine at {self.socket_path} "
+                              f"({error.strerror or error})") from None
+        finally:
+            connection.close()
+        if response.status >= 400:
+            try:
+                message = json.loads(data).get("message", "")
+            except ValueError:
+                message = data[:300].decode(errors="replace")
+            raise DockerError(f"{method} {path}: {message or response.reason}", response.status)
+        return json.loads(data) if data.strip() else None
+
+    def inspect(self, name: str) -> dict[str, Any] | None:
+        """A container's inspect answer, or None when there is no such container."""
+        try:
+            answer: dict[str, Any] = self.request("GET", f"/containers/{quote(name, safe='')}/json")
+        except DockerError as error:
+            if error.status == 404:
+                return None
+            raise
+        return answer
