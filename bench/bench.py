@@ -134,7 +134,18 @@ def median_rss(containers: list[Any]) -> float:
     def rss(container: Any) -> float:
         stats = container.stats(stream=False)["memory_stats"]
         extra = stats.get("stats", {})
-        return float(extra.get("rss") or stats["usage"] - extra.get("cache", 0)) / 2**20
+        if extra.get("rss") or stats.get("usage"):
+            return float(extra.get("rss") or stats["usage"] - extra.get("cache", 0)) / 2**20
+        # Some engines answer stats empty (seen here on Docker 20.10, cgroup v1): read the cgroup.
+        for path in (f"/sys/fs/cgroup/memory/docker/{container.id}/memory.stat",
+                     f"/sys/fs/cgroup/system.slice/docker-{container.id}.scope/memory.stat"):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    fields = dict(line.split() for line in handle if line.strip())
+                return float(fields.get("total_rss") or fields.get("rss") or fields.get("anon") or 0) / 2**20
+            except OSError:
+                continue
+        return float("nan")
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         return round(statistics.median(pool.map(rss, containers)), 1)
 
