@@ -9,7 +9,7 @@ module: engine_info
 short_description: Read what a Docker engine holds for peerlab, in one run
 version_added: 0.5.0
 description:
-  - One read of a Docker host at the start of a deploy: its image tags, its networks (with
+  - One read of a Docker host at the start of a deploy, giving its image tags, its networks (with
     their subnets), peerlab's containers (label C(peerlab.role)) and volumes (label
     C(peerlab.network)), its data directory.
   - The roles use it to skip work that is already done (an image whose content-hash tag exists,
@@ -22,6 +22,7 @@ attributes:
     description: Only reads.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to show.
   idempotent:
     support: full
     description: Never changes anything.
