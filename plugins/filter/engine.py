@@ -22,8 +22,13 @@ network_subnet(created, results, network, host): the subnet of peerlab-<network>
 """
 
 
+def _looped(results: Any) -> list[dict[str, Any]]:
+    """The per-item results of a looped task, given its registered variable or the list itself."""
+    return list(results.get("results", [])) if isinstance(results, dict) else list(results or [])
+
+
 def engine(results: Any, host: str) -> dict[str, Any]:
-    for result in (results or {}).get("results", []) if isinstance(results, dict) else results or []:
+    for result in _looped(results):
         if result.get("item") == host and not result.get("skipped") and not result.get("failed"):
             return result  # type: ignore[no-any-return]
     return {}
@@ -73,8 +78,7 @@ def engine_container(results: Any, host: str, name: str) -> dict[str, Any]:
 
 
 def stack_users(results: Any, stack: list[str]) -> list[str]:
-    containers = [container for result in ((results or {}).get("results", []) if isinstance(results, dict) else results or [])
-                  for container in result.get("containers") or []]
+    containers = [container for result in _looped(results) for container in result.get("containers") or []]
     names = {f"/{name}" for name in stack}
     served = {network for container in containers if names & set(container.get("Names") or [])
               for network in str((container.get("Labels") or {}).get("peerlab.network", "")).split(",") if network}
@@ -88,7 +92,7 @@ def missing_networks(items: list[dict[str, Any]], results: Any) -> list[dict[str
 
 
 def network_subnet(created: Any, results: Any, network: str, host: str) -> str:
-    for result in (created or {}).get("results", []) if isinstance(created, dict) else created or []:
+    for result in _looped(created):
         item = result.get("item") or {}
         if item.get("network") == network and item.get("host") == host and result.get("network"):
             configs = ((result["network"].get("IPAM") or {}).get("Config")) or [{}]

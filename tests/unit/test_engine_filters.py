@@ -58,3 +58,16 @@ def test_a_stack_is_used_by_the_networks_it_serves_that_still_have_nodes() -> No
     assert stack_users(looped, ["peerlab-graphite", "peerlab-collector"]) == ["lab", "other"], "'gone' has no node left"
     assert stack_users(looped, ["test-graphite"]) == [], "a stack of other names is not used by this host's labs"
     assert stack_users({}, ["peerlab-graphite"]) == []
+
+
+def test_a_networks_subnet_comes_from_its_creation_else_from_the_engine_read() -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.filter.engine import missing_networks, network_subnet
+
+    engines = {"results": [{"item": "h1", "networks": {"peerlab-lab": {"subnets": ["172.19.0.0/16"]}}}]}
+    created = {"results": [{"item": {"network": "new", "host": "h1"},
+                            "network": {"IPAM": {"Config": [{"Subnet": "172.20.0.0/16"}]}}}]}
+    assert network_subnet(created, engines, "new", "h1") == "172.20.0.0/16"
+    assert network_subnet({"skipped": True, "results": []}, engines, "lab", "h1") == "172.19.0.0/16"
+    assert network_subnet({}, engines, "gone", "h1") == ""
+    wanted = [{"network": "lab", "host": "h1", "swarm": False}, {"network": "new", "host": "h1", "swarm": False}]
+    assert missing_networks(wanted, engines) == [wanted[1]]
