@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._names import docker_network
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import looped
+
 DOCUMENTATION_TEXT = """
 engine(results, host): one Docker host's engine_info answer ({} when it was not read).
 lacking_image(hosts, results, tag): the hosts whose engine lacks the image tag (all of them when unread).
@@ -17,18 +20,11 @@ engine_container(results, host, name): a container by name on one Docker host ({
 stack_users(results, stack): networks a monitoring stack (its container names) serves, per its
   containers' peerlab.network labels, that still have node containers on the hosts.
 missing_networks(items, results): the {network, host, swarm} Docker networks the engines lack.
-network_subnet(created, results, network, host): the subnet of peerlab-<network> on host, from the
-  task that created it this run, else from the engine read.
 """
 
 
-def _looped(results: Any) -> list[dict[str, Any]]:
-    """The per-item results of a looped task, given its registered variable or the list itself."""
-    return list(results.get("results", [])) if isinstance(results, dict) else list(results or [])
-
-
 def engine(results: Any, host: str) -> dict[str, Any]:
-    for result in _looped(results):
+    for result in looped(results):
         if result.get("item") == host and not result.get("skipped") and not result.get("failed"):
             return result  # type: ignore[no-any-return]
     return {}
@@ -78,7 +74,7 @@ def engine_container(results: Any, host: str, name: str) -> dict[str, Any]:
 
 
 def stack_users(results: Any, stack: list[str]) -> list[str]:
-    containers = [container for result in _looped(results) for container in result.get("containers") or []]
+    containers = [container for result in looped(results) for container in result.get("containers") or []]
     names = {f"/{name}" for name in stack}
     served = {network for container in containers if names & set(container.get("Names") or [])
               for network in str((container.get("Labels") or {}).get("peerlab.network", "")).split(",") if network}
@@ -88,17 +84,7 @@ def stack_users(results: Any, stack: list[str]) -> list[str]:
 
 
 def missing_networks(items: list[dict[str, Any]], results: Any) -> list[dict[str, Any]]:
-    return [item for item in items if f"peerlab-{item['network']}" not in (engine(results, item["host"]).get("networks") or {})]
-
-
-def network_subnet(created: Any, results: Any, network: str, host: str) -> str:
-    for result in _looped(created):
-        item = result.get("item") or {}
-        if item.get("network") == network and item.get("host") == host and result.get("network"):
-            configs = ((result["network"].get("IPAM") or {}).get("Config")) or [{}]
-            return str(configs[0].get("Subnet") or "")
-    subnets = ((engine(results, host).get("networks") or {}).get(f"peerlab-{network}") or {}).get("subnets") or [""]
-    return str(subnets[0])
+    return [item for item in items if docker_network(item['network']) not in (engine(results, item["host"]).get("networks") or {})]
 
 
 class FilterModule:
@@ -112,5 +98,4 @@ class FilterModule:
             "engine_container": engine_container,
             "missing_networks": missing_networks,
             "stack_users": stack_users,
-            "network_subnet": network_subnet,
         }

@@ -9,11 +9,13 @@ import re
 from typing import Any
 
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import unpruned_need_gib
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._names import data_volume, docker_network, labelled_container
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import node_plan, outdated
 
 DOCUMENTATION_TEXT = """
 node_builds(hosts, hostvars): unique {host, implementation, version} images the hosts need.
 network_hosts(hosts, hostvars): unique {network, host} pairs (the nodes of a network on one Docker host).
-docker_networks(hosts, hostvars, manager): the Docker networks to make, {network, host, swarm}: a bridge
+docker_networks(hosts, hostvars, manager): the Docker networks to make, {network, name, host, swarm}: a bridge
   network per network and Docker host, or one overlay network per Swarm network, made on `manager`.
 stale_containers(results, groups): standalone node containers whose network no longer lists them.
 stale_services(results, groups): Swarm node services whose network no longer lists them.
@@ -22,7 +24,7 @@ container_named(results, name): node `name`'s container from looped docker_host_
 container_ip(container): a container's address, from inspect or list output.
 gateway_ips(results): container id -> address on its Docker host's docker_gwbridge, from looped
   docker_network_info results (how a Swarm host reaches its tasks).
-swarm_pending(result, item, hosts, hostvars): the Swarm nodes of item's network and Docker host that do
+swarm_pending(result, item, hosts, hostvars, run): the Swarm nodes of item's network and Docker host that do
   not yet run a container with their current settings (peerlab.spec), from docker_host_info's result.
 link_problems(hosts, hostvars, states): links not seen at both ends, across every Docker host.
 link_specs(hosts, hostvars, network, docker_host): the nodes option of peerlab.bitcoin.links.
@@ -74,7 +76,7 @@ def disk_shortfalls(infos: list[dict[str, Any]], frees: list[dict[str, Any]]) ->
         need = info["item"]
         existing = {volume["Name"] for volume in info.get("volumes", [])}
         # A node whose volume exists already holds its chain (or part of it): only new nodes claim room.
-        nodes = [node for node in need["nodes"] if f"{node['name']}-data" not in existing]
+        nodes = [node for node in need["nodes"] if data_volume(node['name']) not in existing]
         gib = sum(node["gib"] for node in nodes)
         free_gib = int(free["stdout"].split()[-1]) // 2**30
         if nodes and gib > free_gib:
@@ -143,7 +145,7 @@ def docker_networks(hosts: list[str], hostvars: Any, manager: str) -> list[dict[
     """A bridge network per network and Docker host; a Swarm network is one overlay network, made on a manager."""
     made = {(v["peerlab_network"], manager if v.get("peerlab_swarm") else v["peerlab_docker_host"], bool(v.get("peerlab_swarm")))
             for _host, v in _vars(hosts, hostvars)}
-    return [{"network": n, "host": h, "swarm": swarm} for n, h, swarm in sorted(made)]
+    return [{"network": n, "name": docker_network(n), "host": h, "swarm": swarm} for n, h, swarm in sorted(made)]
 
 
 # Swarm labels the containers of its services' tasks; such a container is never removed directly.
@@ -178,8 +180,7 @@ def stale_services(results: list[dict[str, Any]], groups: Any) -> list[dict[str,
 
 
 def _node_name(container: dict[str, Any]) -> str:
-    labels = container.get("Labels") or {}
-    return f"{labels.get('peerlab.network')}-{labels.get('peerlab.node')}" if "peerlab.node" in labels else ""
+    return labelled_container(container.get("Labels"))
 
 
 def _listed(containers: Any) -> list[dict[str, Any]]:
@@ -190,12 +191,6 @@ def _listed(containers: Any) -> list[dict[str, Any]]:
 def container_hosts(hosts: list[str], hostvars: Any) -> list[str]:
     """The Docker hosts that run standalone node containers of the play (Swarm nodes are services)."""
     return sorted({v["peerlab_docker_host"] for _host, v in _vars(hosts, hostvars) if not v.get("peerlab_swarm")})
-
-
-def node_specs(hosts: list[str], hostvars: Any, docker_host: str, spec_var: str = "_network_node_spec") -> list[dict[str, Any]]:
-    """The `containers` option of peerlab.bitcoin.containers for one Docker host."""
-    return [v[spec_var] for _host, v in _vars(hosts, hostvars)
-            if v["peerlab_docker_host"] == docker_host and not v.get("peerlab_swarm") and v.get(spec_var)]
 
 
 def container_named(results: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -221,19 +216,13 @@ def gateway_ips(results: list[dict[str, Any]]) -> dict[str, str]:
     return addresses
 
 
-def swarm_pending(result: dict[str, Any], item: dict[str, str], hosts: list[str], hostvars: Any) -> list[str]:
+def swarm_pending(result: dict[str, Any], item: dict[str, str], hosts: list[str], hostvars: Any, run: dict[str, Any]) -> list[str]:
     """The Swarm nodes of one network on one Docker host (`item`: {network, host}) that do not yet
-    run a container with their current settings; `result` is that host's docker_host_info result
-    (inside `until`, a looped result does not hold its item yet)."""
-    pending = []
-    for host, variables in _vars(hosts, hostvars):
-        if variables["peerlab_network"] != item.get("network") or variables["peerlab_docker_host"] != item.get("host"):
-            continue
-        container = container_named([result], host)
-        labels = (container or {}).get("Labels") or {}
-        if not container or container.get("State") != "running" or labels.get("peerlab.spec") != variables.get("_network_want"):
-            pending.append(host)
-    return pending
+    run a container with their current settings (the plan's, given the role's `run`); `result` is
+    that host's docker_host_info result (inside `until`, a looped result does not hold its item yet)."""
+    return [host for host, variables in _vars(hosts, hostvars)
+            if variables["peerlab_network"] == item.get("network") and variables["peerlab_docker_host"] == item.get("host")
+            and outdated(node_plan(variables, run), container_named([result], host))]
 
 
 def collector_config(hosts: list[str], hostvars: Any, docker_host: str, interval: int, carbon: str) -> dict[str, Any]:
@@ -416,7 +405,6 @@ class FilterModule:
             "link_specs": link_specs,
             "container_named": container_named,
             "container_hosts": container_hosts,
-            "node_specs": node_specs,
             "container_ip": container_ip,
             "collector_config": collector_config,
             "attached": attached,

@@ -60,7 +60,8 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 
 from ..module_utils._conf import render_lines
-from ..module_utils._topology import Network, TopologyError, container_name, parse
+from ..module_utils._names import container as container_name
+from ..module_utils._topology import Network, TopologyError, parse
 
 SWARM_GROUPS = ("peerlab_swarm_managers", "peerlab_swarm_workers")
 
@@ -113,6 +114,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
                 "peerlab_network": network.name,
                 "peerlab_node": node.name,
                 "peerlab_container": node.container,
+                "peerlab_volume": node.volume,
                 "peerlab_chain": node.chain,
                 "peerlab_docker_host": node.host,
                 "peerlab_implementation": node.implementation,

@@ -108,3 +108,23 @@ def plan(spec: dict[str, Any], found: dict[str, Any] | None, compare: str = "has
     if not (found.get("State") or {}).get("Running"):
         return "start", f"{(found.get('State') or {}).get('Status', 'stopped')}"
     return "none", "running, up to date"
+
+
+def plan_state(state: str, found: dict[str, Any] | None) -> tuple[str, str]:
+    """(action, why) for one existing container under `state` started, stopped or absent.
+
+    started: start a stopped container (a missing one is an error: deploy.yml makes containers);
+    stopped: stop a running one; absent: stop and remove. A missing container is already stopped
+    and absent.
+    """
+    if found is None:
+        if state == "started":
+            raise ValueError("no such container (deploy.yml makes it)")
+        return "none", "missing"
+    status = (found.get("State") or {}).get("Status", "stopped")
+    running = bool((found.get("State") or {}).get("Running"))
+    if state == "absent":
+        return "remove", status
+    if state == "stopped":
+        return ("stop", status) if running else ("none", status)
+    return ("none", status) if running else ("start", status)

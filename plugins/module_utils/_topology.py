@@ -16,6 +16,8 @@ from typing import Any
 
 from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults, key_problem, value_problem
 from ._generators import GENERATOR_COMMON, GENERATOR_PARAMS, MAX_OUTBOUND, GeneratorError, generate
+from ._names import container as container_name
+from ._names import data_volume
 
 NETWORK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 NODE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
@@ -64,6 +66,10 @@ class Node:
     def container(self) -> str:
         return container_name(self.network, self.name)
 
+    @property
+    def volume(self) -> str:
+        return data_volume(self.container)
+
 
 @dataclass(frozen=True)
 class Network:
@@ -75,10 +81,6 @@ class Network:
     p2p_port: int = field(default=0)
     rpc_port: int = field(default=0)
     swarm: bool = field(default=False)  # its nodes are Swarm services on an overlay network
-
-
-def container_name(network: str, node: str) -> str:
-    return f"{network}-{node}"
 
 
 def _typename(value: object) -> str:

@@ -15,7 +15,9 @@ description:
   - A container carries the hash of the settings it was made from (label C(peerlab.spec)); a
     running container with the listed hash is left alone, one whose hash differs is stopped
     (with its stop timeout, so bitcoind flushes its chainstate) and made again. Volumes are kept.
-  - Removing containers that left the topology is not this module's job.
+  - With I(state=started), C(stopped) or C(absent) it starts, stops or removes the listed
+    containers by name (stopping waits for each container's own stop timeout, so bitcoind flushes
+    its chainstate); C(absent) also removes the listed I(volumes) afterwards.
 author: peerlab developers (@peerlab)
 attributes:
   check_mode:
@@ -29,10 +31,24 @@ attributes:
     description: Reports a change only for containers it created, recreated or started.
 options:
   containers:
-    description: The containers, each as the node's settings.
+    description:
+      - The containers, each as the node's settings (C(name), C(image), C(spec), C(network) and the
+        rest of the plan); with a I(state) other than C(present) only C(name) is read.
     type: list
     elements: dict
     required: true
+  state:
+    description:
+      - C(present) makes every container run with its settings; C(started) starts existing
+        containers (a missing one is an error); C(stopped) stops running ones; C(absent) removes them.
+    type: str
+    choices: [present, started, stopped, absent]
+    default: present
+  volumes:
+    description: Volumes to remove after the containers (only with I(state=absent)); a missing one is fine.
+    type: list
+    elements: str
+    default: []
   compare:
     description:
       - C(hash) trusts the C(peerlab.spec) label; C(full) also compares image, environment, labels,
@@ -61,11 +77,17 @@ EXAMPLES = r"""
         labels: {peerlab.network: lab, peerlab.node: n1, peerlab.role: node}
         env: {PEERLAB_CHAIN: regtest}
         mounts: [{type: volume, source: lab-n1-data, target: /home/bitcoin/.bitcoin}]
+
+- name: Remove a Docker host's node containers and their volumes
+  peerlab.bitcoin.containers:
+    state: absent
+    containers: [{name: lab-n1}, {name: lab-n2}]
+    volumes: [lab-n1-data, lab-n2-data]
 """
 
 RETURN = r"""
 containers:
-  description: Per container, the action taken (create, recreate, start, none), why, and its state afterwards
+  description: Per container, the action taken (create, recreate, start, stop, remove, none), why, and its state afterwards
     (C(Id), C(State), C(Labels), C(NetworkSettings.Networks)).
   returned: always
   type: dict
@@ -74,14 +96,20 @@ actions:
   returned: always
   type: dict
   sample: {"create": 1, "none": 4}
+volumes:
+  description: The volumes removed (or, in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
 """
 
 import concurrent.futures
 from typing import Any
+from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._container import create_body, plan
+from ..module_utils._container import create_body, plan, plan_state
 from ..module_utils._docker import Docker, DockerError
 
 
@@ -93,27 +121,56 @@ def _brief(found: dict[str, Any] | None) -> dict[str, Any]:
             "NetworkSettings": {"Networks": (found.get("NetworkSettings") or {}).get("Networks") or {}}}
 
 
-def _reconcile(docker: Docker, spec: dict[str, Any], compare: str, check_mode: bool) -> dict[str, Any]:
+def _stop(docker: Docker, found: dict[str, Any], timeout: int | None) -> None:
+    """Stop a running container, giving bitcoind its stop timeout (the container's own, unless given)."""
+    wait = timeout if timeout is not None else int((found.get("Config") or {}).get("StopTimeout") or 10)
+    query = f"?t={timeout}" if timeout is not None else ""
+    docker.request("POST", f"/containers/{found['Id']}/stop{query}", timeout=wait + 60)
+
+
+def _reconcile(docker: Docker, spec: dict[str, Any], compare: str, state: str, check_mode: bool) -> dict[str, Any]:
     name = spec["name"]
     found = docker.inspect(name)
-    action, why = plan(spec, found, compare)
+    action, why = plan(spec, found, compare) if state == "present" else plan_state(state, found)
     result: dict[str, Any] = {"action": action, "why": why, "before": _brief(found)}
     if check_mode or action == "none":
         result.update(_brief(found))
         return result
-    if action == "recreate" and found:
-        if (found.get("State") or {}).get("Running"):
-            timeout = int(spec.get("stop_timeout", 10))
-            docker.request("POST", f"/containers/{found['Id']}/stop?t={timeout}", timeout=timeout + 60)
+    timeout = int(spec["stop_timeout"]) if spec.get("stop_timeout") is not None else None
+    if found and action in ("recreate", "stop", "remove") and (found.get("State") or {}).get("Running"):
+        _stop(docker, found, timeout)
+    if found and action in ("recreate", "remove"):
         docker.request("DELETE", f"/containers/{found['Id']}?force=1")
+    if action == "remove":
+        return result
     if action in ("create", "recreate"):
         created = docker.request("POST", f"/containers/create?name={name}", create_body(spec))
         target = created["Id"]
     else:
         target = found["Id"] if found else name
-    docker.request("POST", f"/containers/{target}/start")
+    if action != "stop":
+        docker.request("POST", f"/containers/{target}/start")
     result.update(_brief(docker.inspect(name)))
     return result
+
+
+def _remove_volume(docker: Docker, name: str, check_mode: bool) -> bool:
+    """Remove a volume; False when there was none."""
+    try:
+        docker.request("GET", f"/volumes/{quote(name, safe='')}")
+    except DockerError as error:
+        if error.status == 404:
+            return False
+        raise
+    if not check_mode:
+        docker.request("DELETE", f"/volumes/{quote(name, safe='')}")
+    return True
+
+
+def _after(state: str, result: dict[str, Any], spec: dict[str, Any]) -> str:
+    if state == "present":
+        return f"running ({spec['spec']}; {result['action']}: {result['why']})"
+    return {"remove": "removed", "stop": "stopped", "start": "running"}[result["action"]]
 
 
 def main() -> None:
@@ -121,19 +178,24 @@ def main() -> None:
         argument_spec=dict(
             containers=dict(type="list", elements="dict", required=True),
             compare=dict(type="str", choices=["hash", "full"], default="hash"),
+            state=dict(type="str", choices=["present", "started", "stopped", "absent"], default="present"),
+            volumes=dict(type="list", elements="str", default=[]),
             docker_socket=dict(type="str", default="/var/run/docker.sock"),
         ),
         supports_check_mode=True,
     )
     specs = module.params["containers"]
-    missing = [f"{spec.get('name', '?')}: {key}" for spec in specs for key in ("name", "image", "spec", "network") if not spec.get(key)]
+    state = module.params["state"]
+    needed = ("name", "image", "spec", "network") if state == "present" else ("name",)
+    missing = [f"{spec.get('name', '?')}: {key}" for spec in specs for key in needed if not spec.get(key)]
     if missing:
         module.fail_json(msg="containers lack settings: " + ", ".join(missing))
     docker = Docker(module.params["docker_socket"])
     results: dict[str, Any] = {}
     failures: list[str] = []
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, max(1, len(specs)))) as pool:
-        futures = {spec["name"]: pool.submit(_reconcile, docker, spec, module.params["compare"], module.check_mode) for spec in specs}
+        futures = {spec["name"]: pool.submit(_reconcile, docker, spec, module.params["compare"], state, module.check_mode)
+                   for spec in specs}
         for name, future in futures.items():
             try:
                 results[name] = future.result()
@@ -142,15 +204,26 @@ def main() -> None:
     actions: dict[str, int] = {}
     for result in results.values():
         actions[result["action"]] = actions.get(result["action"], 0) + 1
-    changed = any(result["action"] != "none" for result in results.values())
-    output: dict[str, Any] = dict(changed=changed, containers=results, actions=actions)
+    removed: list[str] = []
+    if state == "absent" and not failures:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, max(1, len(module.params["volumes"])))) as pool:
+            gone = {name: pool.submit(_remove_volume, docker, name, module.check_mode) for name in module.params["volumes"]}
+            for name, done in gone.items():
+                try:
+                    if done.result():
+                        removed.append(name)
+                except DockerError as error:
+                    failures.append(f"volume {name}: {error}")
+    changed = any(result["action"] != "none" for result in results.values()) or bool(removed)
+    output: dict[str, Any] = dict(changed=changed, containers=results, actions=actions, volumes=removed)
     if module._diff:
         touched = sorted(name for name, result in results.items() if result["action"] != "none")
         output["diff"] = {
             "before": "".join(f"{name}: {results[name]['before'].get('State') or 'missing'}"
-                              f" ({results[name]['before'].get('Labels', {}).get('peerlab.spec', '-')})\n" for name in touched),
-            "after": "".join(f"{name}: running ({next(s['spec'] for s in specs if s['name'] == name)}; "
-                             f"{results[name]['action']}: {results[name]['why']})\n" for name in touched),
+                              f" ({results[name]['before'].get('Labels', {}).get('peerlab.spec', '-')})\n" for name in touched)
+            + "".join(f"volume {name}: present\n" for name in removed),
+            "after": "".join(f"{name}: {_after(state, results[name], next(s for s in specs if s['name'] == name))}\n"
+                             for name in touched) + "".join(f"volume {name}: removed\n" for name in removed),
         }
     for result in results.values():
         result.pop("before", None)

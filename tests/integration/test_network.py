@@ -59,6 +59,7 @@ def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.Do
     # A stopped node is drift: check mode names it, start.yml brings it back, deploy re-links.
     stopped = lab.playbook("playbooks/stop.yml", "--limit", "drift-c", "-e", "stop_timeout=60")
     assert stopped.rc == 0 and not client.containers.get("drift-c").attrs["State"]["Running"]
+    assert lab.playbook("playbooks/stop.yml", "--limit", "drift-c").total_changed == 0, "a stopped node is not stopped again"
     drift = lab.playbook("deploy.yml", "--check", "--diff")
     # One containers run per Docker host (its change counts on the play's first node) names the node.
     assert drift.rc == 0 and drift.changed.get("drift-a") and "drift-c: exited" in drift.output, drift.output[-3000:]
@@ -89,8 +90,13 @@ def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.Do
     assert links(client, "drift") == expected(edited, "drift")
     assert lab.playbook("deploy.yml").total_changed == 0
 
+    dry = lab.playbook("playbooks/teardown.yml", "--check", "--diff")
+    assert dry.rc == 0 and "-drift-e: running" in dry.output and "+drift-e: removed" in dry.output, dry.output[-3000:]
+    assert len(containers(client, "drift")) == 5, "check mode must not remove anything"
     down = lab.playbook("playbooks/teardown.yml")
     assert down.rc == 0 and containers(client, "drift") == []
+    orphan = lab.playbook("playbooks/start.yml")
+    assert orphan.rc != 0 and "drift-a: no such container (deploy.yml makes it)" in orphan.output
     assert {v.name for v in client.volumes.list(filters={"label": "peerlab.network=drift"})} == {
         f"drift-{n}-data" for n in "abcde"}, "teardown keeps chain state unless peerlab_purge"
     redeployed = lab.playbook("deploy.yml")

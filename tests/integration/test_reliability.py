@@ -143,18 +143,29 @@ def test_a_stranger_on_the_network_is_left_alone(lab: Lab, client: docker.Docker
     assert stranger.status == "running" and f"peerlab-{NETWORK}" in stranger.attrs["NetworkSettings"]["Networks"]
 
 
+# A node made again: its container, then its links (the links step, and sometimes the tip check,
+# when a peer's connection to the new container came back between the two); nothing else.
+REMADE = "peerlab.bitcoin.network : Run every Docker host's node containers in one run (create, start, remake on changed settings)"
+RELINKED = {"peerlab.bitcoin.network : Link every node and verify each link from both ends",
+            "peerlab.bitcoin.network : Wait until every node has its network's tip (regtest) and verify every link"}
+
+
+def resettled(run: Run) -> bool:
+    return set(changed_hosts(run)) == {"fault-a"} and REMADE in run.changed_tasks and set(run.changed_tasks) <= {REMADE, *RELINKED}
+
+
 def test_changed_settings_keep_the_chain(lab: Lab, client: docker.DockerClient) -> None:
     tip = cli(client, "fault-a", "getbestblockhash")
     before = client.containers.get("fault-a").id
     lab.write({NETWORK: dict(TOPOLOGY[NETWORK], nodes=[{"name": "a", "conf": {"maxmempool": 60}}, *TOPOLOGY[NETWORK]["nodes"][1:]])})
     run = lab.playbook("deploy.yml")
-    assert run.rc == 0 and changed_hosts(run) == {"fault-a": 2}, run.output[-3000:]
+    assert run.rc == 0 and resettled(run), run.changed_tasks
     assert client.containers.get("fault-a").id != before
     assert cli(client, "fault-a", "getmempoolinfo")["maxmempool"] == 60_000_000
     assert cli(client, "fault-a", "getbestblockhash") == tip, "the new container found the old chain"
     lab.write(TOPOLOGY)
     back = lab.playbook("deploy.yml")
-    assert back.rc == 0 and changed_hosts(back) == {"fault-a": 2}, back.changed_tasks
+    assert back.rc == 0 and resettled(back), back.changed_tasks
 
 
 def test_a_hung_node_fails_the_run_with_a_clear_error(lab: Lab, client: docker.DockerClient) -> None:

@@ -87,3 +87,16 @@ def test_full_compare_sees_an_out_of_band_update_the_hash_does_not() -> None:
     other = copy.deepcopy(SPEC)
     other["env"]["PEERLAB_CHAIN"] = "signet"
     assert "environment" in differences(other, running(SPEC))
+
+
+def test_start_stop_and_remove_act_only_where_needed() -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._container import plan_state
+
+    running = {"State": {"Status": "running", "Running": True}}
+    exited = {"State": {"Status": "exited", "Running": False}}
+    assert plan_state("stopped", running) == ("stop", "running") and plan_state("stopped", exited) == ("none", "exited")
+    assert plan_state("started", exited) == ("start", "exited") and plan_state("started", running) == ("none", "running")
+    assert plan_state("absent", exited) == ("remove", "exited") and plan_state("absent", running) == ("remove", "running")
+    assert plan_state("absent", None) == ("none", "missing") and plan_state("stopped", None) == ("none", "missing")
+    with pytest.raises(ValueError, match="no such container"):
+        plan_state("started", None)

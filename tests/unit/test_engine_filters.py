@@ -61,7 +61,8 @@ def test_a_stack_is_used_by_the_networks_it_serves_that_still_have_nodes() -> No
 
 
 def test_a_networks_subnet_comes_from_its_creation_else_from_the_engine_read() -> None:
-    from ansible_collections.peerlab.bitcoin.plugins.filter.engine import missing_networks, network_subnet
+    from ansible_collections.peerlab.bitcoin.plugins.filter.engine import missing_networks
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import subnet as network_subnet
 
     engines = {"results": [{"item": "h1", "networks": {"peerlab-lab": {"subnets": ["172.19.0.0/16"]}}}]}
     created = {"results": [{"item": {"network": "new", "host": "h1"},

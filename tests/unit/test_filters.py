@@ -166,8 +166,9 @@ def test_docker_networks_are_per_host_standalone_and_once_on_the_manager_for_a_s
                 "sw-a": node("sw", [], "", [], peerlab_docker_host="w1", peerlab_swarm=True),
                 "sw-b": node("sw", [], "", [], peerlab_docker_host="w2", peerlab_swarm=True)}
     assert docker_networks(list(hostvars), hostvars, "m1") == [
-        {"network": "lab", "host": "h2", "swarm": False}, {"network": "lab", "host": "localhost", "swarm": False},
-        {"network": "sw", "host": "m1", "swarm": True}]
+        {"network": "lab", "name": "peerlab-lab", "host": "h2", "swarm": False},
+        {"network": "lab", "name": "peerlab-lab", "host": "localhost", "swarm": False},
+        {"network": "sw", "name": "peerlab-sw", "host": "m1", "swarm": True}]
 
 
 def test_swarm_task_containers_are_found_by_label_and_never_pruned_as_containers() -> None:
@@ -176,18 +177,22 @@ def test_swarm_task_containers_are_found_by_label_and_never_pruned_as_containers
                 "Labels": {"peerlab.network": "sw", "peerlab.node": node, "peerlab.spec": spec,
                            "com.docker.swarm.service.name": f"sw-{node}"}}
 
-    result = {"item": {"network": "sw", "host": "w1"},
-              "containers": [task("sw-a.1.old", "a", "exited", 1), task("sw-a.1.new", "a", "running", 2),
-                             task("sw-z.1.x", "z", "running", 3)]}
+    from test_plan import RUN, variables
+
+    from ansible_collections.peerlab.bitcoin.plugins.filter.lab import swarm_pending
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import node_plan
+
+    hostvars = {name: variables(peerlab_network="sw", peerlab_node=name[3:], peerlab_container=name, peerlab_docker_host="w1",
+                                peerlab_swarm=True) for name in ("sw-a", "sw-b")}
+    spec = node_plan(hostvars["sw-a"], RUN)["spec"]  # sw-a's running task has its current settings
+    result: dict[str, Any] = {"item": {"network": "sw", "host": "w1"},
+                              "containers": [task("sw-a.1.old", "a", "exited", 1), task("sw-a.1.new", "a", "running", 2, spec),
+                                             task("sw-z.1.x", "z", "running", 3)]}
     assert container_named([result], "sw-a")["Id"] == "sw-a.1.new"  # type: ignore[index]
     assert stale_containers([result], {"sw": ["sw-a"]}) == []
-    hostvars = {"sw-a": node("sw", [], "", [], peerlab_docker_host="w1", _network_want="s1"),
-                "sw-b": node("sw", [], "", [], peerlab_docker_host="w1", _network_want="s1")}
-    from ansible_collections.peerlab.bitcoin.plugins.filter.lab import swarm_pending
-
-    assert swarm_pending(result, {"network": "sw", "host": "w1"}, list(hostvars), hostvars) == ["sw-b"]
-    hostvars["sw-a"]["_network_want"] = "s2"  # settings changed: the running task is outdated
-    assert swarm_pending(result, {"network": "sw", "host": "w1"}, list(hostvars), hostvars) == ["sw-a", "sw-b"]
+    assert swarm_pending(result, {"network": "sw", "host": "w1"}, list(hostvars), hostvars, RUN) == ["sw-b"]
+    hostvars["sw-a"]["peerlab_conf_lines"] = ["dbcache=60"]  # settings changed: the running task is outdated
+    assert swarm_pending(result, {"network": "sw", "host": "w1"}, list(hostvars), hostvars, RUN) == ["sw-a", "sw-b"]
 
 
 def test_stale_services_gateway_addresses_and_image_needs() -> None:
