@@ -77,9 +77,15 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> None:
         time.sleep(interval)
 
 
+def patience(count: int) -> int:
+    """Seconds to wait for RPC, links or a tip: 200 bitcoind starting at once on 2 cores need minutes."""
+    return max(120, 3 * count)
+
+
 def floor(client: docker.DockerClient, image: str, shape: str, count: int) -> dict[str, float]:
     """Bare containers through the Docker SDK: the fastest anything can converge here."""
     names, edges = edges_for(shape, count)
+    wait = patience(count)
     password, salt = new_password(), new_salt()
     network = client.networks.create(f"bench-floor-{shape}-{count}", labels={LABEL: "floor"})
     subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
@@ -100,18 +106,18 @@ def floor(client: docker.DockerClient, image: str, shape: str, count: int) -> di
             addresses[name] = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
 
         def ready(name: str) -> None:
-            Rpc(addresses[name], 18443, "bench", password, timeout=10).wait_ready(120)
+            Rpc(addresses[name], 18443, "bench", password, timeout=30).wait_ready(wait)
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             list(pool.map(ready, names))
         marks["rpc"] = now() - started
 
         def link(name: str) -> None:
-            rpc = Rpc(addresses[name], 18443, "bench", password, timeout=10)
+            rpc = Rpc(addresses[name], 18443, "bench", password, timeout=30)
             targets = [f"floor-{target}:18444" for source, target in edges if source == name]
             for target in targets:
                 rpc.call("addnode", target, "add")
                 rpc.call("addnode", target, "onetry")
-            wait_until(lambda: all(entry["connected"] for entry in rpc.call("getaddednodeinfo")), 60)
+            wait_until(lambda: all(entry["connected"] for entry in rpc.call("getaddednodeinfo")), wait)
         with concurrent.futures.ThreadPoolExecutor(16) as pool:
             list(pool.map(link, names))
         marks["links"] = now() - started
@@ -119,8 +125,8 @@ def floor(client: docker.DockerClient, image: str, shape: str, count: int) -> di
         miner = Rpc(addresses[names[0]], 18443, "bench", password, timeout=30)
         descriptor = miner.call("getdescriptorinfo", "raw(51)")["descriptor"]
         (tip,) = miner.call("generatetodescriptor", 1, descriptor)
-        clients = [Rpc(addresses[name], 18443, "bench", password, timeout=10) for name in names]
-        wait_until(lambda: all(rpc.call("getbestblockhash") == tip for rpc in clients), 120)
+        clients = [Rpc(addresses[name], 18443, "bench", password, timeout=30) for name in names]
+        wait_until(lambda: all(rpc.call("getbestblockhash") == tip for rpc in clients), wait)
         marks["chain"] = now() - started
         marks["rss_mb"] = median_rss(containers)
     finally:
@@ -190,7 +196,10 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         # BENCH_MONITORING=on adds the monitoring stack, as `make deploy` runs it.
         (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
             {"peerlab_secrets_dir": str(work / "secrets"), "peerlab_state_dir": str(work / "state"),
-             "peerlab_monitoring": os.environ.get("BENCH_MONITORING", "off") == "on"}))
+             "peerlab_monitoring": os.environ.get("BENCH_MONITORING", "off") == "on",
+             # Timeouts only (the same for every code version): waits end as soon as the nodes answer.
+             "network_rpc_timeout": patience(count), "network_link_timeout": patience(count),
+             "network_tip_timeout": patience(count)}))
         generator = {**SHAPES[shape], "nodes": count, "prefix": "n"}
         topology = {"plugin": "peerlab.bitcoin.topology", "networks": {"bench": {
             "chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}}}
