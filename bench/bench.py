@@ -70,10 +70,18 @@ def node_image(client: docker.DockerClient) -> str:
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> None:
+    """Poll until the predicate holds; an RPC that fails meanwhile (200 nodes on 2 cores: now and
+    then a "No route to host") counts as "not yet", until the timeout."""
     deadline = now() + timeout
-    while not predicate():
+    while True:
+        try:
+            if predicate():
+                return
+            problem = "condition not reached"
+        except RpcError as error:
+            problem = str(error)
         if now() > deadline:
-            raise TimeoutError("condition not reached")
+            raise TimeoutError(problem)
         time.sleep(interval)
 
 
@@ -87,7 +95,8 @@ def floor(client: docker.DockerClient, image: str, shape: str, count: int) -> di
     names, edges = edges_for(shape, count)
     wait = patience(count)
     password, salt = new_password(), new_salt()
-    network = client.networks.create(f"bench-floor-{shape}-{count}", labels={LABEL: "floor"})
+    # Named per run: Docker 20.10 can keep a stale endpoint after 200 removals, and with it the network.
+    network = client.networks.create(f"bench-floor-{shape}-{count}-{os.getpid()}", labels={LABEL: "floor"})
     subnet = network.attrs["IPAM"]["Config"][0]["Subnet"]
     env = {"PEERLAB_CHAIN": "regtest", "PEERLAB_RPCAUTH": rpcauth_line("bench", salt, password),
            "PEERLAB_RPCALLOWIP": subnet, "PEERLAB_CONF": "dbcache=50\nmaxmempool=50"}

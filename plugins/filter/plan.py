@@ -23,27 +23,31 @@ def node_plan(host: str, hostvars: Any, run: dict[str, Any]) -> dict[str, Any]:
     return _plan.node_plan(hostvars[host], run)
 
 
-def host_containers(hosts: list[str], hostvars: Any, docker_host: str, run: dict[str, Any]) -> list[dict[str, Any]]:
-    return [_plan.node_plan(hostvars[host], run) for host in hosts
+def _standalone(hosts: list[str], hostvars: Any, docker_host: str) -> list[Any]:
+    """The host variables of the nodes that run as plain containers on one Docker host."""
+    return [hostvars[host] for host in hosts
             if hostvars[host]["peerlab_docker_host"] == docker_host and not hostvars[host].get("peerlab_swarm")]
+
+
+def host_containers(hosts: list[str], hostvars: Any, docker_host: str, run: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_plan.node_plan(node, run) for node in _standalone(hosts, hostvars, docker_host)]
 
 
 def host_nodes(hosts: list[str], hostvars: Any, docker_host: str) -> list[dict[str, str]]:
     """The standalone nodes on one Docker host as {name, volume} (start, stop and teardown need no more)."""
-    return [{"name": hostvars[host]["peerlab_container"], "volume": hostvars[host]["peerlab_volume"]} for host in hosts
-            if hostvars[host]["peerlab_docker_host"] == docker_host and not hostvars[host].get("peerlab_swarm")]
+    return [{"name": node["peerlab_container"], "volume": node["peerlab_volume"]} for node in _standalone(hosts, hostvars, docker_host)]
 
 
 def outdated(plan: dict[str, Any], found: dict[str, Any] | None, compare: str = "hash") -> bool:
     return _plan.outdated(plan, found, compare)
 
 
-def swarm_nodes(hosts: list[str], hostvars: Any) -> list[str]:
+def _swarm_nodes(hosts: list[str], hostvars: Any) -> list[str]:
     return [host for host in hosts if hostvars[host].get("peerlab_swarm")]
 
 
 def swarm_hosts(hosts: list[str], hostvars: Any) -> list[str]:
-    return sorted({hostvars[host]["peerlab_docker_host"] for host in swarm_nodes(hosts, hostvars)})
+    return sorted({hostvars[host]["peerlab_docker_host"] for host in _swarm_nodes(hosts, hostvars)})
 
 
 class FilterModule:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.peerlab.bitcoin.plugins.filter.plan import host_containers, swarm_hosts
+from ansible_collections.peerlab.bitcoin.plugins.filter.plan import host_containers, host_nodes, swarm_hosts
 from ansible_collections.peerlab.bitcoin.plugins.module_utils import _names
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import node_plan, outdated
 
@@ -81,6 +81,9 @@ def test_host_containers_are_the_standalone_nodes_of_one_docker_host() -> None:
                 "sw-n1": variables(peerlab_network="sw", peerlab_container="sw-n1", peerlab_swarm=True, peerlab_docker_host="dind2")}
     assert [plan["name"] for plan in host_containers(list(hostvars), hostvars, "localhost", RUN)] == ["lab-n1"]
     assert host_containers(list(hostvars), hostvars, "dind2", RUN) == []
+    hostvars["lab-n1"]["peerlab_volume"] = "lab-n1-data"
+    assert host_nodes(list(hostvars), hostvars, "localhost") == [{"name": "lab-n1", "volume": "lab-n1-data"}]
+    assert host_nodes(list(hostvars), hostvars, "dind2") == [], "a Swarm node is a service: teardown removes it as one"
     assert swarm_hosts(list(hostvars), hostvars) == ["dind2"]
 
 
