@@ -141,8 +141,16 @@ def floor(client: docker.DockerClient, image: str, shape: str, count: int) -> di
     finally:
         for container in client.containers.list(all=True, filters={"label": f"{LABEL}=floor"}):
             container.remove(force=True, v=True)
-        network.remove()
+        remove_network(network)
     return marks
+
+
+def remove_network(network: Any) -> None:
+    """Docker 20.10 can keep a stale endpoint after 200 removals: it then refuses; say so and go on."""
+    try:
+        network.remove()
+    except docker.errors.APIError as error:
+        print(f"bench: {network.name} kept: {error.explanation}", file=sys.stderr, flush=True)
 
 
 def median_rss(containers: list[Any]) -> float:
@@ -228,7 +236,7 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         for volume in client.volumes.list(filters={"label": "peerlab.network=bench"}):
             volume.remove(force=True)
         for network in client.networks.list(filters={"label": "peerlab.network=bench"}):
-            network.remove()
+            remove_network(network)
         shutil.rmtree(work, ignore_errors=True)
 
 

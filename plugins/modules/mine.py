@@ -63,7 +63,7 @@ mined:
   returned: always
   type: int
 hashes:
-  description: Hashes of the mined blocks.
+  description: Hashes of the mined blocks (blocks of a call that got no answer in time are counted in RV(mined), not listed).
   returned: success
   type: list
   elements: str
@@ -81,10 +81,42 @@ address:
   type: str
 """
 
-from ..module_utils._rpc import RpcError, ensure_wallet, from_params, node_module, require_address
+import time
 
-# generatetoaddress in one call: larger batches hold bitcoind's lock long enough to starve peers.
-_BATCH = 50
+from ..module_utils._rpc import Rpc, RpcError, RpcUnavailable, ensure_wallet, from_params, node_module, require_address
+
+# Blocks per generatetoaddress call. Larger batches hold bitcoind's lock long enough to starve
+# peers, and on a loaded machine (200 nodes on 2 cores) 50 blocks took longer than the RPC timeout.
+_BATCH = 10
+
+
+def _settled_height(rpc: Rpc, timeout: float) -> int:
+    """The node's height once it answers and the height has not moved for two seconds."""
+    deadline = time.monotonic() + timeout
+    height = int(rpc.wait_ready(timeout)["blocks"])
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        now = int(rpc.call("getblockcount"))
+        if now == height:
+            break
+        height = now
+    return height
+
+
+def mine_blocks(rpc: Rpc, count: int, start: int, address: str, patience: float) -> tuple[list[str], int]:
+    """Mine `count` blocks from height `start` in batches: the hashes seen, and how many blocks
+    were mined by calls that got no answer in time (the height says; nothing is mined twice)."""
+    hashes: list[str] = []
+    unseen = 0
+    while len(hashes) + unseen < count:
+        height = start + len(hashes) + unseen
+        try:
+            hashes.extend(rpc.call("generatetoaddress", min(_BATCH, count - len(hashes) - unseen), address))
+        except RpcUnavailable:
+            # No answer within rpc_timeout: the node may still be mining that call's blocks.
+            # Wait until it answers and its height holds still, count what it mined, go on.
+            unseen += max(0, _settled_height(rpc, patience) - height)
+    return hashes, unseen
 
 
 def main() -> None:
@@ -108,13 +140,11 @@ def main() -> None:
         ensure_wallet(rpc, params["wallet"])
         wallet = from_params(params, wallet=params["wallet"])
         address = wallet.call("getnewaddress", "coinbase", "bech32")
-        hashes: list[str] = []
-        while len(hashes) < count:
-            hashes.extend(rpc.call("generatetoaddress", min(_BATCH, count - len(hashes)), address))
+        hashes, unseen = mine_blocks(rpc, count, chain["blocks"], address, params["rpc_timeout"] * 4)
         after = rpc.call("getblockchaininfo")
     except RpcError as error:
         module.fail_json(msg=str(error), rpc_code=error.code)
-    module.exit_json(changed=True, mined=len(hashes), hashes=hashes, height=after["blocks"],
+    module.exit_json(changed=True, mined=len(hashes) + unseen, hashes=hashes, height=after["blocks"],
                      tip=after["bestblockhash"], address=address)
 
 
