@@ -95,7 +95,16 @@ def remove_network(client: docker.DockerClient, network: str) -> None:
     for volume in client.volumes.list(filters={"label": f"peerlab.network={network}"}):
         volume.remove(force=True)
     for docker_network in client.networks.list(filters={"label": f"peerlab.network={network}"}):
+        remove_docker_network(docker_network)
+
+
+def remove_docker_network(docker_network: Any) -> None:
+    """Remove a Docker network; one Docker 20.10 keeps for a stale endpoint (nothing attached) stays."""
+    try:
         docker_network.remove()
+    except docker.errors.APIError as error:
+        if "active endpoints" not in str(error.explanation):
+            raise
 
 
 def cli(client: docker.DockerClient, container: str, *command: str) -> Any:

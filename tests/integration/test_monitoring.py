@@ -18,7 +18,7 @@ import docker
 import pytest
 import yaml
 
-from .conftest import ROOT, Lab, remove_network, wait_for
+from .conftest import ROOT, Lab, remove_docker_network, remove_network, wait_for
 
 NETWORK = "mon"
 NODES = ["n1", "n2", "n3", "n4"]
@@ -50,7 +50,7 @@ def remove_monitoring(client: docker.DockerClient) -> None:
             if volume.name == name:
                 volume.remove(force=True)
     for network in client.networks.list(names=["peerlab-test-monitoring"]):
-        network.remove()
+        remove_docker_network(network)
 
 
 def render(*targets: str, since: str = "-3min") -> list[dict[str, Any]]:
