@@ -107,9 +107,21 @@ def remove_docker_network(docker_network: Any) -> None:
             raise
 
 
+def exec_run(container: Any, command: list[str]) -> Any:
+    """`docker exec`, tried again when the runtime itself failed to start the process (runc's
+    "OCI runtime exec failed ... read init-p: connection reset by peer", seen now and then under
+    load): that says nothing about the node. Any other failure is returned as it is."""
+    for _attempt in range(3):
+        result = container.exec_run(command)
+        if not (result.exit_code == 126 and b"OCI runtime exec failed" in result.output):
+            return result
+        time.sleep(1)
+    return result
+
+
 def cli(client: docker.DockerClient, container: str, *command: str) -> Any:
     """`docker exec <container> bitcoin-cli <command>` as a user types it; JSON answers are parsed."""
-    result = client.containers.get(container).exec_run(["bitcoin-cli", *command])
+    result = exec_run(client.containers.get(container), ["bitcoin-cli", *command])
     assert result.exit_code == 0, result.output.decode()
     text = result.output.decode().strip()
     return json.loads(text) if text[:1] in ("[", "{") else text

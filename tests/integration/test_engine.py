@@ -16,7 +16,7 @@ import docker
 import pytest
 import yaml
 
-from .conftest import ROOT, Lab, Run, ansible_playbook, wait_for
+from .conftest import ROOT, Lab, Run, ansible_playbook, exec_run, wait_for
 
 ENGINE = "peerlab-test-engine"
 NETWORK = "eng"
@@ -37,7 +37,7 @@ class EngineHost:
         self.container = container
 
     def docker(self, *command: str) -> str:
-        result = self.container.exec_run(["docker", *command])
+        result = exec_run(self.container, ["docker", *command])
         assert result.exit_code == 0, result.output.decode()
         return str(result.output.decode().strip())
 
