@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck
 
-.PHONY: docs-graph help deps setup images deploy down purge status traffic bench-collector test lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status events traffic bench-collector test lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,11 +48,15 @@ purge: setup  ## Remove the networks' containers and volumes
 traffic: setup  ## Regtest traffic for DURATION seconds (default 120): blocks and payments
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/traffic.yml -e duration=$${DURATION:-120}
 
+events: setup  ## Live events: NETWORK=lab NODE=n1,n2 TYPE=inv,ping,conn,block (JSON=1: JSON lines; DURATION=s: stop after)
+	$(BIN)/python tools/events.py --network "$${NETWORK:-}" --node "$${NODE:-}" --type "$${TYPE:-}" \
+	  --seconds "$${DURATION:-0}" $${JSON:+--json}
+
 status: setup  ## Print every node's peers, height and tip
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
 
 lint: setup  ## ruff, mypy, yamllint via ansible-lint (production profile), argument specs
-	$(BIN)/ruff check plugins tests images molecule docs bench
+	$(BIN)/ruff check plugins tests images molecule docs bench tools
 	$(BIN)/mypy
 	$(BIN)/ansible-lint
 

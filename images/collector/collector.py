@@ -35,9 +35,11 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
+
+import events
 
 CONFIG = os.environ.get("PEERLAB_COLLECTOR_CONFIG", "/etc/peerlab/collector.json")
 DOCKER_SOCKET = os.environ.get("PEERLAB_DOCKER_SOCKET", "/var/run/docker.sock")
@@ -52,22 +54,18 @@ COUNTERS = frozenset({
     "bandwidth.bytes_sent", "bandwidth.bytes_received", "message.received", "message.sent",
     "transactions.accepted", "mining.blocks_mined", "restarts", "system.disk_read_bytes",
     "system.disk_write_bytes", "system.net_rx_bytes", "system.net_tx_bytes", "blocks.propagated",
-    "net_rx_bytes", "net_tx_bytes",
+    "net_rx_bytes", "net_tx_bytes", "traffic", "connections",
 })
 # The label a keyed metric's last Graphite path segment becomes in Prometheus.
-KEY_LABELS = {
+KEY_LABELS: dict[str, str | tuple[str, ...]] = {
     "peers.type": "type", "peers.network": "net", "bandwidth.sent_by_msg": "msg",
     "bandwidth.received_by_msg": "msg", "message.received": "msg", "message.sent": "msg",
-    "ping.peer": "peer", "minping.peer": "peer",
+    "ping.peer": "peer", "minping.peer": "peer", "connections": "event", "traffic": ("source", "target"),
 }
 SAFE = re.compile(r"[^A-Za-z0-9_-]+")
-RECEIVED = re.compile(r"\[net\] received: (\S+) \(\d+ bytes\) peer=")
-SENDING = re.compile(r"\[net\] sending (\S+) \(\d+ bytes\) peer=")
 # bitcoind's cookie, below the container's data directory (mainnet's is at its top).
 DATADIR = "/home/bitcoin/.bitcoin"
 CHAIN_DIRS = {"mainnet": "", "testnet3": "testnet3", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
-UPDATE_TIP = re.compile(r"UpdateTip: new best=([0-9a-f]{64}) height=(\d+)")
-CREATE_BLOCK = re.compile(r"CreateNewBlock\(\)")
 
 
 def safe(part: str) -> str:
@@ -82,7 +80,10 @@ class Sample:
     scope: tuple[str, ...]
     name: str
     value: float
-    key: str | None = None
+    key: str | tuple[str, ...] | None = None
+
+    def keys(self) -> tuple[str, ...]:
+        return () if self.key is None else (self.key,) if isinstance(self.key, str) else self.key
 
     def graphite(self) -> str:
         kind = self.scope[0]
@@ -92,14 +93,15 @@ class Sample:
             prefix = f"peerlab.{safe(self.scope[1])}.network"
         else:
             prefix = f"peerlab.hosts.{safe(self.scope[1])}"
-        return f"{prefix}.{self.name}" + (f".{safe(self.key)}" if self.key is not None else "")
+        return ".".join([f"{prefix}.{self.name}", *(safe(key) for key in self.keys())])
 
     def prometheus(self) -> tuple[str, dict[str, str]]:
         kind = self.scope[0]
         labels = ({"network": self.scope[1], "node": self.scope[2]} if kind == "node" else
                   {"network": self.scope[1]} if kind == "network" else {"host": self.scope[1]})
-        if self.key is not None:
-            labels[KEY_LABELS.get(self.name, "key")] = self.key
+        names = KEY_LABELS.get(self.name, ("key",))
+        for label, key in zip(names if isinstance(names, tuple) else (names,), self.keys(), strict=False):
+            labels[label] = key
         name = f"peerlab_{'' if kind == 'node' else kind + '_'}{self.name.replace('.', '_')}"
         return name, labels
 
@@ -170,10 +172,14 @@ def peer_samples(scope: tuple[str, ...], peers: list[dict[str, Any]], names: dic
     return out
 
 
+def peer_host(addr: str) -> str:
+    """The host part of a peer address (IPv4:port, [IPv6]:port or name:port)."""
+    return addr.rsplit(":", 1)[0].strip("[]") if addr else ""
+
+
 def peer_name(addr: str, names: dict[str, str]) -> str:
     """A peer's node name when its address is a known container's, else its address."""
-    host = addr.rsplit(":", 1)[0].strip("[]") if addr else ""
-    return names.get(host, safe(addr) if addr else "unknown")
+    return names.get(peer_host(addr), safe(addr) if addr else "unknown")
 
 
 def tip_id(block_hash: str) -> float:
@@ -181,66 +187,81 @@ def tip_id(block_hash: str) -> float:
     return float(int(block_hash[-12:], 16))
 
 
+# A fork is current while its tip is within this many blocks of the active tip (Bitcoin Core's
+# own notion of a recent reorg risk is 6 confirmations); older branches stay in getchaintips forever.
+FORK_WINDOW = 6
+
+
 def chain_tip_samples(scope: tuple[str, ...], tips: list[dict[str, Any]]) -> list[Sample]:
-    """Chain tips known to the node and how many are forks (any tip but the active one)."""
-    forks = [tip for tip in tips if tip.get("status") != "active"]
+    """Chain tips the node knows; forks: other tips within FORK_WINDOW blocks of the active one
+    (chain.forks_known counts every branch ever seen, which only grows)."""
+    active = max((tip.get("height", 0) for tip in tips if tip.get("status") == "active"), default=0)
+    known = [tip for tip in tips if tip.get("status") != "active"]
+    forks = [tip for tip in known if tip.get("height", 0) > active - FORK_WINDOW]
     return [Sample(scope, "chain.tips", len(tips)), Sample(scope, "chain.forks", len(forks)),
+            Sample(scope, "chain.forks_known", len(known)),
             Sample(scope, "chain.fork_branchlen_max", max((tip.get("branchlen", 0) for tip in forks), default=0))]
 
 
 @dataclass
-class LogState:
-    """What one node's log told so far: message counts, tips seen with their times, blocks mined."""
+class Restarts:
+    """How often a node's bitcoind started again: Docker restarting its container (RestartCount
+    grows), or bitcoind starting again inside the same run (its uptime drops). One crash is one
+    restart, whichever of the two shows it; a container made anew (a deploy) is not a restart."""
 
-    received: dict[str, int] = field(default_factory=dict)
-    sent: dict[str, int] = field(default_factory=dict)
-    seen: dict[str, float] = field(default_factory=dict)  # block hash -> when this node took it as tip
-    mined: int = 0
-    last_tip_time: float | None = None
-    pending_create: bool = False
-    last_stamp: str = ""
+    total: int = 0
+    container: str = ""
+    docker: int = 0
+    uptime: float | None = None
 
-    def feed(self, stamp: str, when: float, line: str) -> None:
-        """Account one log line. stamp: Docker's RFC3339Nano timestamp, when: the same in seconds."""
-        if stamp and stamp <= self.last_stamp:
-            return  # Docker's `since` is inclusive: skip what the last read already counted
-        self.last_stamp = stamp or self.last_stamp
-        if match := RECEIVED.search(line):
-            self.received[match[1]] = self.received.get(match[1], 0) + 1
-        elif match := SENDING.search(line):
-            self.sent[match[1]] = self.sent.get(match[1], 0) + 1
-        elif CREATE_BLOCK.search(line):
-            self.pending_create = True
-        elif match := UPDATE_TIP.search(line):
-            self.seen.setdefault(match[1], when)
-            self.last_tip_time = when
-            if self.pending_create:  # the block this node just assembled became its tip: it mined it
-                self.mined += 1
-            self.pending_create = False
+    def observe(self, container_id: str, docker_count: int, uptime: float | None) -> int:
+        new_run = container_id != self.container or docker_count != self.docker
+        if not self.container:
+            self.total = docker_count
+        elif container_id == self.container and docker_count > self.docker:
+            self.total += docker_count - self.docker
+        elif not new_run and uptime is not None and self.uptime is not None and uptime < self.uptime:
+            self.total += 1
+        if new_run or uptime is not None:
+            self.uptime = uptime  # a new run's uptime is the reference, even unknown
+        self.container, self.docker = container_id, docker_count
+        return self.total
 
-    def samples(self, scope: tuple[str, ...]) -> list[Sample]:
-        out = [Sample(scope, "message.received", count, msg) for msg, count in sorted(self.received.items())]
-        out += [Sample(scope, "message.sent", count, msg) for msg, count in sorted(self.sent.items())]
-        out.append(Sample(scope, "mining.blocks_mined", self.mined))
-        return out
 
-    def forget(self, keep: int = 2000) -> None:
-        if len(self.seen) > keep:
-            for block in sorted(self.seen, key=self.seen.__getitem__)[: len(self.seen) - keep]:
-                del self.seen[block]
+class LogFrames:
+    """Docker's multiplexed log stream (no TTY), read as it arrives: [(timestamp, line)]. A frame
+    or a line may be cut across reads; both are kept until their end arrives."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.partial = b""
+
+    def feed(self, data: bytes) -> list[tuple[str, str]]:
+        self.buffer += data
+        payload = bytearray(self.partial)
+        offset = 0
+        while offset + 8 <= len(self.buffer):
+            size = int.from_bytes(self.buffer[offset + 4: offset + 8], "big")
+            if offset + 8 + size > len(self.buffer):
+                break
+            payload += self.buffer[offset + 8: offset + 8 + size]
+            offset += 8 + size
+        self.buffer = self.buffer[offset:]
+        *complete, rest = bytes(payload).split(b"\n")
+        self.partial = rest
+        lines = []
+        for raw in complete:
+            stamp, _sep, line = raw.decode("utf-8", "replace").rstrip("\r").partition(" ")
+            lines.append((stamp, line))
+        return lines
 
 
 def parse_log(chunk: bytes) -> list[tuple[str, str]]:
-    """Docker's multiplexed log stream (no TTY) -> [(timestamp, line)]."""
-    lines: list[tuple[str, str]] = []
-    offset = 0
-    payload = bytearray()
-    while offset + 8 <= len(chunk):
-        size = int.from_bytes(chunk[offset + 4: offset + 8], "big")
-        payload += chunk[offset + 8: offset + 8 + size]
-        offset += 8 + size
-    for raw in payload.decode("utf-8", "replace").splitlines():
-        stamp, _sep, line = raw.partition(" ")
+    """A whole chunk of Docker's log stream -> [(timestamp, line)] (a last line without its newline too)."""
+    frames = LogFrames()
+    lines = frames.feed(chunk)
+    if frames.partial:
+        stamp, _sep, line = frames.partial.decode("utf-8", "replace").partition(" ")
         lines.append((stamp, line))
     return lines
 
@@ -281,18 +302,6 @@ def docker_time(stamp: str) -> float:
         return time.time()
     parts = [int(part) for part in match.groups()[:6]]
     return float(calendar.timegm((*parts, 0, 0, 0))) + float("0." + (match[7] or "0"))
-
-
-def propagation(seen: dict[str, dict[str, float]], nodes: list[str], done: set[str]) -> list[tuple[str, float]]:
-    """Blocks every node has taken as tip and not reported yet: [(hash, last - first seconds)]."""
-    out: list[tuple[str, float]] = []
-    if not nodes:
-        return out
-    blocks = set.intersection(*(set(seen.get(node, {})) for node in nodes)) - done
-    for block in blocks:
-        times = [seen[node][block] for node in nodes]
-        out.append((block, max(times) - min(times)))
-    return out
 
 
 def network_samples(network: str, states: dict[str, dict[str, Any]], expected: list[list[str]],
@@ -601,18 +610,16 @@ class Collector:
         self.config: dict[str, Any] = {}
         self.config_stamp = 0.0
         self.latest: list[Sample] = []
-        self.logs: dict[str, LogState] = {}
+        self.logs: dict[str, events.NodeLog] = {}
+        self.following: dict[str, str] = {}  # network/node -> the container whose log a thread follows
         self.cpu: dict[str, tuple[float, float]] = {}
         self.mempools: dict[str, set[str]] = {}
         self.accepted: dict[str, int] = {}
-        self.uptimes: dict[str, float] = {}
-        self.restarts: dict[str, int] = {}
-        self.reported: dict[str, set[str]] = {}
-        self.propagated: dict[str, int] = {}
-        self.last_propagation: dict[str, float] = {}
+        self.restarts: dict[str, Restarts] = {}
         self.host_previous: dict[str, float] = {}
         self.carbon = Carbon()
         self.statsd = Statsd()
+        self.bus: events.Bus | None = None
         self.self_cpu: tuple[float, float] | None = None
         self.cookies: dict[str, tuple[str, str]] = {}  # container id -> bitcoind's cookie
         self.cgroup_fallback = False  # said once: the engine's stats are empty, cgroups are read directly
@@ -644,37 +651,87 @@ class Collector:
                 self.config = json.load(handle)
             self.config_stamp = stamp
             log(f"configuration loaded: {sum(len(n['nodes']) for n in self.config.get('networks', {}).values())} nodes")
+            if self.config.get("bus") and (self.bus is None or self.bus.address != self.config["bus"]):
+                self.bus = events.Bus(self.config["bus"], f"peerlab-collector-{self.config.get('host', '')}").start()
+
+    def publish(self, event: dict[str, Any]) -> None:
+        if self.bus is not None:
+            self.bus.publish_event(event)
+
+    def follow(self, key: str, container_id: str, nodelog: events.NodeLog) -> None:
+        """Read a node's log as it is written and publish its events, until the container stops or
+        is replaced. A broken stream is opened again from where it stopped."""
+        frames = LogFrames()
+        try:
+            while self.following.get(key) == container_id:
+                cursor = nodelog.cursor
+                cursor.rewind()
+                since = f"{docker_time(cursor.stamp):.9f}" if cursor.stamp else f"{time.time() - 2 * self.interval:.0f}"
+                connection = DockerConnection(DOCKER_SOCKET, timeout=60)
+                try:
+                    connection.request("GET", f"/containers/{container_id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since}")
+                    response = connection.getresponse()
+                    if response.status >= 400:
+                        return  # the container is gone
+                    frames = LogFrames()
+                    while self.following.get(key) == container_id:
+                        data = response.read1(65536)
+                        if not data:
+                            return  # the container stopped
+                        for stamp, line in frames.feed(data):
+                            for event in nodelog.feed(stamp, docker_time(stamp), line):
+                                self.publish(event)
+                except (OSError, http.client.HTTPException):
+                    pass  # a quiet log times out the read: open it again
+                finally:
+                    connection.close()
+        finally:
+            if self.following.get(key) == container_id:
+                del self.following[key]
 
     def poll_node(self, network: str, node: str, spec: dict[str, Any], container: dict[str, Any] | None,
-                  names: dict[str, str], now: float, chain_name: str = "regtest") -> tuple[list[Sample], dict[str, Any]]:
+                  names: dict[str, str], now: float, chain_name: str = "regtest") -> list[Sample]:
         scope = ("node", network, node)
         key = f"{network}/{node}"
-        out: list[Sample] = []
-        state: dict[str, Any] = {}
-        out.append(Sample(scope, "up", 0))
+        out: list[Sample] = [Sample(scope, "up", 0)]
         if container is None:
-            return out, state
-        restarts = int(container.get("RestartCount", 0))
-        self.restarts[key] = max(self.restarts.get(key, 0), restarts)
+            self.publish(events.make("poll", network, node, now, up=False))
+            return out
+        nodelog = self.logs.setdefault(key, events.NodeLog(network, node))
+        nodelog.names = names
+        if self.following.get(key) != container["Id"]:
+            if nodelog.peers and self.following.get(key):
+                nodelog.peers = {}  # another container: its peer ids are new
+            self.following[key] = container["Id"]
+            threading.Thread(target=self.follow, args=(key, container["Id"], nodelog), name=f"log-{key}", daemon=True).start()
         try:
             results = self.rpc(spec, container["Id"], chain_name)
         except (OSError, ValueError, StopIteration, tarfile.TarError, http.client.HTTPException) as error:
             log(f"{key}: RPC: {error}")
             results = [None] * len(RPC_CALLS)
         chain, peers, totals, mempool, rawmempool, tips, uptime, txstats = results
+        restarts = self.restarts.setdefault(key, Restarts()).observe(container["Id"], int(container.get("RestartCount", 0)), uptime)
+        poll: dict[str, Any] = {"up": bool(chain), "restarts": restarts}
         if chain:
             out[0] = Sample(scope, "up", 1)
-            state.update(tip=chain["bestblockhash"], height=chain["blocks"])
+            poll.update(tip=chain["bestblockhash"], height=chain["blocks"], headers=chain["headers"])
             out += [Sample(scope, "chain.height", chain["blocks"]), Sample(scope, "chain.headers", chain["headers"]),
                     Sample(scope, "chain.tip", tip_id(chain["bestblockhash"])),
                     Sample(scope, "system.disk_size", chain.get("size_on_disk", 0))]
         if peers is not None:
             out += peer_samples(scope, peers, names)
-            state["peers"] = {peer_name(peer.get("addr", ""), names) for peer in peers}
+            nodelog.learn_peers(peers)
+            poll["peers"] = [{"id": peer.get("id"), "addr": peer.get("addr", ""), "node": names.get(peer_host(peer.get("addr", ""))),
+                              "inbound": bool(peer.get("inbound")), "conn_type": peer.get("connection_type", ""),
+                              "subver": peer.get("subver", ""), "bytessent": peer.get("bytessent", 0),
+                              "bytesrecv": peer.get("bytesrecv", 0), "pingtime": peer.get("pingtime"),
+                              "conntime": peer.get("conntime")}
+                             for peer in peers]
         if totals:
             out += [Sample(scope, "bandwidth.bytes_sent", totals["totalbytessent"]),
                     Sample(scope, "bandwidth.bytes_received", totals["totalbytesrecv"])]
         if mempool:
+            poll["mempool"] = {"size": mempool["size"], "bytes": mempool["bytes"]}
             out += [Sample(scope, "mempool.size", mempool["size"]), Sample(scope, "mempool.bytes", mempool["bytes"]),
                     Sample(scope, "mempool.usage", mempool["usage"]),
                     Sample(scope, "mempool.min_fee", mempool["mempoolminfee"])]
@@ -687,29 +744,12 @@ class Collector:
         if tips is not None:
             out += chain_tip_samples(scope, tips)
         if uptime is not None:
-            if uptime < self.uptimes.get(key, 0) and restarts <= self.restarts.get(key, 0):
-                self.restarts[key] += 1  # bitcoind restarted without Docker restarting the container
-            self.uptimes[key] = uptime
+            poll["uptime"] = uptime
             out.append(Sample(scope, "uptime", uptime))
-        out.append(Sample(scope, "restarts", self.restarts[key]))
+        out.append(Sample(scope, "restarts", restarts))
         if txstats:
             out.append(Sample(scope, "chain.transactions", txstats["txcount"]))
-        # The log: messages by type, tips with the time this node took them, blocks it mined.
-        logstate = self.logs.setdefault(key, LogState())
-        since = (logstate.last_stamp and f"{docker_time(logstate.last_stamp):.9f}") or f"{now - 2 * self.interval:.0f}"
-        try:
-            chunk = docker(f"/containers/{container['Id']}/logs?stdout=1&stderr=1&timestamps=1&since={since}", raw=True)
-            for stamp, line in parse_log(chunk):
-                logstate.feed(stamp, docker_time(stamp), line)
-            logstate.forget()
-        except OSError as error:
-            log(f"{key}: logs: {error}")
-        out += logstate.samples(scope)
-        last_tip = logstate.last_tip_time
-        if last_tip is None and chain:
-            last_tip = float(chain.get("time", now))
-        if last_tip is not None:
-            out.append(Sample(scope, "chain.seconds_since_block", max(0.0, now - last_tip)))
+        self.publish(events.make("poll", network, node, now, **poll))
         try:
             stats = docker(f"/containers/{container['Id']}/stats?stream=false&one-shot=true")
             if not stats.get("memory_stats"):  # the engine could not read the container's cgroup
@@ -722,7 +762,7 @@ class Collector:
                 out += samples
         except OSError as error:
             log(f"{key}: stats: {error}")
-        return out, state
+        return out
 
     @property
     def interval(self) -> float:
@@ -750,29 +790,11 @@ class Collector:
                             container = docker(f"/containers/{found['Id']}/json")
                         except OSError as error:
                             log(f"{network}/{node}: inspect: {error}")
-                    jobs.append((network, node, pool.submit(self.poll_node, network, node, node_spec,
-                                                            container, names, now, spec.get("chain", "regtest"))))
-            results = [(network, node, job.result()) for network, node, job in jobs]
-        samples: list[Sample] = []
-        for network, spec in self.config.get("networks", {}).items():
-            states = {node: state for net, node, (_samples, state) in results if net == network and state}
-            for net, _node, (node_samples, _state) in results:
-                if net == network:
-                    samples += node_samples
-            samples += network_samples(network, states, spec.get("edges", []), len(spec.get("nodes", {})))
-            seen = {node: self.logs[f"{network}/{node}"].seen for node in spec.get("nodes", {})
-                    if f"{network}/{node}" in self.logs}
-            done = self.reported.setdefault(network, set())
-            for block, seconds in propagation(seen, sorted(states), done):
-                done.add(block)
-                self.propagated[network] = self.propagated.get(network, 0) + 1
-                self.last_propagation[network] = seconds
-            if len(done) > 4000:
-                done.clear()
-            scope = ("network", network)
-            samples.append(Sample(scope, "blocks.propagated", self.propagated.get(network, 0)))
-            if network in self.last_propagation:
-                samples.append(Sample(scope, "blocks.propagation_seconds", self.last_propagation[network]))
+                    if container is None:
+                        self.following.pop(f"{network}/{node}", None)
+                    jobs.append(pool.submit(self.poll_node, network, node, node_spec, container, names, now,
+                                            spec.get("chain", "regtest")))
+            samples = [sample for job in jobs for sample in job.result()]
         host = self.config.get("host", socket.gethostname())
         samples += host_samples(host, HOST_PROC, HOST_DISK, self.host_previous)
         samples += self.self_samples(host)

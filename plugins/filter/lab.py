@@ -40,8 +40,8 @@ disk_shortfalls(needs, results): the needs a Docker host has no room for, as mes
 monitoring_host(groups, node_host): the Docker host of Graphite and Grafana.
 image_needs(hosts, hostvars, build_host, monitoring): per Docker host but the build host, the images it needs.
 missing_images(results): {host, images, archive} per Docker host lacking images (one archive per set).
-collector_config(hosts, hostvars, docker_host, interval, carbon): one collector's configuration (the
-  nodes on its Docker host and their expected edges; no secret).
+collector_config(hosts, hostvars, docker_host, interval, carbon, bus): one collector's configuration (the
+  nodes on its Docker host and their expected edges, the event bus; no secret); docker_host '': the observer's.
 """
 
 
@@ -225,15 +225,17 @@ def swarm_pending(result: dict[str, Any], item: dict[str, str], hosts: list[str]
             and outdated(node_plan(variables, run), container_named([result], host))]
 
 
-def collector_config(hosts: list[str], hostvars: Any, docker_host: str, interval: int, carbon: str) -> dict[str, Any]:
-    """The collector's configuration file for one Docker host: its nodes and their expected edges.
+def collector_config(hosts: list[str], hostvars: Any, docker_host: str, interval: int, carbon: str,
+                     bus: str = "") -> dict[str, Any]:
+    """The collector's configuration file for one Docker host: its nodes and their expected edges,
+    and where the event bus is. With docker_host '' it is the observer's: every host's nodes.
     No secret: the collector authenticates with each node's own RPC cookie."""
     networks: dict[str, Any] = {}
     nodes_of: dict[str, str] = {}
     for _host, variables in _vars(hosts, hostvars):
         nodes_of[variables["peerlab_container"]] = variables["peerlab_node"]
     for _host, variables in _vars(hosts, hostvars):
-        if variables["peerlab_docker_host"] != docker_host:
+        if docker_host and variables["peerlab_docker_host"] != docker_host:
             continue
         network = networks.setdefault(variables["peerlab_network"],
                                       {"chain": variables["peerlab_chain"], "edges": [], "nodes": {}})
@@ -241,7 +243,8 @@ def collector_config(hosts: list[str], hostvars: Any, docker_host: str, interval
                                                        "rpc_port": variables["peerlab_rpc_port"]}
         network["edges"] += [[variables["peerlab_node"], nodes_of[peer]]
                              for peer in variables["peerlab_peers_out"] if peer in nodes_of]
-    return {"host": docker_host, "interval": interval, "carbon": carbon, "networks": networks}
+    config = {"host": docker_host or "observer", "interval": interval, "carbon": carbon, "networks": networks}
+    return {**config, "bus": bus} if bus else config
 
 
 def monitoring_host(groups: Any, node_host: str) -> str:
@@ -255,7 +258,8 @@ def monitoring_host(groups: Any, node_host: str) -> str:
 
 def image_needs(hosts: list[str], hostvars: Any, build_host: str, monitoring: dict[str, str]) -> list[dict[str, Any]]:
     """Per Docker host other than the build host, the images it must hold: its nodes' images, and
-    with monitoring ({collector, graphite, host}) the collector (every node host) and Graphite."""
+    with monitoring ({collector, graphite, host}) the collector (every node host and the monitoring
+    host: the bus and the observer run from its image) and Graphite."""
     needs: dict[str, set[str]] = {}
     for _host, variables in _vars(hosts, hostvars):
         wanted = needs.setdefault(variables["peerlab_docker_host"], set())
@@ -263,7 +267,8 @@ def image_needs(hosts: list[str], hostvars: Any, build_host: str, monitoring: di
         if monitoring:
             wanted.add(monitoring["collector"])
     if monitoring:
-        needs.setdefault(monitoring["host"], set()).add(monitoring["graphite"])
+        # the monitoring host runs Graphite, and the bus and the observer from the collector image
+        needs.setdefault(monitoring["host"], set()).update((monitoring["graphite"], monitoring["collector"]))
     return [{"host": host, "images": sorted(images)} for host, images in sorted(needs.items()) if host != build_host]
 
 

@@ -123,8 +123,11 @@ def chain_defaults(chain: str) -> dict[str, object]:
     """Conf every node of a chain gets unless the topology overrides it."""
     defaults: dict[str, object] = {"dbcache": 100, "maxmempool": 100}
     if chain == "regtest":
-        # debug=net: the collector counts messages by type from these log lines (docs/metrics.md).
-        defaults.update({"fallbackfee": "0.0002", "dbcache": 50, "maxmempool": 50, "debug": "net"})
+        # The extractor reads events from these log lines (docs/events.md): net (messages,
+        # connections), mempool and mempoolrej (transactions accepted, rejected); logips puts the
+        # peer's address on connection lines.
+        defaults.update({"fallbackfee": "0.0002", "dbcache": 50, "maxmempool": 50,
+                         "debug": ["net", "mempool", "mempoolrej"], "logips": 1})
     if chain in ("mainnet", "testnet3", "testnet4", "signet"):
         # Connected to the real network: pruned unless the user asks for the whole chain.
         defaults.update({"prune": 550, "dbcache": 300})

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("collector", ROOT / "images" / "collector" / "collector.py")
-assert _spec and _spec.loader
-collector = importlib.util.module_from_spec(_spec)
-sys.modules["collector"] = collector
-_spec.loader.exec_module(collector)
+sys.path.insert(0, str(ROOT / "images" / "collector"))
+import collector
 
 SCOPE = ("node", "lab", "n1")
 HASH_A = "a" * 64
@@ -32,33 +28,44 @@ def test_docker_log_stream_is_split_into_stamped_lines() -> None:
     assert collector.docker_time("1970-01-01T00:01:00.250Z") == 60.25
 
 
-def test_log_counts_messages_tips_and_blocks_mined_once() -> None:
-    state = collector.LogState()
-    lines = [
-        ("t1", "2026-11-21T10:00:00Z [net] received: inv (37 bytes) peer=0"),
-        ("t2", "2026-11-21T10:00:00Z [net] sending getdata (37 bytes) peer=0"),
-        ("t3", "2026-11-21T10:00:00Z [net] received: inv (37 bytes) peer=1"),
-        ("t4", "2026-11-21T10:00:00Z CreateNewBlock(): block weight: 896 txs: 0 fees: 0 sigops 400"),
-        ("t5", f"2026-11-21T10:00:01Z UpdateTip: new best={HASH_A} height=1 version=0x20000000"),
-        ("t6", f"2026-11-21T10:00:02Z UpdateTip: new best={HASH_B} height=2 version=0x20000000"),
-    ]
-    for when, (stamp, line) in enumerate(lines):
-        state.feed(stamp, float(when), line)
-    for stamp, line in lines:  # Docker's `since` is inclusive: the next read repeats the last lines
-        state.feed(stamp, 99.0, line)
-    assert state.received == {"inv": 2} and state.sent == {"getdata": 1}
-    assert state.mined == 1  # only the block this node assembled itself
-    assert state.seen == {HASH_A: 4.0, HASH_B: 5.0}
-    names = {sample.graphite() for sample in state.samples(SCOPE)}
-    assert "peerlab.lab.nodes.n1.message.received.inv" in names
-    assert "peerlab.lab.nodes.n1.mining.blocks_mined" in names
+def test_a_log_stream_cut_anywhere_gives_the_same_lines() -> None:
+    stream = frame("2026-11-21T10:00:00.5Z first line\n") + frame("2026-11-21T10:00:01Z second ") + frame("half\n")
+    for cut in range(len(stream)):
+        frames = collector.LogFrames()
+        lines = frames.feed(stream[:cut]) + frames.feed(stream[cut:])
+        assert lines == [("2026-11-21T10:00:00.5Z", "first line"), ("2026-11-21T10:00:01Z", "second half")]
 
 
-def test_propagation_waits_for_every_node_and_reports_each_block_once() -> None:
-    seen = {"n1": {HASH_A: 10.0, HASH_B: 20.0}, "n2": {HASH_A: 10.5}}
-    done: set[str] = set()
-    assert collector.propagation(seen, ["n1", "n2"], done) == [(HASH_A, 0.5)]
-    assert collector.propagation(seen, [], done) == []
+def test_one_crash_is_one_restart() -> None:
+    # Docker restarts the container (RestartCount 0 -> 1) and bitcoind's uptime drops with it:
+    # before the fix this counted 2 (the count was raised to RestartCount, then the drop added one).
+    restarts = collector.Restarts()
+    assert restarts.observe("c1", 0, 300.0) == 0
+    assert restarts.observe("c1", 1, 4.0) == 1
+    assert restarts.observe("c1", 1, 14.0) == 1
+    # bitcoind started again inside the same container run: its uptime alone shows it
+    assert restarts.observe("c1", 1, 2.0) == 2
+    # a Docker restart seen while RPC did not answer, then the new run's uptime: still one
+    assert restarts.observe("c1", 2, None) == 3
+    assert restarts.observe("c1", 2, 6.0) == 3
+    # the container made anew by a deploy is not a crash
+    assert restarts.observe("c2", 0, 1.0) == 3
+    # a collector that starts late takes Docker's count as it is
+    assert collector.Restarts().observe("c9", 4, 50.0) == 4
+
+
+def test_forks_are_the_current_ones_not_every_branch_ever_seen() -> None:
+    tips = [{"height": 120, "status": "active", "branchlen": 0},
+            {"height": 119, "status": "valid-fork", "branchlen": 1},   # current: 1 block below the tip
+            {"height": 40, "status": "valid-fork", "branchlen": 2},    # resolved long ago
+            {"height": 10, "status": "headers-only", "branchlen": 1}]
+    samples = {s.name: s.value for s in collector.chain_tip_samples(SCOPE, tips)}
+    assert samples["chain.forks"] == 1 and samples["chain.forks_known"] == 3
+    assert samples["chain.fork_branchlen_max"] == 1
+    tips[1]["status"] = "active"
+    tips[0]["status"] = "valid-fork"  # a reorg back and forth; then the chain moves on 6 blocks
+    moved = [{"height": 126, "status": "active", "branchlen": 0}, *tips[1:]]
+    assert {s.name: s.value for s in collector.chain_tip_samples(SCOPE, moved)}["chain.forks"] == 0
 
 
 def test_peer_view_by_type_network_message_and_ping() -> None:
@@ -109,6 +116,10 @@ def test_outputs_keep_precision_and_label_keys() -> None:
     assert '# TYPE peerlab_message_received counter\npeerlab_message_received{msg="inv",network="lab",node="n1"} 3' in text
     assert 'peerlab_host_load1{host="h1"} 0.5' in text
     assert collector.Sample(SCOPE, "ping.peer", 1, "10.0.0.1:8333").graphite().endswith("ping.peer.10_0_0_1_8333")
+    traffic = collector.Sample(("network", "lab"), "traffic", 812, ("n1", "external"))
+    assert traffic.graphite() == "peerlab.lab.network.traffic.n1.external"
+    assert 'peerlab_network_traffic{network="lab",source="n1",target="external"} 812' in collector.prometheus_text([traffic])
+    assert "# TYPE peerlab_network_traffic counter" in collector.prometheus_text([traffic])
 
 
 def test_the_cookie_is_read_from_dockers_archive_of_the_chains_data_directory() -> None:

@@ -110,6 +110,11 @@ def test_collector_config_holds_its_host_nodes_and_edges_by_node_name() -> None:
     config = collector_config(list(hostvars), hostvars, "localhost", 10, "g:2003")
     assert config == {"host": "localhost", "interval": 10, "carbon": "g:2003", "networks": {"lab": {
         "chain": "regtest", "edges": [["a", "b"]], "nodes": {"a": {"container": "lab-a", "rpc_port": 18443}}}}}
+    # the observer's: every Docker host's nodes, and the bus
+    everything = collector_config(list(hostvars), hostvars, "", 10, "g:2003", "peerlab-bus:4222")
+    assert everything["bus"] == "peerlab-bus:4222" and everything["host"] == "observer"
+    assert sorted(everything["networks"]["lab"]["nodes"]) == ["a", "b"]
+    assert everything["networks"]["lab"]["edges"] == [["a", "b"]]
     assert attached(["x", "y"]) == [{"name": "x"}, {"name": "y"}]
 
 
@@ -215,6 +220,9 @@ def test_stale_services_gateway_addresses_and_image_needs() -> None:
                 "sw-b": node("sw", [], "", [], peerlab_docker_host="w1", images_node_image="node:1")}
     needs = image_needs(list(hostvars), hostvars, "m1", {"collector": "col:1", "graphite": "gr:1", "host": "m1"})
     assert needs == [{"host": "w1", "images": ["col:1", "node:1"]}]
+    # a monitoring host without nodes gets Graphite and the collector image (bus, observer)
+    elsewhere = image_needs(list(hostvars), hostvars, "m1", {"collector": "col:1", "graphite": "gr:1", "host": "g1"})
+    assert {"host": "g1", "images": ["col:1", "gr:1"]} in elsewhere
     found: list[dict[str, Any]] = [
         {"item": needs[0], "images": [{"RepoTags": ["col:1"]}]},
         {"item": {"host": "w2", "images": ["node:1"]}, "images": []},

@@ -1,0 +1,345 @@
+"""peerlab events: the schema, the extractor's reading of a node's log, and a NATS client.
+
+Standard library only; shared by the collector (extractor, publisher) and the observer (tools on
+the bus). The schema is documented in docs/events.md; SCHEMA changes when a field changes meaning.
+
+An event is one flat JSON object:
+  {"v": 1, "kind": "msg", "network": "lab", "node": "n1", "time": 1764617621.48, ...kind's fields}
+published on the subject peerlab.<network>.<node>.<kind> (network and node names are topology
+names: [a-z0-9_-], so they never contain NATS's separators or wildcards).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = 1
+KINDS = ("msg", "conn", "block", "tx", "poll", "alert", "propagation")
+
+# bitcoind's own timestamp at the start of a line (Docker adds a finer one before it).
+_BITCOIND_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
+_PEER = r"peer=(\d+)(?:, peeraddr=(\S+))?"
+_RECEIVED = re.compile(r"^\[net\] received: (\S+) \((\d+) bytes\) " + _PEER)
+_SENDING = re.compile(r"^\[net\] sending (\S+) \((\d+) bytes\) " + _PEER)
+_CONNECTED = re.compile(r"^New (\S+) (v\d) peer connected: version: (\d+), blocks=(\d+), " + _PEER)
+_CLEARED = re.compile(r"^\[net\] Cleared nodestate for peer=(\d+)")
+_DISCONNECTING = re.compile(r"^\[net\] (.*?),? ?disconnecting peer=(\d+)")
+_EVICTED = re.compile(r"for eviction peer=(\d+)")
+_MISBEHAVING = re.compile(r"Misbehaving: peer=(\d+)(?:, peeraddr=\S+)?:? ?(.*)$")
+_UPDATE_TIP = re.compile(r"^UpdateTip: new best=([0-9a-f]{64}) height=(\d+)")
+_CREATE_BLOCK = re.compile(r"^CreateNewBlock\(\)")
+_SAW_HEADER = re.compile(r"^Saw new (?:cmpctblock )?header hash=([0-9a-f]{64})(?: height=\d+)?(?: peer=(\d+))?")
+_BLOCK_MESSAGE = re.compile(r"^\[net\] received: (?:cmpctblock|block|blocktxn|headers) ")
+_TX_ACCEPTED = re.compile(r"^\[mempool\] AcceptToMemoryPool: peer=(\d+): accepted ([0-9a-f]{64})")
+_TX_REJECTED = re.compile(r"^\[mempoolrej\] ([0-9a-f]{64}) \(wtxid=[0-9a-f]{64}\) from peer=(\d+) was not accepted: (.*)$")
+
+
+def subject(network: str, node: str, kind: str) -> str:
+    return f"peerlab.{network}.{node}.{kind}"
+
+
+def make(kind: str, network: str, node: str, when: float, **fields: Any) -> dict[str, Any]:
+    return {"v": SCHEMA, "kind": kind, "network": network, "node": node, "time": round(when, 6), **fields}
+
+
+class LogCursor:
+    """Where a node's log was read up to. Docker's `since` is inclusive and has a timestamp's
+    precision, so a second read repeats the lines of the last timestamp: skip exactly as many lines
+    of that timestamp as were already taken (two lines may share a timestamp)."""
+
+    def __init__(self) -> None:
+        self.stamp = ""
+        self.taken = 0  # lines taken with timestamp self.stamp
+        self.skip = 0   # lines of self.stamp still to skip in the current read
+
+    def rewind(self) -> None:
+        """A new read starts at self.stamp."""
+        self.skip = self.taken
+
+    def fresh(self, stamp: str) -> bool:
+        if not stamp:
+            return True
+        if stamp < self.stamp:
+            return False
+        if stamp == self.stamp:
+            if self.skip > 0:
+                self.skip -= 1
+                return False
+            self.taken += 1
+            return True
+        self.stamp, self.taken, self.skip = stamp, 1, 0
+        return True
+
+
+@dataclass
+class Peer:
+    addr: str = ""
+    conn_type: str = ""
+    inbound: bool = False
+
+
+@dataclass
+class NodeLog:
+    """One node's log read as events. names: peer address host -> managed node name (container
+    names and addresses), refreshed by the collector; peers: bitcoind's peer id -> what is known."""
+
+    network: str
+    node: str
+    names: dict[str, str] = field(default_factory=dict)
+    peers: dict[int, Peer] = field(default_factory=dict)
+    cursor: LogCursor = field(default_factory=LogCursor)
+    pending_create: bool = False  # this node assembled a block (CreateNewBlock) not yet seen as header
+    block_message: bool = False   # a block-carrying message arrived since the last new header
+    mined: dict[str, None] = field(default_factory=dict)       # headers this node made itself (recent)
+    from_peers: dict[str, None] = field(default_factory=dict)  # headers a peer announced (recent)
+
+    def learn_peers(self, peers: list[dict[str, Any]]) -> None:
+        """getpeerinfo's answer: every current peer's address and connection type."""
+        for info in peers:
+            if "id" in info:
+                self.peers[int(info["id"])] = Peer(str(info.get("addr", "")),
+                                                   str(info.get("connection_type") or ("inbound" if info.get("inbound") else "")),
+                                                   bool(info.get("inbound")))
+
+    def peer_fields(self, peer_id: int, addr: str | None = None) -> dict[str, Any]:
+        known = self.peers.setdefault(peer_id, Peer())
+        if addr:
+            known.addr = addr
+        out: dict[str, Any] = {"peer": peer_id, "addr": known.addr, "conn_type": known.conn_type}
+        name = self.names.get(known.addr.rsplit(":", 1)[0].strip("[]")) if known.addr else None
+        out["peer_node"] = name
+        return out
+
+    def _remember(self, table: dict[str, None], block: str) -> None:
+        table[block] = None
+        while len(table) > 200:
+            del table[next(iter(table))]
+
+    def feed(self, stamp: str, when: float, line: str) -> list[dict[str, Any]]:
+        """Events in one log line ([] for most lines); a line a previous read already gave is skipped."""
+        if not self.cursor.fresh(stamp):
+            return []
+        line = _BITCOIND_TIME.sub("", line, count=1)
+        if line.startswith("[net] "):
+            if match := _RECEIVED.match(line):
+                if _BLOCK_MESSAGE.match(line):
+                    self.block_message = True
+                return [make("msg", self.network, self.node, when, dir="in", type=match[1], size=int(match[2]),
+                             **self.peer_fields(int(match[3]), match[4]))]
+            if match := _SENDING.match(line):
+                return [make("msg", self.network, self.node, when, dir="out", type=match[1], size=int(match[2]),
+                             **self.peer_fields(int(match[3]), match[4]))]
+            if match := _CLEARED.match(line):
+                peer_id = int(match[1])
+                out = make("conn", self.network, self.node, when, event="closed", **self.peer_fields(peer_id))
+                self.peers.pop(peer_id, None)
+                return [out]
+            if match := _EVICTED.search(line):
+                return [make("conn", self.network, self.node, when, event="evicted", **self.peer_fields(int(match[1])))]
+            if match := _DISCONNECTING.match(line):
+                return [make("conn", self.network, self.node, when, event="disconnecting",
+                             reason=match[1], **self.peer_fields(int(match[2])))]
+            return []
+        if match := _CONNECTED.match(line):
+            peer_id = int(match[5])
+            known = self.peers.setdefault(peer_id, Peer())
+            known.conn_type, known.inbound = match[1], match[1] == "inbound"
+            return [make("conn", self.network, self.node, when, event="opened", transport=match[2],
+                         version=int(match[3]), blocks=int(match[4]), **self.peer_fields(peer_id, match[6]))]
+        if _CREATE_BLOCK.match(line):
+            self.pending_create = True
+            self.block_message = False  # a block message before this does not carry the block made now
+            return []
+        if match := _SAW_HEADER.match(line):
+            if match[2] is not None or self.block_message:
+                self._remember(self.from_peers, match[1])
+            elif self.pending_create:
+                self._remember(self.mined, match[1])
+            self.pending_create = self.pending_create and match[2] is not None
+            self.block_message = False
+            return []
+        if match := _UPDATE_TIP.match(line):
+            block = match[1]
+            return [make("block", self.network, self.node, when, hash=block, height=int(match[2]),
+                         mined=block in self.mined and block not in self.from_peers)]
+        if match := _TX_ACCEPTED.match(line):
+            return [make("tx", self.network, self.node, when, event="accepted", txid=match[2], **self.peer_fields(int(match[1])))]
+        if match := _TX_REJECTED.match(line):
+            return [make("tx", self.network, self.node, when, event="rejected", txid=match[1], reason=match[3],
+                         **self.peer_fields(int(match[2])))]
+        if match := _MISBEHAVING.search(line):
+            return [make("conn", self.network, self.node, when, event="misbehaving", reason=match[2],
+                         **self.peer_fields(int(match[1])))]
+        return []
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One event as a line for people (the logger, `make events`)."""
+    who = f"{event.get('network')}/{event.get('node')}"
+    peer = event.get("peer_node") or event.get("addr") or f"peer {event.get('peer')}"
+    conn = f" ({event['conn_type']})" if event.get("conn_type") else ""
+    kind = event.get("kind")
+    if kind == "msg":
+        arrow = "<-- from" if event.get("dir") == "in" else "--> to"
+        return f"{who} {arrow} {peer}{conn}: {event.get('type')} ({event.get('size')} bytes)"
+    if kind == "conn":
+        extra = f": {event['reason']}" if event.get("reason") else ""
+        return f"{who} # CONN {event.get('event')} {peer}{conn}{extra}"
+    if kind == "block":
+        mined = " (mined here)" if event.get("mined") else ""
+        return f"{who} # BLOCK {event.get('height')} {event.get('hash')}{mined}"
+    if kind == "tx":
+        extra = f": {event['reason']}" if event.get("reason") else ""
+        return f"{who} # TX {event.get('event')} {event.get('txid')} from {peer}{extra}"
+    if kind == "alert":
+        return f"{who} # ALERT {event.get('detector')}: {event.get('message')}"
+    if kind == "propagation":
+        return f"{who} # PROPAGATION {event.get('height')} {event.get('hash')}: {event.get('seconds')} s"
+    if kind == "poll":
+        return f"{who} # POLL height {event.get('height')}, {len(event.get('peers') or [])} peers"
+    return f"{who} # {kind} {json.dumps(event, sort_keys=True)}"
+
+
+def matches(event: dict[str, Any], network: str = "", nodes: frozenset[str] = frozenset(),
+            types: frozenset[str] = frozenset()) -> bool:
+    """The logger's and the websocket feed's filter: network, nodes, and types (a message type such
+    as inv, or an event kind such as conn or block)."""
+    if network and event.get("network") != network:
+        return False
+    if nodes and event.get("node") not in nodes:
+        return False
+    return not types or event.get("kind") in types or (event.get("kind") == "msg" and event.get("type") in types)
+
+
+# --------------------------------------------------------------------------------------------
+# NATS (its text protocol: INFO, CONNECT, PUB, SUB, MSG, PING/PONG), enough for peerlab's tools
+
+
+def _log(message: str) -> None:
+    print(f"peerlab-bus: {message}", file=sys.stderr, flush=True)
+
+
+class Bus:
+    """A NATS connection that survives the server going away: publish() never blocks (events wait
+    in a bounded queue; the oldest are dropped and counted when it is full), subscriptions are made
+    again on every reconnect, and on_message(subject, payload) runs on the reader thread."""
+
+    def __init__(self, address: str, name: str, on_message: Callable[[str, bytes], None] | None = None,
+                 limit: int = 100_000) -> None:
+        self.address = address
+        self.name = name
+        self.on_message = on_message
+        self.subjects: list[str] = []
+        self.pending: queue.Queue[bytes] = queue.Queue(maxsize=limit)
+        self.dropped = 0
+        self.published = 0
+        self.connected = threading.Event()
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+
+    def subscribe(self, subject_pattern: str) -> None:
+        self.subjects.append(subject_pattern)
+
+    def publish(self, subject_name: str, payload: bytes) -> None:
+        frame = b"PUB %s %d\r\n%s\r\n" % (subject_name.encode(), len(payload), payload)
+        while True:
+            try:
+                self.pending.put_nowait(frame)
+                return
+            except queue.Full:
+                try:
+                    self.pending.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def publish_event(self, event: dict[str, Any]) -> None:
+        self.publish(subject(event["network"], event["node"], event["kind"]),
+                     json.dumps(event, separators=(",", ":")).encode())
+
+    def start(self) -> Bus:
+        threading.Thread(target=self._run, name="bus", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._session()
+            except (OSError, ValueError) as error:
+                _log(f"{self.address}: {error}; connecting again")
+            self.connected.clear()
+            time.sleep(1)
+
+    def _session(self) -> None:
+        host, _sep, port = self.address.rpartition(":")
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.settimeout(None)
+        reader = sock.makefile("rb")
+        info = reader.readline()
+        if not info.startswith(b"INFO "):
+            raise ValueError(f"not a NATS server: {info[:40]!r}")
+        hello = {"verbose": False, "pedantic": False, "name": self.name, "lang": "python", "version": "1",
+                 "protocol": 1, "headers": False, "no_responders": False}
+        greeting = b"CONNECT " + json.dumps(hello).encode() + b"\r\n"
+        greeting += b"".join(b"SUB %s %d\r\n" % (pattern.encode(), index) for index, pattern in enumerate(self.subjects, 1))
+        sock.sendall(greeting + b"PING\r\n")
+        self._socket = sock
+        writer = threading.Thread(target=self._write, args=(sock,), name="bus-writer", daemon=True)
+        writer.start()
+        try:
+            while True:
+                line = reader.readline()
+                if not line:
+                    raise OSError("the server closed the connection")
+                if line.startswith(b"MSG "):
+                    parts = line.split()
+                    size = int(parts[-1])
+                    payload = reader.read(size + 2)[:size]
+                    if self.on_message is not None:
+                        self.on_message(parts[1].decode(), payload)
+                elif line.startswith(b"PING"):
+                    with self._lock:
+                        sock.sendall(b"PONG\r\n")
+                elif line.startswith(b"PONG"):
+                    self.connected.set()
+                elif line.startswith(b"-ERR"):
+                    _log(f"{self.address}: {line.decode(errors='replace').strip()}")
+        finally:
+            self._socket = None
+            sock.close()
+
+    def _write(self, sock: socket.socket) -> None:
+        while self._socket is sock:
+            try:
+                frame = self.pending.get(timeout=1)
+            except queue.Empty:
+                continue
+            frames = [frame]
+            while len(frames) < 512:
+                try:
+                    frames.append(self.pending.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self._lock:
+                    sock.sendall(b"".join(frames))
+                self.published += len(frames)
+            except OSError:
+                for frame in frames:  # kept for the next connection
+                    self.publish_raw(frame)
+                return
+
+    def publish_raw(self, frame: bytes) -> None:
+        try:
+            self.pending.put_nowait(frame)
+        except queue.Full:
+            self.dropped += 1

@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""peerlab observer: the tools on the event bus, one process on the monitoring host.
+
+It subscribes to every event the extractors (one collector per Docker host) publish on NATS and
+  - computes the metrics that need events or more than one Docker host: messages by type, blocks
+    mined, the traffic matrix (bytes between each pair of nodes), and the network-wide view (nodes
+    up, tips, edges connected, heights, propagation of each block to every node) over all of a
+    network's nodes wherever they run; written to carbon and served for Prometheus at /metrics;
+  - serves the events as a websocket feed (JSON, one event per text frame):
+      ws://<observer>:8091/events?network=lab&node=n1,n2&type=inv,ping,conn
+    and publishes what it computes (per-block propagation) back on the bus.
+
+Configuration (JSON, written by the collector role, no secrets; reread when it changes):
+  {"bus": "peerlab-bus:4222", "carbon": "peerlab-graphite:2003", "interval": 10,
+   "networks": {"lab": {"chain": "regtest", "edges": [["n1", "n2"]], "nodes": {"n1": {...}}}}}
+Standard library only. Event schema and subjects: docs/events.md; metric names: docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import queue
+import socketserver
+import statistics
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import collector
+import events
+from collector import Sample
+
+CONFIG = os.environ.get("PEERLAB_OBSERVER_CONFIG", "/etc/peerlab/observer.json")
+WEBSOCKET_PORT = int(os.environ.get("PEERLAB_WEBSOCKET_PORT", "8091"))
+PROMETHEUS_PORT = int(os.environ.get("PEERLAB_PROMETHEUS_PORT", "9333"))
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+EXTERNAL = "external"
+
+
+def log(message: str) -> None:
+    print(f"peerlab-observer: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics from events (pure; unit-tested)
+
+
+class Propagation:
+    """Each block's arrival at each node (the time the node took it as its tip), reported once when
+    every node of the network has it. The last `keep` blocks are remembered; a block and the note
+    that it was reported are forgotten together, so nothing is ever counted twice."""
+
+    def __init__(self, keep: int = 2000) -> None:
+        self.keep = keep
+        self.arrivals: dict[str, dict[str, float]] = {}  # first arrival order
+        self.heights: dict[str, int] = {}
+        self.reported: set[str] = set()
+
+    def arrive(self, block: str, height: int, node: str, when: float) -> None:
+        seen = self.arrivals.setdefault(block, {})
+        seen[node] = min(when, seen.get(node, when))
+        self.heights[block] = height
+        while len(self.arrivals) > self.keep:
+            oldest = next(iter(self.arrivals))
+            del self.arrivals[oldest]
+            self.heights.pop(oldest, None)
+            self.reported.discard(oldest)
+
+    def complete(self, nodes: list[str]) -> list[dict[str, Any]]:
+        """Blocks that reached every node since the last call, oldest first: hash, height, seconds
+        from the first node to the last, and which nodes those were."""
+        out = []
+        for block, seen in self.arrivals.items():
+            if block in self.reported or not nodes or any(node not in seen for node in nodes):
+                continue
+            self.reported.add(block)
+            first = min(nodes, key=lambda node: seen[node])
+            last = max(nodes, key=lambda node: seen[node])
+            out.append({"hash": block, "height": self.heights[block], "seconds": round(seen[last] - seen[first], 6),
+                        "first": first, "last": last})
+        return out
+
+    def incomplete(self, nodes: list[str], heights: dict[str, int], now: float, grace: float) -> int:
+        """Blocks seen more than `grace` seconds ago that some node, still below them, lacks: the
+        lagging nodes' share of propagation (a node that moved past a block on another branch does not count)."""
+        count = 0
+        for block, seen in self.arrivals.items():
+            if block in self.reported or now - min(seen.values()) < grace:
+                continue
+            height = self.heights[block]
+            if any(node not in seen and heights.get(node, -1) < height for node in nodes):
+                count += 1
+        return count
+
+
+@dataclass
+class NodeCounts:
+    received: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
+    mined: int = 0
+    last_block: float | None = None
+    connections: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class NetworkState:
+    nodes: list[str]
+    edges: list[list[str]]
+    polls: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)  # node -> (received at, event)
+    counts: dict[str, NodeCounts] = field(default_factory=dict)
+    traffic: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to) -> bytes
+    propagation: Propagation = field(default_factory=Propagation)
+    propagated: int = 0
+    slowest: float | None = None  # the slowest block completed since the last samples
+
+
+class Metrics:
+    """Events in, samples out. Nodes and edges come from the configuration: every node of a
+    network counts, on whichever Docker host it runs, answering or not."""
+
+    def __init__(self) -> None:
+        self.networks: dict[str, NetworkState] = {}
+        self.lock = threading.Lock()
+
+    def configure(self, config: dict[str, Any]) -> None:
+        with self.lock:
+            for name, spec in config.get("networks", {}).items():
+                state = self.networks.setdefault(name, NetworkState(sorted(spec.get("nodes", {})), spec.get("edges", [])))
+                state.nodes, state.edges = sorted(spec.get("nodes", {})), spec.get("edges", [])
+            for name in set(self.networks) - set(config.get("networks", {})):
+                del self.networks[name]
+
+    def take(self, event: dict[str, Any], received: float) -> list[dict[str, Any]]:
+        """Account one event; returns the events this produces (per-block propagation)."""
+        with self.lock:
+            state = self.networks.get(event.get("network", ""))
+            node = event.get("node", "")
+            if state is None or node not in state.nodes:
+                return []
+            counts = state.counts.setdefault(node, NodeCounts())
+            kind = event.get("kind")
+            if kind == "msg":
+                table = counts.received if event.get("dir") == "in" else counts.sent
+                table[event["type"]] = table.get(event["type"], 0) + 1
+                peer = event.get("peer_node") or EXTERNAL
+                if event.get("dir") == "out":
+                    pair = (node, peer)
+                elif peer == EXTERNAL:  # a managed peer's bytes are counted where it sends them
+                    pair = (EXTERNAL, node)
+                else:
+                    return []
+                state.traffic[pair] = state.traffic.get(pair, 0) + int(event.get("size", 0))
+            elif kind == "block":
+                counts.mined += 1 if event.get("mined") else 0
+                counts.last_block = max(counts.last_block or 0.0, float(event["time"]))
+                state.propagation.arrive(event["hash"], int(event["height"]), node, float(event["time"]))
+                out = []
+                for block in state.propagation.complete(state.nodes):
+                    state.propagated += 1
+                    state.slowest = max(state.slowest or 0.0, block["seconds"])
+                    out.append(events.make("propagation", event["network"], block["last"], received, **block))
+                return out
+            elif kind == "poll":
+                state.polls[node] = (received, event)
+            elif kind == "conn":
+                counts.connections[event["event"]] = counts.connections.get(event["event"], 0) + 1
+            return []
+
+    def samples(self, now: float, interval: float) -> list[Sample]:
+        out: list[Sample] = []
+        with self.lock:
+            for network, state in sorted(self.networks.items()):
+                scope = ("network", network)
+                fresh = {node: poll for node, (at, poll) in state.polls.items() if now - at <= 3 * interval}
+                answered = {node: {"tip": poll["tip"], "height": poll["height"],
+                                   "peers": {peer.get("node") or peer.get("addr", "") for peer in poll.get("peers") or []}}
+                            for node, poll in fresh.items() if poll.get("up") and poll.get("tip")}
+                out += collector.network_samples(network, answered, state.edges, len(state.nodes))
+                out.append(Sample(scope, "blocks.propagated", state.propagated))
+                if state.slowest is not None:
+                    out.append(Sample(scope, "blocks.propagation_seconds", state.slowest))
+                    state.slowest = None
+                heights = {node: state["height"] for node, state in answered.items()}
+                out.append(Sample(scope, "blocks.incomplete", state.propagation.incomplete(state.nodes, heights, now, 2 * interval)))
+                out.append(Sample(scope, "nodes.lagging", sum(1 for node in state.nodes
+                                                              if heights and heights.get(node, -1) < max(heights.values()))))
+                for (source, target), size in sorted(state.traffic.items()):
+                    out.append(Sample(scope, "traffic", size, (source, target)))
+                for node, counts in sorted(state.counts.items()):
+                    node_scope = ("node", network, node)
+                    out += [Sample(node_scope, "message.received", count, msg) for msg, count in sorted(counts.received.items())]
+                    out += [Sample(node_scope, "message.sent", count, msg) for msg, count in sorted(counts.sent.items())]
+                    out += [Sample(node_scope, "connections", count, what) for what, count in sorted(counts.connections.items())]
+                    out.append(Sample(node_scope, "mining.blocks_mined", counts.mined))
+                    if counts.last_block is not None:
+                        out.append(Sample(node_scope, "chain.seconds_since_block", max(0.0, now - counts.last_block)))
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# The websocket feed (RFC 6455, server side, text frames out; what a client sends is read and dropped)
+
+
+def accept_key(key: str) -> str:
+    return base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+
+
+def text_frame(payload: bytes) -> bytes:
+    size = len(payload)
+    if size < 126:
+        head = bytes([0x81, size])
+    elif size < 65536:
+        head = bytes([0x81, 126]) + size.to_bytes(2, "big")
+    else:
+        head = bytes([0x81, 127]) + size.to_bytes(8, "big")
+    return head + payload
+
+
+@dataclass(eq=False)  # each subscriber is itself (hashable by identity)
+class Subscriber:
+    network: str
+    nodes: frozenset[str]
+    types: frozenset[str]
+    frames: queue.Queue[bytes | None] = field(default_factory=lambda: queue.Queue(maxsize=10_000))
+    dropped: int = 0
+
+
+def subscription(path: str) -> Subscriber:
+    query = parse_qs(urlsplit(path).query)
+
+    def listed(name: str) -> frozenset[str]:
+        return frozenset(item for value in query.get(name, []) for item in value.split(",") if item)
+
+    return Subscriber(network=(query.get("network") or [""])[0], nodes=listed("node"), types=listed("type"))
+
+
+class Feed:
+    def __init__(self) -> None:
+        self.subscribers: set[Subscriber] = set()
+        self.lock = threading.Lock()
+        self.sent = 0
+
+    def broadcast(self, event: dict[str, Any], payload: bytes) -> None:
+        with self.lock:
+            targets = [sub for sub in self.subscribers if events.matches(event, sub.network, sub.nodes, sub.types)]
+        if not targets:
+            return
+        frame = text_frame(payload)
+        for sub in targets:
+            try:
+                sub.frames.put_nowait(frame)
+                self.sent += 1
+            except queue.Full:
+                sub.dropped += 1
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    observer: Observer
+    protocol_version = "HTTP/1.1"  # browsers want a 101 answer of HTTP/1.1
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/metrics":
+            body = collector.prometheus_text(self.observer.latest).encode()
+            self._answer(200, body, "text/plain; version=0.0.4")
+        elif path == "/healthz":
+            ready = self.observer.bus is not None and self.observer.bus.connected.is_set()
+            self._answer(200 if ready else 503, b"ok\n" if ready else b"bus not connected\n", "text/plain")
+        elif path == "/events" and self.headers.get("Upgrade", "").lower() == "websocket":
+            self._websocket()
+        else:
+            self._answer(404, b"not found: /events (websocket), /metrics, /healthz\n", "text/plain")
+
+    def _answer(self, status: int, body: bytes, kind: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _websocket(self) -> None:
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        if not key:
+            self._answer(400, b"Sec-WebSocket-Key missing\n", "text/plain")
+            return
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept_key(key))
+        self.end_headers()
+        self.wfile.flush()
+        sub = subscription(self.path)
+        feed = self.observer.feed
+        with feed.lock:
+            feed.subscribers.add(sub)
+        reader = threading.Thread(target=self._drain, args=(sub,), daemon=True)
+        reader.start()
+        try:
+            while True:
+                frame = sub.frames.get()
+                if frame is None:
+                    break
+                self.wfile.write(frame)
+                self.wfile.flush()
+        except OSError:
+            pass
+        finally:
+            with feed.lock:
+                feed.subscribers.discard(sub)
+
+    def _drain(self, sub: Subscriber) -> None:
+        """Read (and drop) what the client sends; its close or EOF ends the subscription."""
+        try:
+            while True:
+                head = self.rfile.read(2)
+                if len(head) < 2 or head[0] & 0x0F == 0x8:
+                    break
+                size = head[1] & 0x7F
+                if size == 126:
+                    size = int.from_bytes(self.rfile.read(2), "big")
+                elif size == 127:
+                    size = int.from_bytes(self.rfile.read(8), "big")
+                self.rfile.read(size + (4 if head[1] & 0x80 else 0))
+        except OSError:
+            pass
+        sub.frames.put(None)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+        self.config_stamp = 0.0
+        self.metrics = Metrics()
+        self.feed = Feed()
+        self.latest: list[Sample] = []
+        self.carbon = collector.Carbon()
+        self.bus: events.Bus | None = None
+        self.received = 0
+        self.latency: list[float] = []  # seconds from the log line to here, since the last samples
+
+    def reload(self) -> None:
+        try:
+            stamp = os.stat(CONFIG).st_mtime
+        except OSError:
+            return
+        if stamp != self.config_stamp:
+            with open(CONFIG, encoding="utf-8") as handle:
+                self.config = json.load(handle)
+            self.config_stamp = stamp
+            self.metrics.configure(self.config)
+            log(f"configuration loaded: {len(self.config.get('networks', {}))} networks")
+
+    def on_message(self, _subject: str, payload: bytes) -> None:
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            return
+        now = time.time()
+        self.received += 1
+        if event.get("kind") in ("msg", "conn", "block", "tx"):
+            self.latency.append(now - float(event.get("time", now)))
+        self.feed.broadcast(event, payload)
+        for produced in self.metrics.take(event, now):
+            if self.bus is not None:
+                self.bus.publish_event(produced)
+
+    def own_samples(self, interval: float) -> list[Sample]:
+        scope = ("host", self.config.get("host", "observer"))
+        latency, self.latency = self.latency, []
+        out = [Sample(scope, "observer.events", self.received), Sample(scope, "observer.websocket_frames", self.feed.sent),
+               Sample(scope, "observer.websocket_clients", len(self.feed.subscribers))]
+        if latency:
+            latency.sort()
+            out += [Sample(scope, "observer.latency_median", statistics.median(latency)),
+                    Sample(scope, "observer.latency_p99", latency[min(len(latency) - 1, int(len(latency) * 0.99))])]
+        return out
+
+    def run(self) -> None:
+        Handler.observer = self
+        threading.Thread(target=Server(("0.0.0.0", WEBSOCKET_PORT), Handler).serve_forever, daemon=True).start()
+        metrics_server = Server(("0.0.0.0", PROMETHEUS_PORT), Handler)
+        threading.Thread(target=metrics_server.serve_forever, daemon=True).start()
+        while not self.config:
+            self.reload()
+            time.sleep(1)
+        self.bus = events.Bus(self.config.get("bus", "peerlab-bus:4222"), "peerlab-observer", self.on_message)
+        self.bus.subscribe("peerlab.>")
+        self.bus.start()
+        while True:
+            started = time.monotonic()
+            self.reload()
+            interval = float(self.config.get("interval", 10))
+            samples = self.metrics.samples(time.time(), interval) + self.own_samples(interval)
+            self.latest = samples
+            self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), collector.carbon_lines(samples, int(time.time())))
+            time.sleep(max(0.5, interval - (time.monotonic() - started)))
+
+
+if __name__ == "__main__":
+    log(f"starting; configuration {CONFIG}")
+    Observer().run()
