@@ -49,7 +49,7 @@ traffic: setup  ## Regtest traffic for DURATION seconds (default 120): blocks an
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/traffic.yml -e duration=$${DURATION:-120}
 
 events: setup  ## Live events: NETWORK=lab NODE=n1,n2 TYPE=inv,ping,conn,block (JSON=1: JSON lines; DURATION=s: stop after)
-	$(BIN)/python tools/events.py --network "$${NETWORK:-}" --node "$${NODE:-}" --type "$${TYPE:-}" \
+	$(BIN)/python tools/eventlog.py --network "$${NETWORK:-}" --node "$${NODE:-}" --type "$${TYPE:-}" \
 	  --seconds "$${DURATION:-0}" $${JSON:+--json}
 
 status: setup  ## Print every node's peers, height and tip

@@ -35,7 +35,9 @@ NETWORK = "cbench"
 SETTINGS = {"peerlab_monitoring": True, "graphite_container": "peerlab-bench-graphite",
             "graphite_volume": "peerlab-bench-graphite-data", "graphite_network": "peerlab-bench-monitoring",
             "graphite_publish": "127.0.0.1:18081", "collector_container": "peerlab-bench-collector",
-            "collector_prometheus_publish": "", "grafana_container": "peerlab-bench-grafana",
+            "collector_prometheus_publish": "", "collector_bus_container": "peerlab-bench-bus",
+            "collector_observer_container": "peerlab-bench-observer", "collector_events_publish": "127.0.0.1:18191",
+            "collector_observer_prometheus_publish": "127.0.0.1:19433", "grafana_container": "peerlab-bench-grafana",
             "grafana_volume": "peerlab-bench-grafana-data", "grafana_publish": ""}
 
 

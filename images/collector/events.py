@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA = 1
-KINDS = ("msg", "conn", "block", "tx", "poll", "alert", "propagation")
+KINDS = ("msg", "conn", "block", "tx", "addr", "poll", "alert", "propagation")
 
 # bitcoind's own timestamp at the start of a line (Docker adds a finer one before it).
 _BITCOIND_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
@@ -39,6 +39,8 @@ _UPDATE_TIP = re.compile(r"^UpdateTip: new best=([0-9a-f]{64}) height=(\d+)")
 _CREATE_BLOCK = re.compile(r"^CreateNewBlock\(\)")
 _SAW_HEADER = re.compile(r"^Saw new (?:cmpctblock )?header hash=([0-9a-f]{64})(?: height=\d+)?(?: peer=(\d+))?")
 _BLOCK_MESSAGE = re.compile(r"^\[net\] received: (?:cmpctblock|block|blocktxn|headers) ")
+_BLOCK_DATA = re.compile(r"^\[net\] received: (?:cmpctblock|block|blocktxn) ")
+_ADDR = re.compile(r"^\[net\] Received addr: (\d+) addresses \((\d+) processed, (\d+) rate-limited\) from " + _PEER)
 _TX_ACCEPTED = re.compile(r"^\[mempool\] AcceptToMemoryPool: peer=(\d+): accepted ([0-9a-f]{64})")
 _TX_REJECTED = re.compile(r"^\[mempoolrej\] ([0-9a-f]{64}) \(wtxid=[0-9a-f]{64}\) from peer=(\d+) was not accepted: (.*)$")
 
@@ -99,6 +101,8 @@ class NodeLog:
     cursor: LogCursor = field(default_factory=LogCursor)
     pending_create: bool = False  # this node assembled a block (CreateNewBlock) not yet seen as header
     block_message: bool = False   # a block-carrying message arrived since the last new header
+    data_at: float | None = None  # when block data (cmpctblock, block, blocktxn) last arrived, if it was the last block message
+    arrived: dict[str, float] = field(default_factory=dict)  # new header -> when its block's data arrived
     mined: dict[str, None] = field(default_factory=dict)       # headers this node made itself (recent)
     from_peers: dict[str, None] = field(default_factory=dict)  # headers a peer announced (recent)
 
@@ -133,11 +137,15 @@ class NodeLog:
             if match := _RECEIVED.match(line):
                 if _BLOCK_MESSAGE.match(line):
                     self.block_message = True
+                    self.data_at = when if _BLOCK_DATA.match(line) else None
                 return [make("msg", self.network, self.node, when, dir="in", type=match[1], size=int(match[2]),
                              **self.peer_fields(int(match[3]), match[4]))]
             if match := _SENDING.match(line):
                 return [make("msg", self.network, self.node, when, dir="out", type=match[1], size=int(match[2]),
                              **self.peer_fields(int(match[3]), match[4]))]
+            if match := _ADDR.match(line):
+                return [make("addr", self.network, self.node, when, addresses=int(match[1]), processed=int(match[2]),
+                             rate_limited=int(match[3]), **self.peer_fields(int(match[4]), match[5]))]
             if match := _CLEARED.match(line):
                 peer_id = int(match[1])
                 out = make("conn", self.network, self.node, when, event="closed", **self.peer_fields(peer_id))
@@ -160,6 +168,10 @@ class NodeLog:
             self.block_message = False  # a block message before this does not carry the block made now
             return []
         if match := _SAW_HEADER.match(line):
+            if self.data_at is not None:
+                self.arrived[match[1]] = self.data_at
+                while len(self.arrived) > 200:
+                    del self.arrived[next(iter(self.arrived))]
             if match[2] is not None or self.block_message:
                 self._remember(self.from_peers, match[1])
             elif self.pending_create:
@@ -169,8 +181,12 @@ class NodeLog:
             return []
         if match := _UPDATE_TIP.match(line):
             block = match[1]
-            return [make("block", self.network, self.node, when, hash=block, height=int(match[2]),
-                         mined=block in self.mined and block not in self.from_peers)]
+            mined = block in self.mined and block not in self.from_peers
+            timing = {}
+            arrived = self.arrived.pop(block, None)
+            if not mined and arrived is not None:  # from the block's data arriving to this tip
+                timing["connect_seconds"] = round(max(0.0, when - arrived), 6)
+            return [make("block", self.network, self.node, when, hash=block, height=int(match[2]), mined=mined, **timing)]
         if match := _TX_ACCEPTED.match(line):
             return [make("tx", self.network, self.node, when, event="accepted", txid=match[2], **self.peer_fields(int(match[1])))]
         if match := _TX_REJECTED.match(line):
@@ -202,6 +218,8 @@ def describe(event: dict[str, Any]) -> str:
         return f"{who} # TX {event.get('event')} {event.get('txid')} from {peer}{extra}"
     if kind == "alert":
         return f"{who} # ALERT {event.get('detector')}: {event.get('message')}"
+    if kind == "addr":
+        return f"{who} <-- from {peer}{conn}: {event.get('addresses')} addresses ({event.get('rate_limited')} rate-limited)"
     if kind == "propagation":
         return f"{who} # PROPAGATION {event.get('height')} {event.get('hash')}: {event.get('seconds')} s"
     if kind == "poll":

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import collector
+import detectors
 import events
 from collector import Sample
 
@@ -107,6 +108,7 @@ class NodeCounts:
     mined: int = 0
     last_block: float | None = None
     connections: dict[str, int] = field(default_factory=dict)
+    alerts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,6 +121,7 @@ class NetworkState:
     propagation: Propagation = field(default_factory=Propagation)
     propagated: int = 0
     slowest: float | None = None  # the slowest block completed since the last samples
+    alerts: dict[str, int] = field(default_factory=dict)  # network-wide alerts by detector
 
 
 class Metrics:
@@ -142,6 +145,9 @@ class Metrics:
         with self.lock:
             state = self.networks.get(event.get("network", ""))
             node = event.get("node", "")
+            if state is not None and event.get("kind") == "alert" and node == detectors.NETWORK_NODE:
+                state.alerts[event["detector"]] = state.alerts.get(event["detector"], 0) + 1
+                return []
             if state is None or node not in state.nodes:
                 return []
             counts = state.counts.setdefault(node, NodeCounts())
@@ -171,6 +177,8 @@ class Metrics:
                 state.polls[node] = (received, event)
             elif kind == "conn":
                 counts.connections[event["event"]] = counts.connections.get(event["event"], 0) + 1
+            elif kind == "alert":
+                counts.alerts[event["detector"]] = counts.alerts.get(event["detector"], 0) + 1
             return []
 
     def samples(self, now: float, interval: float) -> list[Sample]:
@@ -191,6 +199,7 @@ class Metrics:
                 out.append(Sample(scope, "blocks.incomplete", state.propagation.incomplete(state.nodes, heights, now, 2 * interval)))
                 out.append(Sample(scope, "nodes.lagging", sum(1 for node in state.nodes
                                                               if heights and heights.get(node, -1) < max(heights.values()))))
+                out += [Sample(scope, "alerts", count, detector) for detector, count in sorted(state.alerts.items())]
                 for (source, target), size in sorted(state.traffic.items()):
                     out.append(Sample(scope, "traffic", size, (source, target)))
                 for node, counts in sorted(state.counts.items()):
@@ -198,6 +207,7 @@ class Metrics:
                     out += [Sample(node_scope, "message.received", count, msg) for msg, count in sorted(counts.received.items())]
                     out += [Sample(node_scope, "message.sent", count, msg) for msg, count in sorted(counts.sent.items())]
                     out += [Sample(node_scope, "connections", count, what) for what, count in sorted(counts.connections.items())]
+                    out += [Sample(node_scope, "alerts", count, detector) for detector, count in sorted(counts.alerts.items())]
                     out.append(Sample(node_scope, "mining.blocks_mined", counts.mined))
                     if counts.last_block is not None:
                         out.append(Sample(node_scope, "chain.seconds_since_block", max(0.0, now - counts.last_block)))
@@ -350,11 +360,13 @@ class Observer:
         self.config: dict[str, Any] = {}
         self.config_stamp = 0.0
         self.metrics = Metrics()
+        self.detectors = detectors.Detectors()
         self.feed = Feed()
         self.latest: list[Sample] = []
         self.carbon = collector.Carbon()
         self.bus: events.Bus | None = None
         self.received = 0
+        self.lock = threading.Lock()
         self.latency: list[float] = []  # seconds from the log line to here, since the last samples
 
     def reload(self) -> None:
@@ -367,6 +379,8 @@ class Observer:
                 self.config = json.load(handle)
             self.config_stamp = stamp
             self.metrics.configure(self.config)
+            with self.lock:
+                self.detectors.configure(self.config.get("detectors") or {}, float(self.config.get("interval", 10)))
             log(f"configuration loaded: {len(self.config.get('networks', {}))} networks")
 
     def on_message(self, _subject: str, payload: bytes) -> None:
@@ -379,9 +393,14 @@ class Observer:
         if event.get("kind") in ("msg", "conn", "block", "tx"):
             self.latency.append(now - float(event.get("time", now)))
         self.feed.broadcast(event, payload)
-        for produced in self.metrics.take(event, now):
+        produced = self.metrics.take(event, now)
+        with self.lock:  # the detectors keep state across events
+            alerts = self.detectors.take(event)
+        for alert in alerts:
+            log(f"ALERT {events.describe(alert)}")
+        for made in produced + alerts:
             if self.bus is not None:
-                self.bus.publish_event(produced)
+                self.bus.publish_event(made)
 
     def own_samples(self, interval: float) -> list[Sample]:
         scope = ("host", self.config.get("host", "observer"))

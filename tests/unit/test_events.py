@@ -8,6 +8,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "images" / "collector"))
+import detectors
 import events
 import observer
 
@@ -198,3 +199,114 @@ def test_websocket_handshake_and_frames() -> None:
     assert observer.text_frame(b"x" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")
     sub = observer.subscription("/events?network=lab&node=n1,n2&type=inv&type=conn")
     assert (sub.network, sub.nodes, sub.types) == ("lab", frozenset({"n1", "n2"}), frozenset({"inv", "conn"}))
+
+
+
+def at(kind: str, node: str, when: float, **fields: Any) -> dict[str, Any]:
+    return events.make(kind, "lab", node, when, **fields)
+
+
+def fired(watch: detectors.Detectors, stream: list[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    return [(alert["detector"], alert["node"], alert["time"]) for event in stream for alert in watch.take(event)]
+
+
+def test_addr_flood_is_bitcoin_cores_token_bucket() -> None:
+    watch = detectors.Detectors()
+    # 1000 at once is within the burst; 0.1/s refills: 10 more after 100 s are fine too
+    assert fired(watch, [at("addr", "n1", 0.0, peer=7, addresses=1000, processed=1000, rate_limited=0),
+                         at("addr", "n1", 100.0, peer=7, addresses=10, processed=10, rate_limited=0)]) == []
+    # one more address than the bucket holds: an alert, once for this peer's connection
+    assert fired(watch, [at("addr", "n1", 100.0, peer=7, addresses=1, processed=0, rate_limited=1),
+                         at("addr", "n1", 101.0, peer=7, addresses=500, processed=0, rate_limited=500)]) == [("addr-flood", "n1", 100.0)]
+    assert fired(watch, [at("addr", "n1", 102.0, peer=8, addresses=999)]) == []  # another peer has its own bucket
+    # bitcoind's log line gives the counts
+    nodelog = events.NodeLog("lab", "n1")
+    got = nodelog.feed("s", 3.0, "2026-12-01T19:33:41Z [net] Received addr: 1000 addresses (21 processed, 979 rate-limited) "
+                                  "from peer=12, peeraddr=172.18.0.9:40002")
+    assert [(e["kind"], e["addresses"], e["rate_limited"], e["peer"], e["addr"]) for e in got] == [
+        ("addr", 1000, 979, 12, "172.18.0.9:40002")]
+
+
+def test_ping_spam_is_more_than_three_pings_in_two_minutes_from_one_peer() -> None:
+    watch = detectors.Detectors()
+    normal = [at("msg", "n2", t, dir="in", type="ping", peer=3, size=8) for t in (0.0, 120.5, 241.0, 361.5, 482.0)]
+    assert fired(watch, normal) == []  # bitcoind's own rhythm: one every 2 minutes
+    spam = [at("msg", "n2", 500.0 + t, dir="in", type="ping", peer=4, size=8) for t in range(6)]
+    assert fired(watch, spam) == [("ping-spam", "n2", 503.0)]
+
+
+def test_many_inbound_peers_from_one_subnet_but_never_the_labs_own_nodes() -> None:
+    watch = detectors.Detectors({"subnet24_inbound": 4, "subnet16_inbound": 8})
+    own = [{"inbound": True, "addr": f"172.18.0.{i}:4000{i}", "node": f"n{i}"} for i in range(2, 9)]
+    strangers = [{"inbound": True, "addr": f"172.18.0.40:5000{i}", "node": None} for i in range(4)]
+    assert fired(watch, [at("poll", "n1", 0.0, up=True, height=5, peers=own)]) == []
+    alerts = [a for a in watch.take(at("poll", "n1", 10.0, up=True, height=5, peers=own + strangers))]
+    assert [(a["detector"], a["subnet"], a["count"]) for a in alerts] == [("subnet-inbound", "172.18.0.0/24", 4)]
+    assert fired(watch, [at("poll", "n1", 20.0, up=True, height=5, peers=own + strangers)]) == []  # the same episode
+    # they leave: the subnet episode ends, and 4 inbound peers lost at once is its own alert
+    assert fired(watch, [at("poll", "n1", 30.0, up=True, height=5, peers=own)]) == [("inbound-drop", "n1", 30.0)]
+    again = watch.take(at("poll", "n1", 40.0, up=True, height=5, peers=own + strangers))
+    assert [a["detector"] for a in again] == ["subnet-inbound"]  # a new episode
+    assert detectors.netgroups("[2001:db8::1]:8333") == ["2001:db8::/48", "2001:db8::/32"]
+
+
+def test_inbound_peers_dropping_and_restarts_from_polls() -> None:
+    watch = detectors.Detectors()
+    peers = [{"inbound": True, "addr": f"10.{i}.0.1:1", "node": None} for i in range(10, 16)]  # each its own /16
+    assert fired(watch, [at("poll", "n3", 0.0, up=True, height=1, restarts=0, peers=peers),
+                         at("poll", "n3", 10.0, up=True, height=1, restarts=0, peers=peers[:4])]) == []  # 2 fewer: normal
+    assert fired(watch, [at("poll", "n3", 20.0, up=True, height=1, restarts=0, peers=peers[:1])]) == [("inbound-drop", "n3", 20.0)]
+    assert fired(watch, [at("poll", "n3", 30.0, up=False),
+                         at("poll", "n3", 40.0, up=True, height=1, restarts=1, peers=[])]) == [("restart", "n3", 40.0)]
+
+
+def test_connect_and_listen_is_short_silent_connections_from_one_address() -> None:
+    watch = detectors.Detectors()
+    stream = []
+    for index in range(3):
+        start = index * 30.0
+        stream += [at("conn", "n1", start, event="opened", peer=20 + index, addr="172.18.0.50:4000", conn_type="inbound", peer_node=None),
+                   at("msg", "n1", start + 1, dir="in", type="ping", peer=20 + index, size=8),
+                   at("conn", "n1", start + 10, event="closed", peer=20 + index, addr="172.18.0.50:4000", conn_type="inbound")]
+    assert fired(watch, stream) == [("connect-listen", "n1", 70.0)]
+    relaying = detectors.Detectors()
+    stream = []
+    for index in range(3):  # the same rhythm from a peer that relays: nothing
+        start = index * 30.0
+        stream += [at("conn", "n1", start, event="opened", peer=20 + index, addr="172.18.0.51:4000", conn_type="inbound", peer_node=None),
+                   at("msg", "n1", start + 1, dir="in", type="inv", peer=20 + index, size=37),
+                   at("conn", "n1", start + 10, event="closed", peer=20 + index, addr="172.18.0.51:4000", conn_type="inbound")]
+    assert fired(relaying, stream) == []
+
+
+def test_lagging_tip_fork_and_slow_block() -> None:
+    watch = detectors.Detectors(interval=10)
+    tip = "d" * 64
+    stream = [at("poll", "n1", 0.0, up=True, height=10, tip=tip), at("poll", "n2", 0.0, up=True, height=7, tip=tip),
+              at("poll", "n2", 5.0, up=True, height=7, tip=tip)]
+    assert fired(watch, stream) == []  # 3 behind, but not for a whole interval yet
+    assert fired(watch, [at("poll", "n2", 10.0, up=True, height=7, tip=tip)]) == [("lagging", "n2", 10.0)]
+    assert fired(watch, [at("poll", "n2", 20.0, up=True, height=10, tip=tip),
+                         at("poll", "n1", 20.0, up=True, height=11, tip=tip)]) == []  # caught up
+    assert fired(watch, [at("block", "n1", 30.0, hash="e" * 64, height=12, mined=True),
+                         at("block", "n2", 30.5, hash="e" * 64, height=12, mined=False, connect_seconds=0.01)]) == []
+    assert fired(watch, [at("block", "n3", 31.0, hash="f" * 64, height=12, mined=True)]) == [("fork", detectors.NETWORK_NODE, 31.0)]
+    assert fired(watch, [at("block", "n4", 31.0, hash="f" * 64, height=12, mined=False, connect_seconds=3.5)]) == [
+        ("slow-block", "n4", 31.0)]
+
+
+def test_block_connect_time_is_from_the_blocks_data_to_the_tip() -> None:
+    nodelog = events.NodeLog("lab", "n2")
+    got = read(nodelog, [
+        "2026-12-01T19:33:41Z [net] received: cmpctblock (259 bytes) peer=1",
+        f"2026-12-01T19:33:41Z Saw new header hash={PEER_BLOCK} height=102",
+        "2026-12-01T19:33:41Z [net] received: cmpctblock (259 bytes) peer=0",  # the same block again
+        f"2026-12-01T19:33:41Z UpdateTip: new best={PEER_BLOCK} height=102 version=0x20000000",
+        "2026-12-01T19:33:50Z [net] received: cmpctblock (259 bytes) peer=2",  # and again, much later
+        "2026-12-01T19:34:00Z [net] received: headers (82 bytes) peer=0",
+        f"2026-12-01T19:34:00Z Saw new header hash={OWN_BLOCK} height=103",
+        "2026-12-01T19:34:00Z [net] received: block (300 bytes) peer=0",
+        f"2026-12-01T19:34:00Z UpdateTip: new best={OWN_BLOCK} height=103 version=0x20000000",
+    ])
+    blocks = [(e["height"], e.get("connect_seconds")) for e in got if e["kind"] == "block"]
+    assert blocks == [(102, 3.0), (103, None)]  # lines 0 -> 3; a block fetched after its header: not measured

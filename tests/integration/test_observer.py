@@ -1,0 +1,267 @@
+"""The Observer as a user meets it, on the default lab's shape (5 nodes, a ring with two chords):
+live events from `make events` and the websocket feed, five quiet minutes of traffic without an
+alert, then each real attack and the detector that must fire within two collection intervals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+from .conftest import BIN, ROOT, Lab, cli, remove_docker_network, remove_network, wait_for
+
+sys.path.insert(0, str(ROOT / "tools"))
+import eventlog as logger
+
+NETWORK = "obs"
+NODES = ["n1", "n2", "n3", "n4", "n5"]
+INTERVAL = 10  # the collector's default poll interval
+FEED = "ws://127.0.0.1:18091/events"
+OBSERVER_METRICS = "http://127.0.0.1:19333/metrics"
+ADDRESS = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+# Names of their own, so the test never touches a lab (or its monitoring) the user runs here.
+MONITORING = {
+    "peerlab_monitoring": True,
+    "graphite_container": "peerlab-obs-graphite",
+    "graphite_volume": "peerlab-obs-graphite-data",
+    "graphite_network": "peerlab-obs-monitoring",
+    "graphite_publish": "",
+    "collector_container": "peerlab-obs-collector",
+    "collector_prometheus_publish": "",
+    "collector_bus_container": "peerlab-obs-bus",
+    "collector_observer_container": "peerlab-obs-observer",
+    "collector_events_publish": "127.0.0.1:18091",
+    "collector_observer_prometheus_publish": "127.0.0.1:19333",
+    "grafana_container": "peerlab-obs-grafana",
+    "grafana_volume": "peerlab-obs-grafana-data",
+    "grafana_publish": "",
+}
+
+
+def default_topology() -> dict[str, Any]:
+    """The default lab (inventories/local), under this test's network name."""
+    document = yaml.safe_load((ROOT / "inventories" / "local" / "02-topology.peerlab.yml").read_text())
+    return {NETWORK: document["networks"]["lab"]}
+
+
+def remove_monitoring(client: docker.DockerClient) -> None:
+    for name in ("peerlab-obs-observer", "peerlab-obs-bus", "peerlab-obs-collector", "peerlab-obs-graphite", "peerlab-obs-grafana"):
+        for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
+            container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"name": "peerlab-obs-"}):
+        volume.remove(force=True)
+    for network in client.networks.list(names=["peerlab-obs-monitoring"]):
+        remove_docker_network(network)
+
+
+class Alerts:
+    """Every alert of the feed, with the time it arrived, collected by a websocket client."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, dict[str, Any]]] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                for event in logger.stream(FEED, NETWORK, types="alert", timeout=5):
+                    if event is not None:
+                        with self.lock:
+                            self.seen.append((time.time(), event))
+            except OSError:
+                time.sleep(1)
+
+    def since(self, start: float) -> list[tuple[float, dict[str, Any]]]:
+        with self.lock:
+            return [(when, alert) for when, alert in self.seen if when >= start]
+
+    def fired(self, detector: str, node: str, start: float) -> float | None:
+        """When `detector` first fired for `node` after `start` (None: not yet)."""
+        return next((when for when, alert in self.since(start) if alert["detector"] == detector and alert["node"] == node), None)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    client = docker.from_env()
+    remove_network(client, NETWORK)
+    remove_monitoring(client)
+    directory: Path = tmp_path_factory.mktemp("observer")
+    made = Lab(directory, default_topology(), dict(MONITORING, peerlab_state_dir=str(directory / "state")))
+    deployed = made.playbook("deploy.yml")
+    assert deployed.rc == 0, deployed.output[-3000:]
+    yield made
+    remove_network(client, NETWORK)
+    remove_monitoring(client)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def alerts(lab: Lab) -> Alerts:
+    assert wait_for(lambda: healthy(), timeout=60), "the observer answers /healthz once the bus is up"
+    return Alerts()
+
+
+def healthy() -> bool:
+    try:
+        with urllib.request.urlopen(OBSERVER_METRICS.replace("/metrics", "/healthz"), timeout=5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def observer_metrics() -> dict[str, float]:
+    with urllib.request.urlopen(OBSERVER_METRICS, timeout=10) as response:
+        text = response.read().decode()
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def attack(lab: Lab, kind: str, node: str, *extra: str) -> tuple[float, float]:
+    started = time.time()
+    run = lab.playbook("playbooks/attack.yml", "-e", f"attack={kind}", "--limit", f"{NETWORK}-{node}", *extra)
+    assert run.rc == 0, run.output[-3000:]
+    return started, time.time()
+
+
+def test_make_events_and_the_websocket_feed_show_the_labs_messages(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    # `make events` (the logger), filtered to two nodes and three types, while n1 mines one block;
+    # a websocket client reads the unfiltered feed at the same time.
+    env = dict(os.environ, NETWORK=NETWORK, NODE="n2,n4", TYPE="block,cmpctblock,headers", DURATION="12",
+               PEERLAB_EVENTS_URL=FEED, PATH=f"{BIN}:{os.environ['PATH']}")
+    make = subprocess.Popen(["make", "-s", "events"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    feed: list[dict[str, Any]] = []
+
+    def read_feed() -> None:
+        deadline = time.monotonic() + 12
+        for event in logger.stream(FEED, NETWORK, timeout=1):
+            if time.monotonic() > deadline:
+                break
+            if event is not None:
+                feed.append(event)
+
+    reader = threading.Thread(target=read_feed)
+    reader.start()
+    time.sleep(3)
+    mined = cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)[0]
+    height = cli(client, f"{NETWORK}-n1", "getblockcount")
+    output, _ = make.communicate(timeout=60)
+    reader.join(timeout=30)
+    assert make.returncode == 0, output
+    lines = output.splitlines()
+    # the logger: the block on both chosen nodes, the messages that carried it between real peers
+    assert any(f"{NETWORK}/n2 # BLOCK {height} {mined}" in line for line in lines), output
+    assert any(f"{NETWORK}/n4 # BLOCK {height} {mined}" in line for line in lines), output
+    assert any(f"{NETWORK}/n2 <-- from n1 (" in line and ": cmpctblock (" in line for line in lines), output
+    assert not any(f"{NETWORK}/n1 " in line or f"{NETWORK}/n3 " in line for line in lines), "the node filter holds"
+    # the websocket feed: every node took the block, n1 mined it, and cmpctblock went only along edges
+    blocks = {event["node"]: event for event in feed if event["kind"] == "block" and event["hash"] == mined}
+    assert sorted(blocks) == NODES and blocks["n1"]["mined"] and not any(blocks[node]["mined"] for node in NODES[1:])
+    edges = {tuple(sorted((node, f"n{int(node[1]) % 5 + 1}"))) for node in NODES} | {("n1", "n3"), ("n2", "n5")}
+    relayed = {tuple(sorted((event["node"], event["peer_node"]))) for event in feed
+               if event["kind"] == "msg" and event["type"] in ("cmpctblock", "headers") and event.get("peer_node")}
+    assert relayed and relayed <= edges, relayed
+    # the same events reach both: every block line the logger printed is one the feed carried
+    assert {(event["node"], event["height"]) for event in feed if event["kind"] == "block" and event["node"] in ("n2", "n4")} == {
+        ("n2", height), ("n4", height)}
+    propagation = [event for event in feed if event["kind"] == "propagation" and event["hash"] == mined]
+    assert len(propagation) == 1 and propagation[0]["first"] == "n1" and 0 <= propagation[0]["seconds"] < 10
+
+
+def test_network_metrics_from_the_observer_are_true(lab: Lab, alerts: Alerts) -> None:
+    def settled() -> dict[str, float] | None:
+        values = observer_metrics()
+        return values if values.get(f'peerlab_network_edges_connected{{network="{NETWORK}"}}') == 7 else None
+
+    values = wait_for(settled, timeout=4 * INTERVAL, interval=2)
+    assert values, observer_metrics()
+    assert values[f'peerlab_network_nodes_up{{network="{NETWORK}"}}'] == 5
+    assert values[f'peerlab_network_tip_agreement{{network="{NETWORK}"}}'] == 1
+    assert values[f'peerlab_network_edges_expected{{network="{NETWORK}"}}'] == 7
+    traffic = {key: value for key, value in values.items() if key.startswith("peerlab_network_traffic{")}
+    assert traffic and all(value > 0 for value in traffic.values())
+
+
+@pytest.mark.slow
+def test_five_quiet_minutes_of_traffic_raise_no_alert(lab: Lab, alerts: Alerts) -> None:
+    start = time.time()
+    traffic = lab.playbook("playbooks/traffic.yml", "-e", "duration=300")
+    assert traffic.rc == 0, traffic.output[-3000:]
+    time.sleep(2 * INTERVAL)  # what the last polls saw
+    assert alerts.since(start) == [], alerts.since(start)
+
+
+@pytest.mark.slow
+def test_each_p2p_attack_fires_its_detector_within_two_intervals(lab: Lab, alerts: Alerts) -> None:
+    # One attack per node, all at once (each node's detectors are its own).
+    plan = {"n1": ("addr-flood", ["addr-flood"]), "n2": ("ping-spam", ["ping-spam"]),
+            "n3": ("connect-listen", ["connect-listen"]), "n4": ("subnet-flood", ["subnet-inbound"]),
+            "n5": ("inbound-flood", ["inbound-drop"])}
+    times: dict[str, tuple[float, float]] = {}
+
+    def run(node: str, kind: str) -> None:
+        times[node] = attack(lab, kind, node)
+
+    threads = [threading.Thread(target=run, args=(node, kind)) for node, (kind, _detectors) in plan.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    time.sleep(2 * INTERVAL + 2)
+    late = []
+    for node, (kind, detectors) in plan.items():
+        started, ended = times[node]
+        for detector in detectors:
+            fired = alerts.fired(detector, node, started)
+            if fired is None or fired > ended + 2 * INTERVAL:
+                late.append((kind, node, detector, fired and round(fired - ended, 1)))
+    assert late == [], (late, [alert for _when, alert in alerts.since(min(start for start, _end in times.values()))])
+
+
+@pytest.mark.slow
+def test_a_crashed_node_fires_restart(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    started, ended = attack(lab, "kill", "n2")
+    assert wait_for(lambda: alerts.fired("restart", "n2", started), timeout=4 * INTERVAL), alerts.since(started)
+    fired = alerts.fired("restart", "n2", started)
+    assert fired is not None and fired - ended <= 2 * INTERVAL + 15, "within two intervals of bitcoind answering again"
+
+
+@pytest.mark.slow
+def test_an_isolated_node_that_mines_makes_a_fork_and_lags(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    done: list[tuple[float, float]] = []
+    start = time.time()
+    isolation = threading.Thread(target=lambda: done.append(attack(lab, "isolate", "n5", "-e", "attack_seconds=45")))
+    isolation.start()
+    assert wait_for(lambda: cli(client, f"{NETWORK}-n5", "getnetworkinfo")["networkactive"] is False, timeout=60)
+    assert wait_for(lambda: cli(client, f"{NETWORK}-n5", "getconnectioncount") == 0, timeout=30)
+    cli(client, f"{NETWORK}-n5", "generatetoaddress", "1", ADDRESS)
+    mined = time.time()
+    cli(client, f"{NETWORK}-n1", "generatetoaddress", "4", ADDRESS)
+    assert wait_for(lambda: alerts.fired("fork", "_network", start), timeout=2 * INTERVAL), alerts.since(start)
+    assert wait_for(lambda: alerts.fired("lagging", "n5", start), timeout=4 * INTERVAL), alerts.since(start)
+    assert (alerts.fired("lagging", "n5", start) or 0) - mined <= 3 * INTERVAL  # behind for one interval, seen at the next poll
+    isolation.join(timeout=120)
+    # healed: every node on one tip again
+    best = cli(client, f"{NETWORK}-n1", "getbestblockhash")
+    assert wait_for(lambda: all(cli(client, f"{NETWORK}-{node}", "getbestblockhash") == best for node in NODES), timeout=60)
+
+
+def test_alerts_are_metrics_too(lab: Lab, alerts: Alerts) -> None:
+    raised = alerts.since(0)
+    assert raised, "the attacks above raised alerts"
+    values = observer_metrics()
+    for _when, alert in raised:
+        if alert["node"] == "_network":
+            key = f'peerlab_network_alerts{{detector="{alert["detector"]}",network="{NETWORK}"}}'
+        else:
+            key = f'peerlab_alerts{{detector="{alert["detector"]}",network="{NETWORK}",node="{alert["node"]}"}}'
+        assert values.get(key, 0) >= 1, (key, {k: v for k, v in values.items() if "alerts" in k})
