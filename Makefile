@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck
 
-.PHONY: docs-graph help deps setup images deploy down purge status events traffic bench-collector test lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer test lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ events: setup  ## Live events: NETWORK=lab NODE=n1,n2 TYPE=inv,ping,conn,block (
 	$(BIN)/python tools/eventlog.py --network "$${NETWORK:-}" --node "$${NODE:-}" --type "$${TYPE:-}" \
 	  --seconds "$${DURATION:-0}" $${JSON:+--json}
 
+replay:  ## Archived events: SINCE=-3600 (or epoch s) UNTIL= NETWORK= NODE= TYPE= JSON=1 SPEED=1 (OBSERVER=peerlab-observer)
+	docker exec $${OBSERVER:-peerlab-observer} python3 /usr/local/lib/peerlab/observer.py replay --since "$${SINCE:-}" \
+	  --until "$${UNTIL:-}" --network "$${NETWORK:-}" --node "$${NODE:-}" --type "$${TYPE:-}" --speed "$${SPEED:-0}" $${JSON:+--json}
+
 status: setup  ## Print every node's peers, height and tip
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/status.yml
 
@@ -78,8 +82,10 @@ test: lint sanity unit integration molecule  ## Everything CI runs
 bench: images  ## Time to a converged network against the bare-container floor (not part of test)
 	$(BIN)/python bench/bench.py
 
-bench-collector: images  ## Collector CPU and memory polling BENCH_NODES (20) nodes under traffic
-	$(BIN)/python bench/collector.py
+bench-observer: images  ## Observer, bus and collector CPU/memory and event latency, BENCH_NODES (20) nodes under traffic
+	$(BIN)/python bench/observer.py
+
+bench-collector: bench-observer  ## The same run (the collector's cost is one of its numbers)
 
 docs-graph: setup  ## Redraw docs/default-lab.svg from the default topology
 	$(BIN)/python docs/draw.py $(INVENTORY)/02-topology.peerlab.yml docs/default-lab.svg

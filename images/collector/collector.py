@@ -24,6 +24,7 @@ import calendar
 import http.client
 import http.server
 import io
+import ipaddress
 import json
 import os
 import re
@@ -556,20 +557,42 @@ class Carbon:
         self._socket = None
 
 
+# A statsd name peerlab forwards: dot-separated words of letters, digits, '_' and '-' (no empty part,
+# no '/', no space), at most 200 characters; anything else is dropped and counted.
+STATSD_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+
+
+def in_subnets(address: str, subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in subnet for subnet in subnets if subnet.version == ip.version)
+
+
 class Statsd:
-    """statsd intake: counters (per-second rate), gauges (last value), timers (mean, count)."""
+    """statsd intake: counters (per-second rate), gauges (last value), timers (mean, count). Only
+    Statoshi nodes may send (`senders`: their addresses, refreshed every poll), only sane names."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.counters: dict[str, float] = {}
         self.gauges: dict[str, float] = {}
         self.timers: dict[str, list[float]] = {}
+        self.senders: set[str] = set()
+        self.refused = 0
 
-    def feed(self, packet: str) -> None:
+    def feed(self, packet: str, sender: str | None = None) -> None:
+        if sender is not None and sender not in self.senders:
+            self.refused += 1
+            return
         for line in packet.splitlines():
             name, _sep, rest = line.partition(":")
             parts = rest.split("|")
             if not name or len(parts) < 2:
+                continue
+            if len(name) > 200 or not STATSD_NAME.match(name):
+                self.refused += 1
                 continue
             try:
                 value = float(parts[0])
@@ -624,6 +647,7 @@ class Collector:
         self.self_cpu: tuple[float, float] | None = None
         self.cookies: dict[str, tuple[str, str]] = {}  # container id -> bitcoind's cookie
         self.cgroup_fallback = False  # said once: the engine's stats are empty, cgroups are read directly
+        self.node_subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []  # no Prometheus from there
 
     def cookie(self, container_id: str, chain: str, fresh: bool = False) -> tuple[str, str]:
         if fresh or container_id not in self.cookies:
@@ -775,11 +799,24 @@ class Collector:
         current = {summary["Id"] for summary in containers.values()}
         self.cookies = {container_id: cookie for container_id, cookie in self.cookies.items() if container_id in current}
         names: dict[str, str] = {}
+        statoshi: set[str] = set()
         for (_network, node), summary in containers.items():
             names[summary["Names"][0].lstrip("/")] = node
             for net in (summary.get("NetworkSettings", {}).get("Networks") or {}).values():
                 if net.get("IPAddress"):
                     names[net["IPAddress"]] = node
+                    if (summary.get("Labels") or {}).get("peerlab.implementation") == "statoshi":
+                        statoshi.add(net["IPAddress"])
+        self.statsd.senders = statoshi
+        subnets = []
+        for spec in self.config.get("networks", {}).values():
+            try:
+                subnets += [ipaddress.ip_network(entry["Subnet"], strict=False) for entry in
+                            (docker(f"/networks/{quote(spec.get('docker_network', ''), safe='')}").get("IPAM", {}).get("Config") or [])
+                            if entry.get("Subnet")]
+            except (OSError, ValueError) as error:
+                log(f"network {spec.get('docker_network')}: {error}")
+        self.node_subnets = subnets
         jobs = []
         with ThreadPoolExecutor(max_workers=16) as pool:
             for network, spec in self.config.get("networks", {}).items():
@@ -842,6 +879,9 @@ class Collector:
 def serve_prometheus(collector: Collector) -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if in_subnets(self.client_address[0], collector.node_subnets):
+                self.send_error(403, "not from a node network")  # only the monitoring network and the host
+                return
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404)
                 return
@@ -862,8 +902,8 @@ def serve_statsd(statsd: Statsd) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", STATSD_PORT))
     while True:
-        packet, _sender = sock.recvfrom(65535)
-        statsd.feed(packet.decode("utf-8", "replace"))
+        packet, sender = sock.recvfrom(65535)
+        statsd.feed(packet.decode("utf-8", "replace"), sender[0])
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ Standard library only. Event schema and subjects: docs/events.md; metric names: 
 
 from __future__ import annotations
 
+import argparse
 import base64
+import calendar
+import gzip
 import hashlib
 import http.server
 import json
@@ -29,6 +32,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -39,6 +43,7 @@ import events
 from collector import Sample
 
 CONFIG = os.environ.get("PEERLAB_OBSERVER_CONFIG", "/etc/peerlab/observer.json")
+ARCHIVE = os.environ.get("PEERLAB_EVENTS_ARCHIVE", "/var/lib/peerlab/events")
 WEBSOCKET_PORT = int(os.environ.get("PEERLAB_WEBSOCKET_PORT", "8091"))
 PROMETHEUS_PORT = int(os.environ.get("PEERLAB_PROMETHEUS_PORT", "9333"))
 WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -352,6 +357,97 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 # --------------------------------------------------------------------------------------------
+# The archive: every event, one gzip file per hour (events-YYYYmmddTHH.jsonl.gz, UTC), in a volume
+
+
+class Archive:
+    """Events appended once per interval as one gzip member (a file of several members is one
+    valid gzip stream); files older than `keep_hours` are deleted."""
+
+    def __init__(self, directory: str, keep_hours: float = 168) -> None:
+        self.directory = directory
+        self.keep_hours = keep_hours
+        self.pending: list[bytes] = []
+        self.lock = threading.Lock()
+        self.written = 0
+
+    @staticmethod
+    def name(when: float) -> str:
+        return time.strftime("events-%Y%m%dT%H.jsonl.gz", time.gmtime(when))
+
+    def add(self, payload: bytes) -> None:
+        with self.lock:
+            self.pending.append(payload)
+
+    def flush(self, now: float) -> None:
+        with self.lock:
+            batch, self.pending = self.pending, []
+        if batch:
+            os.makedirs(self.directory, exist_ok=True)
+            with gzip.open(os.path.join(self.directory, self.name(now)), "ab", compresslevel=6) as handle:
+                handle.write(b"\n".join(batch) + b"\n")
+            self.written += len(batch)
+        for entry in os.listdir(self.directory) if os.path.isdir(self.directory) else []:
+            path = os.path.join(self.directory, entry)
+            if entry.startswith("events-") and now - os.stat(path).st_mtime > self.keep_hours * 3600:
+                os.remove(path)
+
+
+def replay(directory: str, since: float = 0.0, until: float = float("inf")) -> Iterator[dict[str, Any]]:
+    """Archived events between two times, oldest file first (within a file, in arrival order)."""
+    for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        if not (entry.startswith("events-") and entry.endswith(".jsonl.gz")):
+            continue
+        hour = calendar.timegm(time.strptime(entry[len("events-"):-len(".jsonl.gz")], "%Y%m%dT%H"))
+        if hour + 3600 < since or hour > until:
+            continue
+        with gzip.open(os.path.join(directory, entry), "rb") as handle:
+            for line in handle:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if since <= float(event.get("time", 0)) <= until:
+                    yield event
+
+
+def replay_main(argv: list[str]) -> int:
+    """`observer.py replay`: archived events as lines (or JSON), paced like they happened with --speed."""
+    parser = argparse.ArgumentParser(prog="observer.py replay", description="Replay archived events")
+    parser.add_argument("--since", default="", help="start: seconds since the epoch, or -<seconds> from now (default: all)")
+    parser.add_argument("--until", default="", help="end: the same forms (default: now)")
+    parser.add_argument("--network", default="")
+    parser.add_argument("--node", default="")
+    parser.add_argument("--type", default="")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--speed", type=float, default=0.0, help="1: as fast as it happened, 10: ten times faster, 0: at once")
+    args = parser.parse_args(argv)
+
+    def moment(text: str, default: float) -> float:
+        if not text:
+            return default
+        value = float(text)
+        return time.time() + value if value < 0 else value
+
+    nodes = frozenset(item for item in args.node.split(",") if item)
+    types = frozenset(item for item in args.type.split(",") if item)
+    previous: float | None = None
+    shown = 0
+    for event in replay(ARCHIVE, moment(args.since, 0.0), moment(args.until, time.time())):
+        if not events.matches(event, args.network, nodes, types):
+            continue
+        when = float(event.get("time", 0))
+        if args.speed > 0 and previous is not None and when > previous:
+            time.sleep((when - previous) / args.speed)
+        previous = when
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when))
+        print(json.dumps(event, sort_keys=True) if args.json else f"{stamp} {events.describe(event)}", flush=True)
+        shown += 1
+    print(f"peerlab replay: {shown} events", file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # The loop
 
 
@@ -364,6 +460,7 @@ class Observer:
         self.feed = Feed()
         self.latest: list[Sample] = []
         self.carbon = collector.Carbon()
+        self.archive = Archive(ARCHIVE)
         self.bus: events.Bus | None = None
         self.received = 0
         self.lock = threading.Lock()
@@ -379,6 +476,7 @@ class Observer:
                 self.config = json.load(handle)
             self.config_stamp = stamp
             self.metrics.configure(self.config)
+            self.archive.keep_hours = float(self.config.get("archive_hours", 168))
             with self.lock:
                 self.detectors.configure(self.config.get("detectors") or {}, float(self.config.get("interval", 10)))
             log(f"configuration loaded: {len(self.config.get('networks', {}))} networks")
@@ -393,6 +491,7 @@ class Observer:
         if event.get("kind") in ("msg", "conn", "block", "tx"):
             self.latency.append(now - float(event.get("time", now)))
         self.feed.broadcast(event, payload)
+        self.archive.add(payload)
         produced = self.metrics.take(event, now)
         with self.lock:  # the detectors keep state across events
             alerts = self.detectors.take(event)
@@ -406,7 +505,8 @@ class Observer:
         scope = ("host", self.config.get("host", "observer"))
         latency, self.latency = self.latency, []
         out = [Sample(scope, "observer.events", self.received), Sample(scope, "observer.websocket_frames", self.feed.sent),
-               Sample(scope, "observer.websocket_clients", len(self.feed.subscribers))]
+               Sample(scope, "observer.websocket_clients", len(self.feed.subscribers)),
+               Sample(scope, "observer.archived", self.archive.written)]
         if latency:
             latency.sort()
             out += [Sample(scope, "observer.latency_median", statistics.median(latency)),
@@ -428,6 +528,10 @@ class Observer:
             started = time.monotonic()
             self.reload()
             interval = float(self.config.get("interval", 10))
+            try:
+                self.archive.flush(time.time())
+            except OSError as error:
+                log(f"archive {ARCHIVE}: {error}")
             samples = self.metrics.samples(time.time(), interval) + self.own_samples(interval)
             self.latest = samples
             self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), collector.carbon_lines(samples, int(time.time())))
@@ -435,5 +539,7 @@ class Observer:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["replay"]:
+        sys.exit(replay_main(sys.argv[2:]))
     log(f"starting; configuration {CONFIG}")
     Observer().run()

@@ -238,7 +238,8 @@ def collector_config(hosts: list[str], hostvars: Any, docker_host: str, interval
         if docker_host and variables["peerlab_docker_host"] != docker_host:
             continue
         network = networks.setdefault(variables["peerlab_network"],
-                                      {"chain": variables["peerlab_chain"], "edges": [], "nodes": {}})
+                                      {"chain": variables["peerlab_chain"], "edges": [], "nodes": {},
+                                       "docker_network": docker_network(variables["peerlab_network"])})
         network["nodes"][variables["peerlab_node"]] = {"container": variables["peerlab_container"],
                                                        "rpc_port": variables["peerlab_rpc_port"]}
         network["edges"] += [[variables["peerlab_node"], nodes_of[peer]]

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -192,6 +193,8 @@ def test_a_crash_shows_in_the_restarts_metric(lab: Lab) -> None:
     assert wait_for(lambda: restarts() >= 1, timeout=120), "Graphite shows the restart"
     assert wait_for(lambda: client.containers.get(f"{NETWORK}-n2").exec_run(["bitcoin-cli", "getblockcount"]).exit_code == 0,
                     timeout=120)
+    time.sleep(25)  # two more polls: Docker's count and bitcoind's uptime both show the same crash
+    assert restarts() == 1, "one crash is one restart"
     client.close()
 
 

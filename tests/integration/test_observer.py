@@ -4,6 +4,7 @@ alert, then each real attack and the detector that must fire within two collecti
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -153,7 +154,7 @@ def test_make_events_and_the_websocket_feed_show_the_labs_messages(lab: Lab, ale
     reader.start()
     time.sleep(3)
     mined = cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)[0]
-    height = cli(client, f"{NETWORK}-n1", "getblockcount")
+    height = int(cli(client, f"{NETWORK}-n1", "getblockcount"))
     output, _ = make.communicate(timeout=60)
     reader.join(timeout=30)
     assert make.returncode == 0, output
@@ -189,6 +190,31 @@ def test_network_metrics_from_the_observer_are_true(lab: Lab, alerts: Alerts) ->
     assert values[f'peerlab_network_edges_expected{{network="{NETWORK}"}}'] == 7
     traffic = {key: value for key, value in values.items() if key.startswith("peerlab_network_traffic{")}
     assert traffic and all(value > 0 for value in traffic.values())
+
+
+def replayed(block: str) -> set[str]:
+    """The nodes whose taking `block` as tip `make replay` finds in the archive."""
+    env = dict(os.environ, OBSERVER="peerlab-obs-observer", SINCE="-900", TYPE="block", JSON="1", NETWORK=NETWORK,
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    result = subprocess.run(["make", "-s", "replay"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    return {event["node"] for event in found if event["kind"] == "block" and event["hash"] == block}  # TYPE=block: messages too
+
+
+def test_replay_gives_back_the_archived_events(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    best = cli(client, f"{NETWORK}-n1", "getbestblockhash")
+    # the archive is written once per interval: the block every node took is in it by then
+    assert wait_for(lambda: replayed(best) == set(NODES), timeout=3 * INTERVAL, interval=3), replayed(best)
+
+
+def test_after_the_bus_restarts_events_flow_again_by_themselves(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    bus = client.containers.get("peerlab-obs-bus")
+    bus.restart(timeout=2)
+    assert wait_for(healthy, timeout=30), "the observer is connected again"
+    time.sleep(3)  # the collector's next connection attempt (one a second)
+    mined = cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)[0]
+    assert wait_for(lambda: replayed(mined) == set(NODES), timeout=3 * INTERVAL, interval=3), replayed(mined)
 
 
 @pytest.mark.slow
@@ -242,8 +268,13 @@ def test_an_isolated_node_that_mines_makes_a_fork_and_lags(lab: Lab, alerts: Ale
     isolation = threading.Thread(target=lambda: done.append(attack(lab, "isolate", "n5", "-e", "attack_seconds=45")))
     isolation.start()
     assert wait_for(lambda: cli(client, f"{NETWORK}-n5", "getnetworkinfo")["networkactive"] is False, timeout=60)
-    assert wait_for(lambda: cli(client, f"{NETWORK}-n5", "getconnectioncount") == 0, timeout=30)
-    cli(client, f"{NETWORK}-n5", "generatetoaddress", "1", ADDRESS)
+    assert wait_for(lambda: int(cli(client, f"{NETWORK}-n5", "getconnectioncount")) == 0, timeout=30)
+    # another payee than n1's: two nodes mining on one parent in the same second to one address
+    # make the very same block (no fork at all)
+    descriptor = "wpkh(02c6047f9441ed7d6d3045406e95c07cd85c778e4b8cef3ca7abac09b95c709ee5)"  # 2G; G is ADDRESS
+    checksum = cli(client, f"{NETWORK}-n5", "getdescriptorinfo", descriptor)["checksum"]
+    elsewhere = cli(client, f"{NETWORK}-n5", "deriveaddresses", f"{descriptor}#{checksum}")[0]
+    cli(client, f"{NETWORK}-n5", "generatetoaddress", "1", elsewhere)
     mined = time.time()
     cli(client, f"{NETWORK}-n1", "generatetoaddress", "4", ADDRESS)
     assert wait_for(lambda: alerts.fired("fork", "_network", start), timeout=2 * INTERVAL), alerts.since(start)

@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -171,13 +170,10 @@ def test_changed_settings_keep_the_chain(lab: Lab, client: docker.DockerClient) 
 def test_a_hung_node_fails_the_run_with_a_clear_error(lab: Lab, client: docker.DockerClient) -> None:
     client.containers.get("fault-d").pause()  # RPC connects but never answers
     try:
-        started = time.monotonic()
-        run = lab.playbook("deploy.yml", "-e", "network_rpc_timeout=20")
-        took = time.monotonic() - started
+        run = lab.playbook("deploy.yml", "-e", "network_rpc_timeout=20")  # a hang would hit the run's own timeout
         said = " ".join(run.output.split())
         assert run.rc != 0
         assert "fault-d: getblockchaininfo on" in said and "no answer within 30s (node hung or overloaded)" in said, said[-3000:]
-        assert took < 600, "the run ended instead of hanging"
     finally:
         client.containers.get("fault-d").unpause()
     repaired = lab.playbook("deploy.yml")

@@ -34,7 +34,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     assert run.rc == 0, run.output[-3000:]
     (container,) = containers(client, NETWORK)
     address = container.attrs["NetworkSettings"]["Networks"][f"peerlab-{NETWORK}"]["IPAddress"]
-    yield {"host": address, "password": lab.secrets[f"{NETWORK}-a"]["peerlab"]["password"]}
+    yield {"host": address, "password": lab.secrets[f"{NETWORK}-a"]["peerlab"]["password"], "container": container}
     remove_network(client, NETWORK)
     client.close()
 
@@ -54,7 +54,10 @@ def test_wrapper_reconnects_after_a_closed_keep_alive(node: dict[str, Any]) -> N
     before = rpc.call("getblockcount")
     time.sleep(2.5)
     assert rpc.call("getblockcount") == before
-    assert isinstance(rpc.call("getmempoolinfo")["mempoolminfee"], float), "Decimal is turned into float"
+    # the node's own answer, as bitcoin-cli prints it: a JSON number, equal as a float (a Decimal
+    # from the wrapper would not compare equal to 1e-05)
+    printed = json.loads(node["container"].exec_run(["bitcoin-cli", "getmempoolinfo"]).output)["mempoolminfee"]
+    assert rpc.call("getmempoolinfo")["mempoolminfee"] == printed > 0
 
 
 def test_bad_credentials_say_so(node: dict[str, Any]) -> None:

@@ -108,6 +108,23 @@ def test_statsd_intake_rates_gauges_and_timers() -> None:
     assert dict(statsd.flush(10))["peerlab.statsd.bitcoind.message.received.inv"] == 0
 
 
+def test_statsd_takes_only_statoshi_nodes_and_sane_names() -> None:
+    statsd = collector.Statsd()
+    statsd.senders = {"172.18.0.7"}
+    statsd.feed("bitcoind.peers.totalConnections:8|g", sender="172.18.0.9")  # not a Statoshi node
+    statsd.feed("a b c:1|g\nx..y/../z:2|g\n.lead:1|g\nbitcoind.ok_name-1:3|g\n" + "n" * 201 + ":1|g", sender="172.18.0.7")
+    assert dict(statsd.flush(10)) == {"peerlab.statsd.bitcoind.ok_name-1": 3}
+    assert statsd.refused == 5
+
+
+def test_prometheus_refuses_node_networks() -> None:
+    import ipaddress
+    subnets = [ipaddress.ip_network("172.18.0.0/16"), ipaddress.ip_network("fd00:1::/64")]
+    assert collector.in_subnets("172.18.3.4", subnets) and collector.in_subnets("fd00:1::5", subnets)
+    assert not collector.in_subnets("127.0.0.1", subnets) and not collector.in_subnets("172.19.0.2", subnets)
+    assert not collector.in_subnets("not-an-address", subnets)
+
+
 def test_outputs_keep_precision_and_label_keys() -> None:
     tip = collector.Sample(SCOPE, "chain.tip", collector.tip_id("f" * 52 + "ffffffffffff"))
     assert collector.carbon_lines([tip], 7) == "peerlab.lab.nodes.n1.chain.tip 281474976710655 7\n"

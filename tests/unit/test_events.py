@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -310,3 +312,20 @@ def test_block_connect_time_is_from_the_blocks_data_to_the_tip() -> None:
     ])
     blocks = [(e["height"], e.get("connect_seconds")) for e in got if e["kind"] == "block"]
     assert blocks == [(102, 3.0), (103, None)]  # lines 0 -> 3; a block fetched after its header: not measured
+
+
+def test_archive_keeps_every_event_and_replays_a_window(tmp_path: Path) -> None:
+    archive = observer.Archive(str(tmp_path), keep_hours=2)
+    hour = 1_796_151_600.0  # 2026-12-01T19:00:00Z
+    for index in range(3):  # three intervals: three gzip members in one file
+        archive.add(json.dumps(events.make("msg", "lab", "n1", hour + index, dir="in", type="inv", size=37)).encode())
+        archive.flush(hour + index)
+    archive.add(json.dumps(events.make("block", "lab", "n2", hour + 3600, hash="a" * 64, height=1, mined=False)).encode())
+    archive.flush(hour + 3600)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["events-20261201T19.jsonl.gz", "events-20261201T20.jsonl.gz"]
+    assert [event["time"] for event in observer.replay(str(tmp_path))] == [hour, hour + 1, hour + 2, hour + 3600]
+    assert [event["kind"] for event in observer.replay(str(tmp_path), since=hour + 1.5, until=hour + 7200)] == ["msg", "block"]
+    os.utime(tmp_path / "events-20261201T19.jsonl.gz", (hour + 2, hour + 2))
+    os.utime(tmp_path / "events-20261201T20.jsonl.gz", (hour + 3600, hour + 3600))
+    archive.flush(hour + 3 * 3600 - 1)  # the 19h file, last written almost three hours ago, goes
+    assert [path.name for path in tmp_path.iterdir()] == ["events-20261201T20.jsonl.gz"]

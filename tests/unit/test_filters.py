@@ -109,7 +109,8 @@ def test_collector_config_holds_its_host_nodes_and_edges_by_node_name() -> None:
     }
     config = collector_config(list(hostvars), hostvars, "localhost", 10, "g:2003")
     assert config == {"host": "localhost", "interval": 10, "carbon": "g:2003", "networks": {"lab": {
-        "chain": "regtest", "edges": [["a", "b"]], "nodes": {"a": {"container": "lab-a", "rpc_port": 18443}}}}}
+        "chain": "regtest", "edges": [["a", "b"]], "nodes": {"a": {"container": "lab-a", "rpc_port": 18443}},
+        "docker_network": "peerlab-lab"}}}
     # the observer's: every Docker host's nodes, and the bus
     everything = collector_config(list(hostvars), hostvars, "", 10, "g:2003", "peerlab-bus:4222")
     assert everything["bus"] == "peerlab-bus:4222" and everything["host"] == "observer"
