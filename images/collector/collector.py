@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""peerlab collector: one per Docker host. Polls the host's Bitcoin nodes and the Docker engine.
+"""peerlab collector: one per Docker host. Polls the host's Bitcoin nodes and the Docker engine,
+and is the host's extractor of events.
 
 Every `interval` seconds it asks each node on its host for its state over RPC (one batched call),
-reads the Docker engine's stats, inspect data and the new lines of each node's log, then writes
-everything to carbon (Graphite's plaintext protocol) and keeps it for Prometheus at /metrics.
+reads the Docker engine's stats and inspect data, then writes everything to carbon (Graphite's
+plaintext protocol), keeps it for Prometheus at /metrics and publishes a `poll` event per node.
+A thread per node follows the node's log as it is written and publishes its events (messages,
+connections, blocks, transactions) on the bus (NATS; events.py, docs/events.md).
 A statsd intake (UDP) forwards what Statoshi nodes send to carbon under `peerlab.statsd.`.
 
 Standard library only. The configuration file (JSON, written by the collector role, no secrets)
@@ -174,14 +177,9 @@ def peer_samples(scope: tuple[str, ...], peers: list[dict[str, Any]], names: dic
     return out
 
 
-def peer_host(addr: str) -> str:
-    """The host part of a peer address (IPv4:port, [IPv6]:port or name:port)."""
-    return addr.rsplit(":", 1)[0].strip("[]") if addr else ""
-
-
 def peer_name(addr: str, names: dict[str, str]) -> str:
     """A peer's node name when its address is a known container's, else its address."""
-    return names.get(peer_host(addr), safe(addr) if addr else "unknown")
+    return names.get(events.peer_host(addr), safe(addr) if addr else "unknown")
 
 
 def tip_id(block_hash: str) -> float:
@@ -304,6 +302,14 @@ def docker_time(stamp: str) -> float:
         return time.time()
     parts = [int(part) for part in match.groups()[:6]]
     return float(calendar.timegm((*parts, 0, 0, 0))) + float("0." + (match[7] or "0"))
+
+
+def docker_since(stamp: str) -> str:
+    """A Docker log timestamp as the logs API's `since` (seconds.nanoseconds), exactly: a float
+    would round it, and a line sharing that timestamp could be skipped or read twice."""
+    seconds = int(docker_time(stamp.split(".")[0] + "Z" if "." in stamp else stamp))
+    fraction = stamp.split(".", 1)[1].rstrip("Z") if "." in stamp else ""
+    return f"{seconds}.{(fraction + '000000000')[:9]}"
 
 
 def network_samples(network: str, states: dict[str, dict[str, Any]], expected: list[list[str]],
@@ -506,6 +512,27 @@ def docker(path: str, raw: bool = False) -> Any:
         connection.close()
 
 
+class ConfigFile:
+    """A JSON configuration file written by a role, read again when its modification time changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.stamp = 0.0
+
+    def changed(self) -> dict[str, Any] | None:
+        """The configuration when it is new or changed since the last call, else None."""
+        try:
+            stamp = os.stat(self.path).st_mtime
+        except OSError:
+            return None
+        if stamp == self.stamp:
+            return None
+        with open(self.path, encoding="utf-8") as handle:
+            config: dict[str, Any] = json.load(handle)
+        self.stamp = stamp
+        return config
+
+
 class RpcAuthError(OSError):
     """bitcoind refused the credentials (a cookie changes when bitcoind restarts)."""
 
@@ -632,7 +659,7 @@ RPC_CALLS = [("getblockchaininfo", []), ("getpeerinfo", []), ("getnettotals", []
 class Collector:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
-        self.config_stamp = 0.0
+        self.config_file = ConfigFile(CONFIG)
         self.latest: list[Sample] = []
         self.logs: dict[str, events.NodeLog] = {}
         self.following: dict[str, str] = {}  # network/node -> the container whose log a thread follows
@@ -667,14 +694,9 @@ class Collector:
         raise AssertionError("unreachable")
 
     def reload(self) -> None:
-        try:
-            stamp = os.stat(CONFIG).st_mtime
-        except OSError:
-            return
-        if stamp != self.config_stamp:
-            with open(CONFIG, encoding="utf-8") as handle:
-                self.config = json.load(handle)
-            self.config_stamp = stamp
+        config = self.config_file.changed()
+        if config is not None:
+            self.config = config
             log(f"configuration loaded: {sum(len(n['nodes']) for n in self.config.get('networks', {}).values())} nodes")
             if self.config.get("bus") and (self.bus is None or self.bus.address != self.config["bus"]):
                 self.bus = events.Bus(self.config["bus"], f"peerlab-collector-{self.config.get('host', '')}").start()
@@ -691,7 +713,7 @@ class Collector:
             while self.following.get(key) == container_id:
                 cursor = nodelog.cursor
                 cursor.rewind()
-                since = f"{docker_time(cursor.stamp):.9f}" if cursor.stamp else f"{time.time() - 2 * self.interval:.0f}"
+                since = docker_since(cursor.stamp) if cursor.stamp else f"{time.time() - 2 * self.interval:.0f}"
                 connection = DockerConnection(DOCKER_SOCKET, timeout=60)
                 try:
                     connection.request("GET", f"/containers/{container_id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since}")
@@ -746,7 +768,7 @@ class Collector:
         if peers is not None:
             out += peer_samples(scope, peers, names)
             nodelog.learn_peers(peers)
-            poll["peers"] = [{"id": peer.get("id"), "addr": peer.get("addr", ""), "node": names.get(peer_host(peer.get("addr", ""))),
+            poll["peers"] = [{"id": peer.get("id"), "addr": peer.get("addr", ""), "node": names.get(events.peer_host(peer.get("addr", ""))),
                               "inbound": bool(peer.get("inbound")), "conn_type": peer.get("connection_type", ""),
                               "subver": peer.get("subver", ""), "bytessent": peer.get("bytessent", 0),
                               "bytesrecv": peer.get("bytesrecv", 0), "pingtime": peer.get("pingtime"),

@@ -37,9 +37,8 @@ RELAYING = frozenset({"inv", "tx"})
 
 def netgroups(addr: str) -> list[str]:
     """The /24 and /16 of an IPv4 peer address ('' parts for anything else)."""
-    host = addr.rsplit(":", 1)[0].strip("[]") if addr else ""
     try:
-        ip = ipaddress.ip_address(host)
+        ip = ipaddress.ip_address(events.peer_host(addr))
     except ValueError:
         return []
     if ip.version != 4:
@@ -148,7 +147,7 @@ class Detectors:
         connection = watch.connections.pop(peer, None)
         if connection is None or connection.relayed or when - connection.opened > s["listen_seconds"]:
             return []
-        host = connection.addr.rsplit(":", 1)[0].strip("[]")
+        host = events.peer_host(connection.addr)
         closes = watch.short_silent.setdefault(host, deque())
         closes.append(when)
         while closes and when - closes[0] > s["listen_window"]:

@@ -45,6 +45,11 @@ _TX_ACCEPTED = re.compile(r"^\[mempool\] AcceptToMemoryPool: peer=(\d+): accepte
 _TX_REJECTED = re.compile(r"^\[mempoolrej\] ([0-9a-f]{64}) \(wtxid=[0-9a-f]{64}\) from peer=(\d+) was not accepted: (.*)$")
 
 
+def peer_host(addr: str) -> str:
+    """The host part of a peer address (IPv4:port, [IPv6]:port or name:port)."""
+    return addr.rsplit(":", 1)[0].strip("[]") if addr else ""
+
+
 def subject(network: str, node: str, kind: str) -> str:
     return f"peerlab.{network}.{node}.{kind}"
 
@@ -119,8 +124,7 @@ class NodeLog:
         if addr:
             known.addr = addr
         out: dict[str, Any] = {"peer": peer_id, "addr": known.addr, "conn_type": known.conn_type}
-        name = self.names.get(known.addr.rsplit(":", 1)[0].strip("[]")) if known.addr else None
-        out["peer_node"] = name
+        out["peer_node"] = self.names.get(peer_host(known.addr)) if known.addr else None
         return out
 
     def _remember(self, table: dict[str, None], block: str) -> None:

@@ -301,6 +301,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _websocket(self) -> None:
+        self.close_connection = True  # after the websocket, no HTTP request follows on this connection
         key = self.headers.get("Sec-WebSocket-Key", "")
         if not key:
             self._answer(400, b"Sec-WebSocket-Key missing\n", "text/plain")
@@ -454,7 +455,7 @@ def replay_main(argv: list[str]) -> int:
 class Observer:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
-        self.config_stamp = 0.0
+        self.config_file = collector.ConfigFile(CONFIG)
         self.metrics = Metrics()
         self.detectors = detectors.Detectors()
         self.feed = Feed()
@@ -467,14 +468,9 @@ class Observer:
         self.latency: list[float] = []  # seconds from the log line to here, since the last samples
 
     def reload(self) -> None:
-        try:
-            stamp = os.stat(CONFIG).st_mtime
-        except OSError:
-            return
-        if stamp != self.config_stamp:
-            with open(CONFIG, encoding="utf-8") as handle:
-                self.config = json.load(handle)
-            self.config_stamp = stamp
+        config = self.config_file.changed()
+        if config is not None:
+            self.config = config
             self.metrics.configure(self.config)
             self.archive.keep_hours = float(self.config.get("archive_hours", 168))
             with self.lock:

@@ -26,6 +26,9 @@ def test_docker_log_stream_is_split_into_stamped_lines() -> None:
         ("2026-11-21T10:00:00.5Z", "[net] received: inv (37 bytes) peer=0"),
         ("2026-11-21T10:00:01Z", "x"), ("2026-11-21T10:00:02Z", "y")]
     assert collector.docker_time("1970-01-01T00:01:00.250Z") == 60.25
+    assert collector.docker_since("2026-12-01T19:33:41.482736647Z") == "1796153621.482736647"  # not rounded
+    assert collector.docker_since("1970-01-01T00:01:00.25Z") == "60.250000000"
+    assert collector.docker_since("1970-01-01T00:01:00Z") == "60.000000000"
 
 
 def test_a_log_stream_cut_anywhere_gives_the_same_lines() -> None:
