@@ -155,6 +155,9 @@ class NodeLog:
                 out = make("conn", self.network, self.node, when, event="closed", **self.peer_fields(peer_id))
                 self.peers.pop(peer_id, None)
                 return [out]
+            if match := _MISBEHAVING.search(line):
+                return [make("conn", self.network, self.node, when, event="misbehaving", reason=match[2],
+                             **self.peer_fields(int(match[1])))]
             if match := _EVICTED.search(line):
                 return [make("conn", self.network, self.node, when, event="evicted", **self.peer_fields(int(match[1])))]
             if match := _DISCONNECTING.match(line):
@@ -196,9 +199,6 @@ class NodeLog:
         if match := _TX_REJECTED.match(line):
             return [make("tx", self.network, self.node, when, event="rejected", txid=match[1], reason=match[3],
                          **self.peer_fields(int(match[2])))]
-        if match := _MISBEHAVING.search(line):
-            return [make("conn", self.network, self.node, when, event="misbehaving", reason=match[2],
-                         **self.peer_fields(int(match[1])))]
         return []
 
 

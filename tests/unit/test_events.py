@@ -64,6 +64,15 @@ def test_messages_connections_and_blocks_from_real_log_lines() -> None:
     assert events.describe(got[0]).startswith("lab/n2 # CONN opened n1 (inbound)")
 
 
+def test_misbehaving_and_evicted_peers() -> None:
+    # Bitcoin Core 29's wording (net_processing.cpp Misbehaving, net.cpp AttemptToEvictConnection)
+    nodelog = events.NodeLog("lab", "n1")
+    got = read(nodelog, ["2026-12-01T19:33:41Z [net] Misbehaving: peer=7: addr message size = 1001",
+                         "2026-12-01T19:33:42Z [net] selected inbound connection for eviction peer=9; disconnecting"])
+    assert [(e["event"], e["peer"], e.get("reason")) for e in got] == [("misbehaving", 7, "addr message size = 1001"),
+                                                                       ("evicted", 9, None)]
+
+
 def test_a_block_is_mined_here_only_when_this_node_made_it() -> None:
     # Before the fix, a CreateNewBlock() followed by a peer's block becoming the tip counted as mined.
     nodelog = events.NodeLog("lab", "n1")
