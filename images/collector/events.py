@@ -345,6 +345,7 @@ class Bus:
                 frame = self.pending.get(timeout=1)
             except queue.Empty:
                 continue
+            time.sleep(0.005)  # events come in bursts (a block reaches every node at once): one write for a burst
             frames = [frame]
             while len(frames) < 512:
                 try:

@@ -320,11 +320,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         reader.start()
         try:
             while True:
-                frame = sub.frames.get()
-                if frame is None:
-                    break
-                self.wfile.write(frame)
+                frames = [sub.frames.get()]
+                while frames[-1] is not None and not sub.frames.empty() and len(frames) < 512:
+                    frames.append(sub.frames.get_nowait())  # what queued meanwhile goes in one write
+                self.wfile.write(b"".join(frame for frame in frames if frame is not None))
                 self.wfile.flush()
+                if frames[-1] is None:
+                    break
         except OSError:
             pass
         finally:
