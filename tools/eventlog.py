@@ -86,7 +86,7 @@ def stream(url: str, network: str = "", nodes: str = "", types: str = "",
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--url", default=os.environ.get("PEERLAB_EVENTS_URL", "ws://127.0.0.1:8091/events"))
     parser.add_argument("--network", default="")
     parser.add_argument("--node", default="")

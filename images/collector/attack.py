@@ -113,7 +113,7 @@ def flood_addresses(count: int, seed: int) -> list[CAddress]:
     manager keeps only routable ones, so the node never tries to connect out of the lab to them."""
     rng = random.Random(seed)
     out = []
-    for _ in range(count):
+    while len(out) < count:
         address = CAddress(PROTOCOL)
         address.nTime = int(time.time()) - rng.randrange(3600)
         address.nServices = 1 | 8 | 1024  # NETWORK, WITNESS, NETWORK_LIMITED
@@ -174,13 +174,16 @@ def connect_listen(host: str, port: int, args: argparse.Namespace) -> dict[str, 
     return {"connections": args.connections, "held": args.hold}
 
 
-KINDS = {
-    "addr-flood": lambda host, port, args: addr_flood(host, port, args),
-    "ping-spam": lambda host, port, args: ping_spam(host, port, args),
-    "subnet-flood": lambda host, port, args: connections(host, port, args, drop=False),
-    "inbound-flood": lambda host, port, args: connections(host, port, args, drop=True),
-    "connect-listen": lambda host, port, args: connect_listen(host, port, args),
-}
+def subnet_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    return connections(host, port, args, drop=False)
+
+
+def inbound_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    return connections(host, port, args, drop=True)
+
+
+KINDS = {"addr-flood": addr_flood, "ping-spam": ping_spam, "subnet-flood": subnet_flood, "inbound-flood": inbound_flood,
+         "connect-listen": connect_listen}
 # Per kind: (connections, hold seconds).
 DEFAULTS = {"subnet-flood": (6, 40.0), "inbound-flood": (8, 25.0), "connect-listen": (4, 5.0)}
 

@@ -109,7 +109,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def alerts(lab: Lab) -> Alerts:
-    assert wait_for(lambda: healthy(), timeout=60), "the observer answers /healthz once the bus is up"
+    assert wait_for(healthy, timeout=60), "the observer answers /healthz once the bus is up"
     return Alerts()
 
 
@@ -155,7 +155,7 @@ def test_make_events_and_the_websocket_feed_show_the_labs_messages(lab: Lab, ale
     time.sleep(3)
     mined = cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)[0]
     height = int(cli(client, f"{NETWORK}-n1", "getblockcount"))
-    output, _ = make.communicate(timeout=60)
+    output = make.communicate(timeout=60)[0]
     reader.join(timeout=30)
     assert make.returncode == 0, output
     lines = output.splitlines()

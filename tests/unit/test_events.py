@@ -212,7 +212,6 @@ def test_websocket_handshake_and_frames() -> None:
     assert (sub.network, sub.nodes, sub.types) == ("lab", frozenset({"n1", "n2"}), frozenset({"inv", "conn"}))
 
 
-
 def at(kind: str, node: str, when: float, **fields: Any) -> dict[str, Any]:
     return events.make(kind, "lab", node, when, **fields)
 
@@ -232,8 +231,9 @@ def test_addr_flood_is_bitcoin_cores_token_bucket() -> None:
     assert fired(watch, [at("addr", "n1", 102.0, peer=8, addresses=999)]) == []  # another peer has its own bucket
     # bitcoind's log line gives the counts
     nodelog = events.NodeLog("lab", "n1")
-    got = nodelog.feed("s", 3.0, "2026-12-01T19:33:41Z [net] Received addr: 1000 addresses (21 processed, 979 rate-limited) "
-                                  "from peer=12, peeraddr=172.18.0.9:40002")
+    line = ("2026-12-01T19:33:41Z [net] Received addr: 1000 addresses (21 processed, 979 rate-limited) "
+            "from peer=12, peeraddr=172.18.0.9:40002")
+    got = nodelog.feed("s", 3.0, line)
     assert [(e["kind"], e["addresses"], e["rate_limited"], e["peer"], e["addr"]) for e in got] == [
         ("addr", 1000, 979, 12, "172.18.0.9:40002")]
 
@@ -251,7 +251,7 @@ def test_many_inbound_peers_from_one_subnet_but_never_the_labs_own_nodes() -> No
     own = [{"inbound": True, "addr": f"172.18.0.{i}:4000{i}", "node": f"n{i}"} for i in range(2, 9)]
     strangers = [{"inbound": True, "addr": f"172.18.0.40:5000{i}", "node": None} for i in range(4)]
     assert fired(watch, [at("poll", "n1", 0.0, up=True, height=5, peers=own)]) == []
-    alerts = [a for a in watch.take(at("poll", "n1", 10.0, up=True, height=5, peers=own + strangers))]
+    alerts = watch.take(at("poll", "n1", 10.0, up=True, height=5, peers=own + strangers))
     assert [(a["detector"], a["subnet"], a["count"]) for a in alerts] == [("subnet-inbound", "172.18.0.0/24", 4)]
     assert fired(watch, [at("poll", "n1", 20.0, up=True, height=5, peers=own + strangers)]) == []  # the same episode
     # they leave: the subnet episode ends, and 4 inbound peers lost at once is its own alert

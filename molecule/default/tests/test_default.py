@@ -100,8 +100,11 @@ def test_a_block_mined_on_any_node_reaches_every_node(host: Any, miner: str) -> 
     pytest.fail(f"block {block} from {miner} did not reach every node: {tips}")
 
 
-@pytest.mark.parametrize(("name", "role"), [("peerlab-graphite", "graphite"), ("peerlab-collector", "collector"),
-                                          ("peerlab-bus", "bus"), ("peerlab-observer", "observer")])
+MONITORING = [("peerlab-graphite", "graphite"), ("peerlab-collector", "collector"), ("peerlab-bus", "bus"),
+              ("peerlab-observer", "observer")]
+
+
+@pytest.mark.parametrize(("name", "role"), MONITORING)
 def test_monitoring_runs_with_labels(host: Any, name: str, role: str) -> None:
     container = host.docker(name)
     assert container.is_running
