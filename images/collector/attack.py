@@ -112,7 +112,7 @@ def flood_addresses(count: int, seed: int) -> list[CAddress]:
     """Addresses in 10.0.0.0/8: bitcoind counts and rate-limits them like any, but its address
     manager keeps only routable ones, so the node never tries to connect out of the lab to them."""
     rng = random.Random(seed)
-    out = []
+    out: list[Any] = []
     while len(out) < count:
         address = CAddress(PROTOCOL)
         address.nTime = int(time.time()) - rng.randrange(3600)
