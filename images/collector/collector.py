@@ -758,7 +758,10 @@ class Collector:
             results = [None] * len(RPC_CALLS)
         chain, peers, totals, mempool, rawmempool, tips, uptime, txstats = results
         restarts = self.restarts.setdefault(key, Restarts()).observe(container["Id"], int(container.get("RestartCount", 0)), uptime)
-        poll: dict[str, Any] = {"up": bool(chain), "restarts": restarts}
+        # The node's own addresses: peers on other Docker hosts know it by these (the observer names them).
+        addresses = sorted(net["IPAddress"] for net in (container.get("NetworkSettings", {}).get("Networks") or {}).values()
+                           if net.get("IPAddress"))
+        poll: dict[str, Any] = {"up": bool(chain), "restarts": restarts, "addresses": addresses}
         if chain:
             out[0] = Sample(scope, "up", 1)
             poll.update(tip=chain["bestblockhash"], height=chain["blocks"], headers=chain["headers"])

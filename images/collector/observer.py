@@ -120,6 +120,7 @@ class NodeCounts:
 class NetworkState:
     nodes: list[str]
     edges: list[list[str]]
+    names: dict[str, str] = field(default_factory=dict)  # a node's container name or address -> the node
     polls: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)  # node -> (received at, event)
     counts: dict[str, NodeCounts] = field(default_factory=dict)
     traffic: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to) -> bytes
@@ -142,6 +143,9 @@ class Metrics:
             for name, spec in config.get("networks", {}).items():
                 state = self.networks.setdefault(name, NetworkState(sorted(spec.get("nodes", {})), spec.get("edges", [])))
                 state.nodes, state.edges = sorted(spec.get("nodes", {})), spec.get("edges", [])
+                # on a Swarm a peer on another host shows as its service name or its overlay address
+                state.names.update({node_spec["container"]: node for node, node_spec in spec.get("nodes", {}).items()
+                                    if isinstance(node_spec, dict) and node_spec.get("container")})
             for name in set(self.networks) - set(config.get("networks", {})):
                 del self.networks[name]
 
@@ -160,7 +164,7 @@ class Metrics:
             if kind == "msg":
                 table = counts.received if event.get("dir") == "in" else counts.sent
                 table[event["type"]] = table.get(event["type"], 0) + 1
-                peer = event.get("peer_node") or EXTERNAL
+                peer = event.get("peer_node") or state.names.get(events.peer_host(event.get("addr", ""))) or EXTERNAL
                 if event.get("dir") == "out":
                     pair = (node, peer)
                 elif peer == EXTERNAL:  # a managed peer's bytes are counted where it sends them
@@ -180,6 +184,7 @@ class Metrics:
                 return out
             elif kind == "poll":
                 state.polls[node] = (received, event)
+                state.names.update({address: node for address in event.get("addresses") or []})
             elif kind == "conn":
                 counts.connections[event["event"]] = counts.connections.get(event["event"], 0) + 1
             elif kind == "alert":
@@ -193,7 +198,8 @@ class Metrics:
                 scope = ("network", network)
                 fresh = {node: poll for node, (at, poll) in state.polls.items() if now - at <= 3 * interval}
                 answered = {node: {"tip": poll["tip"], "height": poll["height"],
-                                   "peers": {peer.get("node") or peer.get("addr", "") for peer in poll.get("peers") or []}}
+                                   "peers": {peer.get("node") or state.names.get(events.peer_host(peer.get("addr", "")))
+                                             or peer.get("addr", "") for peer in poll.get("peers") or []}}
                             for node, poll in fresh.items() if poll.get("up") and poll.get("tip")}
                 out += collector.network_samples(network, answered, state.edges, len(state.nodes))
                 out.append(Sample(scope, "blocks.propagated", state.propagated))

@@ -186,6 +186,28 @@ def test_network_view_covers_every_docker_hosts_nodes() -> None:
     assert values(metrics, now=99.0 + 31)["peerlab.lab.network.nodes.up"] == 0
 
 
+def test_peers_on_other_docker_hosts_are_named_by_the_observer() -> None:
+    # A collector names only its own host's containers: a peer elsewhere is its service name
+    # (outbound, addnode) or its overlay address (inbound). The observer knows both.
+    metrics = observer.Metrics()
+    network = config(["a", "b", "c"], [["a", "b"], ["b", "c"], ["c", "a"]])
+    for node, spec in network["networks"]["lab"]["nodes"].items():
+        spec["container"] = f"lab-{node}"
+    metrics.configure(network)
+    tip = "c" * 64
+
+    def remote(addr: str) -> dict[str, Any]:
+        return {"node": None, "addr": addr}
+
+    for node, addresses, peers in (("a", ["10.0.1.2"], [remote("lab-b:18444"), remote("10.0.1.4:40000")]),
+                                   ("b", ["10.0.1.3"], [remote("10.0.1.2:40001"), remote("lab-c:18444")]),
+                                   ("c", ["10.0.1.4"], [remote("10.0.1.3:40002"), remote("lab-a:18444")])):
+        metrics.take(events.make("poll", "lab", node, 0.0, up=True, height=5, tip=tip, peers=peers, addresses=addresses), 99.0)
+    assert values(metrics)["peerlab.lab.network.edges.connected"] == 3
+    metrics.take(events.make("msg", "lab", "a", 1.0, dir="out", type="inv", size=61, peer_node=None, addr="lab-b:18444"), 99.0)
+    assert values(metrics)["peerlab.lab.network.traffic.a.b"] == 61
+
+
 def test_traffic_matrix_and_message_counts_from_events() -> None:
     metrics = observer.Metrics()
     metrics.configure(config(["n1", "n2"], [["n1", "n2"]]))
