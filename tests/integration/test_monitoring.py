@@ -238,8 +238,8 @@ def test_another_inventorys_purge_keeps_this_labs_monitoring(lab: Lab, monitorin
     """A second inventory on the same Docker host, torn down with peerlab_purge, removes its own
     network only: this lab's Graphite (and its history), collector, bus, observer and nodes stay."""
     client = docker.from_env()
-    kept = {name: client.containers.get(name).id for name in ("peerlab-test-graphite", "peerlab-test-collector", "peerlab-test-bus",
-                                                               "peerlab-test-observer")}
+    stack = ("peerlab-test-graphite", "peerlab-test-collector", "peerlab-test-bus", "peerlab-test-observer")
+    kept = {name: client.containers.get(name).id for name in stack}
     other = Lab(tmp_path, {"other": {"chain": "regtest", "nodes": [{"name": "a"}]}},
                 dict(MONITORING, peerlab_monitoring=monitoring, peerlab_state_dir=str(tmp_path / "state")))
     try:
