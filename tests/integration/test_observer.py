@@ -178,6 +178,22 @@ def test_make_events_and_the_websocket_feed_show_the_labs_messages(lab: Lab, ale
     assert len(propagation) == 1 and propagation[0]["first"] == "n1" and 0 <= propagation[0]["seconds"] < 10
 
 
+def test_nothing_in_a_lab_can_reach_the_bus(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    # a node (like an attack container joined to the lab's network) has no route to the bus or the
+    # observer: they are on the monitoring network only, so nothing in the lab can publish
+    probe = ("import socket, sys\n"
+             "for host, port in (('peerlab-obs-bus', 4222), ('peerlab-obs-observer', 8091)):\n"
+             "    try:\n"
+             "        socket.create_connection((host, port), timeout=3).close()\n"
+             "    except OSError as error:\n"
+             "        print(host, type(error).__name__)\n"
+             "    else:\n"
+             "        sys.exit(host + ' reachable')\n")
+    result = client.containers.get(f"{NETWORK}-n1").exec_run(["python3", "-c", probe])
+    assert result.exit_code == 0, result.output.decode()
+    assert result.output.decode().split() == ["peerlab-obs-bus", "gaierror", "peerlab-obs-observer", "gaierror"]
+
+
 def test_network_metrics_from_the_observer_are_true(lab: Lab, alerts: Alerts) -> None:
     def settled() -> dict[str, float] | None:
         values = observer_metrics()
