@@ -589,7 +589,12 @@ class Carbon:
 STATSD_NAME = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 
 
-def in_subnets(address: str, subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def in_subnets(address: str, subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+               gateways: frozenset[str] = frozenset()) -> bool:
+    """Whether an address is in one of the subnets and is not one of their gateways (the Docker
+    host itself: a published port reaches the container from the gateway of one of its networks)."""
+    if address in gateways:
+        return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -675,6 +680,7 @@ class Collector:
         self.cookies: dict[str, tuple[str, str]] = {}  # container id -> bitcoind's cookie
         self.cgroup_fallback = False  # said once: the engine's stats are empty, cgroups are read directly
         self.node_subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []  # no Prometheus from there
+        self.node_gateways: frozenset[str] = frozenset()  # but from their gateways: the host
 
     def cookie(self, container_id: str, chain: str, fresh: bool = False) -> tuple[str, str]:
         if fresh or container_id not in self.cookies:
@@ -833,15 +839,15 @@ class Collector:
                     if (summary.get("Labels") or {}).get("peerlab.implementation") == "statoshi":
                         statoshi.add(net["IPAddress"])
         self.statsd.senders = statoshi
-        subnets = []
+        subnets, gateways = [], set()
         for spec in self.config.get("networks", {}).values():
             try:
-                subnets += [ipaddress.ip_network(entry["Subnet"], strict=False) for entry in
-                            (docker(f"/networks/{quote(spec.get('docker_network', ''), safe='')}").get("IPAM", {}).get("Config") or [])
-                            if entry.get("Subnet")]
+                ipam = docker(f"/networks/{quote(spec.get('docker_network', ''), safe='')}").get("IPAM", {}).get("Config") or []
+                subnets += [ipaddress.ip_network(entry["Subnet"], strict=False) for entry in ipam if entry.get("Subnet")]
+                gateways |= {entry["Gateway"] for entry in ipam if entry.get("Gateway")}
             except (OSError, ValueError) as error:
                 log(f"network {spec.get('docker_network')}: {error}")
-        self.node_subnets = subnets
+        self.node_subnets, self.node_gateways = subnets, frozenset(gateways)
         jobs = []
         with ThreadPoolExecutor(max_workers=16) as pool:
             for network, spec in self.config.get("networks", {}).items():
@@ -904,7 +910,7 @@ class Collector:
 def serve_prometheus(collector: Collector) -> None:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if in_subnets(self.client_address[0], collector.node_subnets):
+            if in_subnets(self.client_address[0], collector.node_subnets, collector.node_gateways):
                 self.send_error(403, "not from a node network")  # only the monitoring network and the host
                 return
             if self.path.split("?")[0] != "/metrics":

@@ -126,6 +126,9 @@ def test_prometheus_refuses_node_networks() -> None:
     assert collector.in_subnets("172.18.3.4", subnets) and collector.in_subnets("fd00:1::5", subnets)
     assert not collector.in_subnets("127.0.0.1", subnets) and not collector.in_subnets("172.19.0.2", subnets)
     assert not collector.in_subnets("not-an-address", subnets)
+    # the network's gateway is the Docker host: a published port's connections come from there
+    assert not collector.in_subnets("172.18.0.1", subnets, frozenset({"172.18.0.1"}))
+    assert collector.in_subnets("172.18.0.2", subnets, frozenset({"172.18.0.1"}))
 
 
 def test_outputs_keep_precision_and_label_keys() -> None:
