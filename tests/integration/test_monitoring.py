@@ -25,6 +25,7 @@ NETWORK = "mon"
 NODES = ["n1", "n2", "n3", "n4"]
 GRAPHITE = "http://127.0.0.1:18080"
 PROMETHEUS = "http://127.0.0.1:19332/metrics"
+OBSERVER_PROMETHEUS = "http://127.0.0.1:19334/metrics"
 # Names of their own, so the test never touches a lab the user runs on this machine.
 MONITORING = {
     "peerlab_monitoring": True,
@@ -37,7 +38,7 @@ MONITORING = {
     "collector_bus_container": "peerlab-test-bus",
     "collector_observer_container": "peerlab-test-observer",
     "collector_events_publish": "",
-    "collector_observer_prometheus_publish": "",
+    "collector_observer_prometheus_publish": "127.0.0.1:19334",
     "grafana_container": "peerlab-test-grafana",
     "grafana_volume": "peerlab-test-grafana-data",
     "grafana_publish": "",
@@ -165,7 +166,11 @@ def test_prometheus_endpoint_serves_every_node(lab: Lab) -> None:
         text = response.read().decode()
     for node in NODES:
         assert f'peerlab_up{{network="{NETWORK}",node="{node}"}} 1' in text
-    assert "# TYPE peerlab_message_received counter" in text
+    # what comes from events and from every host is the observer's
+    with urllib.request.urlopen(OBSERVER_PROMETHEUS, timeout=10) as response:
+        observed = response.read().decode()
+    assert "# TYPE peerlab_message_received counter" in observed
+    assert f'peerlab_network_edges_connected{{network="{NETWORK}"}} {len(NODES)}' in observed
 
 
 def test_collector_config_holds_no_secret_and_graphite_admin_is_not_anonymous(lab: Lab) -> None:
