@@ -23,7 +23,6 @@ RPC password is stored on the Docker host. Metric names: docs/metrics.md.
 from __future__ import annotations
 
 import base64
-import calendar
 import http.client
 import http.server
 import io
@@ -296,12 +295,9 @@ def best_containers(summaries: list[dict[str, Any]]) -> dict[tuple[str, str], di
 
 
 def docker_time(stamp: str) -> float:
-    """RFC3339Nano (Docker's log timestamps, UTC) -> seconds since the epoch."""
-    match = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z", stamp)
-    if not match:
-        return time.time()
-    parts = [int(part) for part in match.groups()[:6]]
-    return float(calendar.timegm((*parts, 0, 0, 0))) + float("0." + (match[7] or "0"))
+    """RFC3339Nano (Docker's log timestamps, UTC) -> seconds since the epoch (now if unreadable)."""
+    when = events.epoch(stamp)
+    return time.time() if when is None else when
 
 
 def docker_since(stamp: str) -> str:

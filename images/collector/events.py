@@ -11,6 +11,7 @@ names: [a-z0-9_-], so they never contain NATS's separators or wildcards).
 
 from __future__ import annotations
 
+import calendar
 import json
 import queue
 import re
@@ -25,8 +26,9 @@ from typing import Any
 SCHEMA = 1
 KINDS = ("msg", "conn", "block", "tx", "addr", "poll", "alert", "propagation")
 
-# bitcoind's own timestamp at the start of a line (Docker adds a finer one before it).
-_BITCOIND_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ")
+# bitcoind's own timestamp at the start of a line (Docker adds its own before it).
+_BITCOIND_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ")
+_RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z")
 _PEER = r"peer=(\d+)(?:, peeraddr=(\S+))?"
 _RECEIVED = re.compile(r"^\[net\] received: (\S+) \((\d+) bytes\) " + _PEER)
 _SENDING = re.compile(r"^\[net\] sending (\S+) \((\d+) bytes\) " + _PEER)
@@ -48,6 +50,15 @@ _TX_REJECTED = re.compile(r"^\[mempoolrej\] ([0-9a-f]{64}) \(wtxid=[0-9a-f]{64}\
 def peer_host(addr: str) -> str:
     """The host part of a peer address (IPv4:port, [IPv6]:port or name:port)."""
     return addr.rsplit(":", 1)[0].strip("[]") if addr else ""
+
+
+def epoch(stamp: str) -> float | None:
+    """An RFC 3339 UTC timestamp (Docker's, bitcoind's) -> seconds since the epoch; None if it is not one."""
+    match = _RFC3339.match(stamp)
+    if not match:
+        return None
+    parts = [int(part) for part in match.groups()[:6]]
+    return float(calendar.timegm((*parts, 0, 0, 0))) + float("0." + (match[7] or "0"))
 
 
 def subject(network: str, node: str, kind: str) -> str:
@@ -136,7 +147,13 @@ class NodeLog:
         """Events in one log line ([] for most lines); a line a previous read already gave is skipped."""
         if not self.cursor.fresh(stamp):
             return []
-        line = _BITCOIND_TIME.sub("", line, count=1)
+        if own := _BITCOIND_TIME.match(line):
+            # With logtimemicros (the regtest default) bitcoind's own time is the one to trust:
+            # Docker stamps a line when dockerd reads it, and on a busy host a node's lines can be
+            # read late, so two nodes' Docker times may disagree with the order things happened.
+            if "." in own[1]:
+                when = epoch(own[1]) or when
+            line = line[own.end():]
         if line.startswith("[net] "):
             if match := _RECEIVED.match(line):
                 if _BLOCK_MESSAGE.match(line):

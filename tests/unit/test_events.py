@@ -345,6 +345,27 @@ def test_block_connect_time_is_from_the_blocks_data_to_the_tip() -> None:
     assert blocks == [(102, 3.0), (103, None)]  # lines 0 -> 3; a block fetched after its header: not measured
 
 
+def test_block_times_are_bitcoinds_own_when_it_logs_microseconds() -> None:
+    # CI caught n5 reported as the first to have a block n1 mined: Docker stamps a line when dockerd
+    # reads it, and on a busy host n1's lines were read after n5's. With logtimemicros (the regtest
+    # default) bitcoind's own time is used; a line without a fraction keeps Docker's.
+    mined, took = events.NodeLog("lab", "n1"), events.NodeLog("lab", "n5")
+    n1 = mined.feed("2026-12-01T19:33:41.900000000Z", 1_796_153_621.9,
+                    f"2026-12-01T19:33:41.100200Z UpdateTip: new best={PEER_BLOCK} height=102 version=0x20000000")
+    n5 = took.feed("2026-12-01T19:33:41.300000000Z", 1_796_153_621.3,
+                   f"2026-12-01T19:33:41.140000Z UpdateTip: new best={PEER_BLOCK} height=102 version=0x20000000")
+    assert (n1[0]["time"], n5[0]["time"]) == (1_796_153_621.1002, 1_796_153_621.14)
+    metrics = observer.Metrics()
+    metrics.configure(config(["n1", "n5"], []))
+    metrics.take(n5[0], 0.0)
+    produced = metrics.take(n1[0], 0.0)
+    assert [(e["first"], e["last"], e["seconds"]) for e in produced] == [("n1", "n5", 0.0398)]
+    plain = took.feed("2026-12-01T19:34:00.250000000Z", 1_796_153_640.25,
+                      f"2026-12-01T19:34:00Z UpdateTip: new best={OWN_BLOCK} height=103")
+    assert plain[0]["time"] == 1_796_153_640.25
+    assert events.epoch("2026-12-01T19:33:41Z") == 1_796_153_621.0 and events.epoch("n/a") is None
+
+
 def test_archive_keeps_every_event_and_replays_a_window(tmp_path: Path) -> None:
     archive = observer.Archive(str(tmp_path), keep_hours=2)
     hour = 1_796_151_600.0  # 2026-12-01T19:00:00Z
