@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -75,5 +76,22 @@ def test_unpruned_mainnet_on_a_small_disk_is_refused(make_lab: Any, client: Any)
     assert run.rc != 0
     assert f"Not enough disk on localhost for unpruned nodes {NETWORK}-a (mainnet, about 900 GiB)" in said, said[-2000:]
     assert "prune: 550" in said and f"{NETWORK}-b" not in said.split("Not enough disk")[1], "b is pruned by default"
+    assert containers(client, NETWORK) == [] and not (lab.directory / "secrets").exists()
+    assert "Build" not in said and "Provide the base image" not in said, "refused before the images role"
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    pytest.param({"collector_detectors": {"ping_count": 0, "pign_window": 60}},
+                 "collector_detectors: unknown threshold(s) ['pign_window'] or a value that is not a positive number", id="detectors"),
+    pytest.param({"graphite_retention": "forever"}, "graphite_retention must look like 10s:6h,1m:7d,10m:5y (got 'forever')", id="graphite"),
+])
+def test_bad_monitoring_settings_are_refused_before_any_change(make_lab: Any, client: Any, settings: dict[str, Any],
+                                                              expected: str) -> None:
+    # These were checked by the monitoring roles, after the nodes had been deployed.
+    lab = make_lab({NETWORK: {}})
+    lab.write(network())
+    run = lab.playbook("deploy.yml", "-e", json.dumps({"peerlab_monitoring": True, **settings}))
+    said = " ".join(run.output.split())
+    assert run.rc != 0 and expected in said, said[-2000:]
     assert containers(client, NETWORK) == [] and not (lab.directory / "secrets").exists()
     assert "Build" not in said and "Provide the base image" not in said, "refused before the images role"
