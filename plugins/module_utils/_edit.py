@@ -1,0 +1,225 @@
+# Copyright: peerlab developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Changes to a topology file, written back so the file stays the truth (the portal's and `make
+connect`'s way to shape a network).
+
+A change is made on the file's YAML as read (ruamel.yaml round trip: comments, order and flow
+style are kept), validated by the same topology model as the inventory plugin (the same words for
+the same mistake), and written only if valid: under a lock, to a temporary file replaced
+atomically, and only if the file is still the version the change was made against (two editors at
+once: the second is told to reload, nothing is lost, nothing is half-written).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ._topology import Network, TopologyError, parse
+
+try:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    HAS_RUAMEL = True
+except ImportError:  # the controller's requirements.txt and the portal's image have it
+    HAS_RUAMEL = False
+
+
+class EditError(ValueError):
+    """A change refused: `problems` holds one message per problem (the topology model's words)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Conflict(EditError):
+    """The file changed since it was read: read it again and redo the change."""
+
+
+@dataclass
+class Document:
+    path: str
+    text: str
+    data: Any  # the file's YAML as ruamel.yaml reads it (a CommentedMap)
+
+    @property
+    def version(self) -> str:
+        return version_of(self.text)
+
+    def networks(self) -> Any:
+        return self.data.get("networks")
+
+
+def version_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _yaml() -> Any:
+    if not HAS_RUAMEL:
+        raise EditError(["ruamel.yaml is not installed (pip install -r requirements.txt)"])
+    yaml = YAML()  # round trip
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    return yaml
+
+
+def load(path: str) -> Document:
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    return Document(path, text, _yaml().load(text))
+
+
+def dump(data: Any, explicit_start: bool = False) -> str:
+    out = io.StringIO()
+    yaml = _yaml()
+    yaml.explicit_start = explicit_start
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def plain(value: Any) -> Any:
+    """ruamel's types as plain dicts and lists (what the topology model reads)."""
+    if isinstance(value, dict):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes (on the document's data; each refuses what it cannot do with a message naming it)
+
+def _network(data: Any, name: str) -> Any:
+    networks = data.get("networks") if isinstance(data, dict) else None
+    if not isinstance(networks, dict) or name not in networks or not isinstance(networks[name], dict):
+        raise EditError([f"network '{name}' is not in this topology"])
+    return networks[name]
+
+
+def _model(network: str, raw: Any) -> list[Network]:
+    """The network as the model reads it now ([] if it is invalid: the change's validation says why)."""
+    try:
+        return parse({network: plain(raw)}, "(check)")
+    except TopologyError:
+        return []
+
+
+def _edge_ends(raw: Any) -> tuple[Any, Any] | None:
+    if isinstance(raw, dict):
+        return raw.get("from"), raw.get("to")
+    if isinstance(raw, list) and len(raw) == 2:
+        return raw[0], raw[1]
+    return None
+
+
+def _flow_map(**items: Any) -> Any:
+    entry = CommentedMap(items)
+    entry.fa.set_flow_style()
+    return entry
+
+
+def connect(data: Any, network: str, source: str, target: str) -> None:
+    """A declared edge source -> target (source initiates, as in the file's edges)."""
+    raw = _network(data, network)
+    if raw.get("edges") is None:
+        raw["edges"] = CommentedSeq()
+    raw["edges"].append(_flow_map(**{"from": source, "to": target}))
+
+
+def disconnect(data: Any, network: str, one: str, other: str) -> None:
+    """Remove the declared edge between two nodes (either direction). An edge a generator makes is
+    not in the file to remove: refused, naming the generator."""
+    raw = _network(data, network)
+    edges = raw.get("edges") or []
+    for index, edge in enumerate(edges):
+        if {*(_edge_ends(edge) or ())} == {one, other}:
+            del edges[index]
+            return
+    for found in _model(network, raw):
+        if any({a, b} == {one, other} for a, b in found.edges):
+            raise EditError([f"network '{network}': edge {one} - {other} is made by a generator, not listed in 'edges': "
+                             "replace the generator by its nodes and edges to remove one of its links"])
+    raise EditError([f"network '{network}': there is no edge between {one} and {other}"])
+
+
+def add_node(data: Any, network: str, name: str, settings: dict[str, Any] | None = None,
+             links: list[str] | tuple[str, ...] = ()) -> None:
+    """A node (with per-node settings; the model checks them) and edges from it to `links`."""
+    raw = _network(data, network)
+    # An explicit entry with a generated node's name would change that node, not add one.
+    if name in {node.name for found in _model(network, raw) for node in found.nodes}:
+        raise EditError([f"network '{network}': node '{name}': duplicate node name"])
+    if raw.get("nodes") is None:
+        raw["nodes"] = CommentedSeq()
+    raw["nodes"].append(_flow_map(name=name, **(settings or {})))
+    for target in links:
+        connect(data, network, name, target)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validating and writing
+
+Validator = Callable[[dict[str, Any], str], None]
+
+
+def model_validator(known_hosts: set[str] | None = None, taken_names: set[str] | None = None,
+                    swarm_hosts: set[str] | None = None) -> Validator:
+    """The inventory plugin's check (the same model, the same messages), with the inventory's hosts."""
+    def validate(networks: dict[str, Any], source: str) -> None:
+        try:
+            parse(networks, source, known_hosts=known_hosts, taken_names=taken_names, swarm_hosts=swarm_hosts)
+        except TopologyError as error:
+            raise EditError(error.problems) from None
+    return validate
+
+
+@contextmanager
+def locked(path: str) -> Iterator[None]:
+    """An exclusive lock next to the file (<file>.lock), held while a change is checked and written."""
+    handle = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+
+def write(path: str, text: str) -> None:
+    """Replace the file atomically (same directory, same mode): a reader sees the old or the new file."""
+    mode = os.stat(path).st_mode & 0o7777
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".peerlab-edit-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def change(path: str, version: str | None, edit: Callable[[Any], None], validate: Validator) -> Document:
+    """Apply `edit` to the file if it is still `version` (None: whatever it is now), validate the
+    result, write it. Returns the new document; raises Conflict or EditError with the file untouched."""
+    with locked(path):
+        document = load(path)
+        if version is not None and document.version != version:
+            raise Conflict([f"{path} changed since it was read (by another browser or a deploy): reload and try again"])
+        edit(document.data)
+        text = dump(document.data, explicit_start=document.text.startswith("---"))
+        validate(plain(document.networks()), path)
+        write(path, text)
+        return Document(path, text, document.data)

@@ -1,0 +1,134 @@
+"""Topology edits written back: the file keeps its comments and order, bad changes are refused with
+the inventory plugin's words and leave the file as it was, and concurrent editors lose nothing."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.peerlab.bitcoin.plugins.module_utils import _edit
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import parse
+
+DEFAULT_LAB = Path(__file__).resolve().parents[2] / "inventories" / "local" / "02-topology.peerlab.yml"
+VALIDATE = _edit.model_validator(known_hosts={"localhost"})
+
+
+@pytest.fixture
+def topology(tmp_path: Path) -> Path:
+    path = tmp_path / "02-topology.peerlab.yml"
+    path.write_text(DEFAULT_LAB.read_text())
+    path.chmod(0o640)
+    return path
+
+
+def edges(path: Path) -> set[frozenset[str]]:
+    network = parse(_edit.plain(_edit.load(str(path)).networks()), str(path))[0]
+    return {frozenset(edge) for edge in network.edges}
+
+
+def test_connect_appends_one_line_and_keeps_everything_else(topology: Path) -> None:
+    before = topology.read_text()
+    version = _edit.version_of(before)
+    _edit.change(str(topology), version, lambda data: _edit.connect(data, "lab", "n2", "n4"), VALIDATE)
+    after = topology.read_text()
+    assert after == before.replace("      - {from: n2, to: n5}\n", "      - {from: n2, to: n5}\n      - {from: n2, to: n4}\n")
+    assert frozenset({"n2", "n4"}) in edges(topology) and len(edges(topology)) == 8
+    assert oct(topology.stat().st_mode & 0o777) == "0o640"
+    assert not [name for name in os.listdir(topology.parent) if name.startswith(".peerlab-edit-")]
+
+
+def test_disconnect_removes_exactly_the_declared_edge_and_refuses_a_generated_one(topology: Path) -> None:
+    before = topology.read_text()
+    _edit.change(str(topology), None, lambda data: _edit.connect(data, "lab", "n2", "n4"), VALIDATE)
+    _edit.change(str(topology), None, lambda data: _edit.disconnect(data, "lab", "n4", "n2"), VALIDATE)
+    assert topology.read_text() == before
+    with pytest.raises(_edit.EditError, match="edge n1 - n2 is made by a generator"):
+        _edit.change(str(topology), None, lambda data: _edit.disconnect(data, "lab", "n1", "n2"), VALIDATE)
+    with pytest.raises(_edit.EditError, match="there is no edge between n1 and n4"):
+        _edit.change(str(topology), None, lambda data: _edit.disconnect(data, "lab", "n1", "n4"), VALIDATE)
+    assert topology.read_text() == before
+
+
+def test_add_node_with_links_is_one_node_entry_and_its_edges(topology: Path) -> None:
+    _edit.change(str(topology), None, lambda data: _edit.add_node(data, "lab", "n6", {"resources": {"memory": "300m"}}, ["n1", "n4"]),
+                 VALIDATE)
+    text = topology.read_text()
+    assert "    nodes:\n      - {name: n6, resources: {memory: 300m}}\n" in text
+    assert "      - {from: n6, to: n1}\n      - {from: n6, to: n4}\n" in text
+    network = parse(_edit.plain(_edit.load(str(topology)).networks()), str(topology))[0]
+    n6 = next(node for node in network.nodes if node.name == "n6")
+    assert n6.peers_out == ("n1", "n4") and n6.resources["memory"] == "300m" and n6.resources["cpus"] == 0.5
+    assert "# The default lab: five regtest nodes" in text, "comments are kept"
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda data: _edit.connect(data, "lab", "n2", "n2"), "network 'lab': edge n2 -> n2: self-loop: a node cannot connect to itself"),
+    (lambda data: _edit.connect(data, "lab", "n3", "n1"), "network 'lab': edge n3 -> n1: duplicate edge"),
+    (lambda data: _edit.connect(data, "lab", "n2", "n9"), "network 'lab': edge n2 -> n9: unknown node 'n9'"),
+    (lambda data: _edit.add_node(data, "lab", "n3"), "network 'lab': node 'n3': duplicate node name"),
+    (lambda data: _edit.add_node(data, "lab", "N 7"), "node name 'N 7' must be 1-32 lowercase letters"),
+    (lambda data: _edit.add_node(data, "lab", "n6", {"host": "elsewhere"}), "host 'elsewhere' is not in the inventory"),
+    (lambda data: _edit.add_node(data, "lab", "n6", {"colour": "red"}), "unknown key 'colour'"),
+    (lambda data: _edit.connect(data, "net2", "n1", "n2"), "network 'net2' is not in this topology"),
+], ids=["self-loop", "duplicate-edge", "unknown-node", "duplicate-name", "bad-name", "unknown-host", "unknown-key", "unknown-network"])
+def test_a_bad_change_is_refused_with_the_models_words_and_the_file_unchanged(topology: Path, edit: _edit.Callable[..., None],
+                                                                              message: str) -> None:
+    before = topology.read_text()
+    with pytest.raises(_edit.EditError) as refused:
+        _edit.change(str(topology), None, edit, VALIDATE)
+    assert message in str(refused.value)
+    assert topology.read_text() == before
+
+
+def test_a_ninth_outbound_link_is_refused(topology: Path) -> None:
+    before = topology.read_text()
+    def grow(data: object) -> None:
+        for index in range(6, 13):
+            _edit.add_node(data, "lab", f"n{index}")
+        for index in range(6, 12):  # n1 initiates n1 -> n2 (the ring) and n1 -> n3: six more make 8, the limit
+            _edit.connect(data, "lab", "n1", f"n{index}")
+
+    _edit.change(str(topology), None, grow, VALIDATE)
+    with pytest.raises(_edit.EditError, match="node 'n1': initiates 9 edges; addnode allows at most 8"):
+        _edit.change(str(topology), None, lambda data: _edit.connect(data, "lab", "n1", "n12"), VALIDATE)
+    assert topology.read_text() != before and "{from: n1, to: n12}" not in topology.read_text()
+
+
+def test_an_editor_with_an_old_version_is_told_to_reload(topology: Path) -> None:
+    old = _edit.load(str(topology)).version
+    _edit.change(str(topology), old, lambda data: _edit.connect(data, "lab", "n2", "n4"), VALIDATE)
+    between = topology.read_text()
+    with pytest.raises(_edit.Conflict, match=r"changed since it was read .*reload"):
+        _edit.change(str(topology), old, lambda data: _edit.connect(data, "lab", "n3", "n5"), VALIDATE)
+    assert topology.read_text() == between
+
+
+def test_concurrent_editors_lose_nothing(topology: Path) -> None:
+    # Eight writers at once, each re-reading after a conflict: every change lands, the file parses.
+    errors: list[BaseException] = []
+
+    def add(index: int) -> None:
+        try:
+            for _ in range(50):
+                version = _edit.load(str(topology)).version
+                try:
+                    _edit.change(str(topology), version, lambda data: _edit.add_node(data, "lab", f"m{index}", links=["n1"]), VALIDATE)
+                    return
+                except _edit.Conflict:
+                    continue
+            raise AssertionError(f"m{index} never landed")
+        except BaseException as error:  # reported by the test thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=add, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    network = parse(_edit.plain(_edit.load(str(topology)).networks()), str(topology))[0]
+    assert sorted(node.name for node in network.nodes if node.name.startswith("m")) == [f"m{index}" for index in range(8)]
+    assert all(frozenset({f"m{index}", "n1"}) in {frozenset(edge) for edge in network.edges} for index in range(8))
