@@ -766,7 +766,8 @@ class Collector:
         poll: dict[str, Any] = {"up": bool(chain), "restarts": restarts, "addresses": addresses}
         if chain:
             out[0] = Sample(scope, "up", 1)
-            poll.update(tip=chain["bestblockhash"], height=chain["blocks"], headers=chain["headers"])
+            poll.update(tip=chain["bestblockhash"], height=chain["blocks"], headers=chain["headers"],
+                        progress=chain.get("verificationprogress"))
             out += [Sample(scope, "chain.height", chain["blocks"]), Sample(scope, "chain.headers", chain["headers"]),
                     Sample(scope, "chain.tip", tip_id(chain["bestblockhash"])),
                     Sample(scope, "system.disk_size", chain.get("size_on_disk", 0))]
@@ -780,6 +781,7 @@ class Collector:
                               "conntime": peer.get("conntime")}
                              for peer in peers]
         if totals:
+            poll["bytes"] = {"sent": totals["totalbytessent"], "received": totals["totalbytesrecv"]}
             out += [Sample(scope, "bandwidth.bytes_sent", totals["totalbytessent"]),
                     Sample(scope, "bandwidth.bytes_received", totals["totalbytesrecv"])]
         if mempool:

@@ -114,6 +114,7 @@ class NodeCounts:
     last_block: float | None = None
     connections: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
+    last_alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # detector -> its latest alert event
 
 
 @dataclass
@@ -189,7 +190,45 @@ class Metrics:
                 counts.connections[event["event"]] = counts.connections.get(event["event"], 0) + 1
             elif kind == "alert":
                 counts.alerts[event["detector"]] = counts.alerts.get(event["detector"], 0) + 1
+                counts.last_alerts[event["detector"]] = event
             return []
+
+    def state(self, now: float, interval: float, active: float = 600.0) -> dict[str, Any]:
+        """What each network looks like now, from its nodes' latest polls (the portal's view): per
+        node its chain, peers (managed ones named, others as addresses with their user agent),
+        mempool, traffic totals, uptime, restarts and alerts raised in the last `active` seconds;
+        each declared edge with whether both ends see it."""
+        out: dict[str, Any] = {}
+        with self.lock:
+            for network, state in sorted(self.networks.items()):
+                nodes: dict[str, Any] = {}
+                links: set[frozenset[str]] = set()
+                for node in state.nodes:
+                    received, poll = state.polls.get(node, (None, {}))
+                    counts = state.counts.get(node, NodeCounts())
+                    peers = []
+                    for peer in poll.get("peers") or []:
+                        name = peer.get("node") or state.names.get(events.peer_host(peer.get("addr", "")))
+                        peers.append({**peer, "node": name})
+                        if name:
+                            links.add(frozenset((node, name)))
+                    pings = sorted(peer["pingtime"] for peer in peers if isinstance(peer.get("pingtime"), (int, float)))
+                    nodes[node] = {
+                        "fresh": received is not None and now - received <= 3 * interval,
+                        "up": bool(poll.get("up")), "polled": received,
+                        **{key: poll.get(key) for key in ("height", "headers", "tip", "progress", "uptime", "restarts",
+                                                          "mempool", "bytes")},
+                        "peers": peers,
+                        "peers_in": sum(1 for peer in peers if peer.get("inbound")),
+                        "peers_out": sum(1 for peer in peers if not peer.get("inbound")),
+                        "median_ping": pings[len(pings) // 2] if pings else None,
+                        "mined": counts.mined,
+                        "alerts": [{"detector": detector, "time": alert["time"], "message": alert.get("message", "")}
+                                   for detector, alert in sorted(counts.last_alerts.items()) if now - float(alert["time"]) <= active],
+                    }
+                out[network] = {"nodes": nodes,
+                                "edges": [{"from": a, "to": b, "connected": frozenset((a, b)) in links} for a, b in state.edges]}
+        return out
 
     def samples(self, now: float, interval: float) -> list[Sample]:
         out: list[Sample] = []
@@ -291,13 +330,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/metrics":
             body = collector.prometheus_text(self.observer.latest).encode()
             self._answer(200, body, "text/plain; version=0.0.4")
+        elif path == "/state":
+            body = json.dumps(self.observer.metrics.state(time.time(), float(self.observer.config.get("interval", 10)))).encode()
+            self._answer(200, body, "application/json")
         elif path == "/healthz":
             ready = self.observer.bus is not None and self.observer.bus.connected.is_set()
             self._answer(200 if ready else 503, b"ok\n" if ready else b"bus not connected\n", "text/plain")
         elif path == "/events" and self.headers.get("Upgrade", "").lower() == "websocket":
             self._websocket()
         else:
-            self._answer(404, b"not found: /events (websocket), /metrics, /healthz\n", "text/plain")
+            self._answer(404, b"not found: /events (websocket), /metrics, /state, /healthz\n", "text/plain")
 
     def _answer(self, status: int, body: bytes, kind: str) -> None:
         self.send_response(status)

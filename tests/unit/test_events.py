@@ -381,3 +381,31 @@ def test_archive_keeps_every_event_and_replays_a_window(tmp_path: Path) -> None:
     os.utime(tmp_path / "events-20261201T20.jsonl.gz", (hour + 3600, hour + 3600))
     archive.flush(hour + 3 * 3600 - 1)  # the 19h file, last written almost three hours ago, goes
     assert [path.name for path in tmp_path.iterdir()] == ["events-20261201T20.jsonl.gz"]
+
+
+def test_state_names_managed_peers_lists_foreign_ones_and_marks_edges_connected() -> None:
+    # The portal's view: n1 sees n2 and a foreign bitcoind; n2 sees n1 by address; n3 never answered.
+    metrics = observer.Metrics()
+    metrics.configure(config(["n1", "n2", "n3"], [["n1", "n2"], ["n2", "n3"]]))
+    foreign = {"id": 7, "addr": "172.18.0.99:41000", "node": None, "inbound": True, "conn_type": "inbound",
+               "subver": "/Satoshi:27.0.0/", "pingtime": 0.004}
+    metrics.take(events.make("poll", "lab", "n1", 90.0, up=True, addresses=["172.18.0.2"]), 80.0)
+    metrics.take(events.make("poll", "lab", "n2", 90.0, up=True, height=5, tip="a" * 64, addresses=["172.18.0.3"],
+                             peers=[{"id": 3, "addr": "172.18.0.2:50000", "inbound": True}]), 95.0)
+    metrics.take(events.make("poll", "lab", "n1", 99.0, up=True, height=5, headers=5, tip="a" * 64, uptime=69, restarts=1,
+                             mempool={"size": 2, "bytes": 400}, bytes={"sent": 10, "received": 20},
+                             peers=[{"id": 1, "addr": "lab-n2:18444", "node": "n2", "inbound": False, "pingtime": 0.001}, foreign]), 99.0)
+    metrics.take(events.make("alert", "lab", "n1", 96.0, detector="ping_spam", message="peer 7: 4 pings in 120 s"), 96.0)
+    metrics.take(events.make("alert", "lab", "n2", -600.0, detector="restart", message="long ago"), 96.0)
+    state = metrics.state(now=100.0, interval=10.0)["lab"]
+    n1, n2, n3 = (state["nodes"][node] for node in ("n1", "n2", "n3"))
+    assert (n1["fresh"], n1["height"], n1["uptime"], n1["restarts"]) == (True, 5, 69, 1)
+    assert (n1["mempool"]["size"], n1["bytes"]["received"]) == (2, 20)
+    assert (n1["peers_in"], n1["peers_out"], n1["median_ping"]) == (1, 1, 0.004)
+    assert [peer["node"] for peer in n1["peers"]] == ["n2", None] and n1["peers"][1]["subver"] == "/Satoshi:27.0.0/"
+    assert [peer["node"] for peer in n2["peers"]] == ["n1"], "named by n1's own address from its earlier poll"
+    assert n1["alerts"] == [{"detector": "ping_spam", "time": 96.0, "message": "peer 7: 4 pings in 120 s"}] and n2["alerts"] == []
+    assert (n3["fresh"], n3["up"], n3["peers"]) == (False, False, [])
+    assert state["edges"] == [{"from": "n1", "to": "n2", "connected": True}, {"from": "n2", "to": "n3", "connected": False}]
+    later = metrics.state(now=128.0, interval=10.0)["lab"]["nodes"]
+    assert (later["n1"]["fresh"], later["n2"]["fresh"], later["n1"]["alerts"][0]["detector"]) == (True, False, "ping_spam")
