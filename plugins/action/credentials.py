@@ -50,7 +50,7 @@ class ActionModule(ActionBase):
         result["created"] = created
         result["path"] = path
         result["credentials"] = {
-            node: {user: {"password": stored[node][user]["password"],
+            node: {user: {"password": stored[node][user]["password"], "salt": stored[node][user]["salt"],
                           "rpcauth": rpcauth_line(user, stored[node][user]["salt"], stored[node][user]["password"])}
                    for user in users}
             for node in nodes

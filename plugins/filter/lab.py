@@ -259,17 +259,19 @@ def monitoring_host(groups: Any, node_host: str) -> str:
 
 def image_needs(hosts: list[str], hostvars: Any, build_host: str, monitoring: dict[str, str]) -> list[dict[str, Any]]:
     """Per Docker host other than the build host, the images it must hold: its nodes' images, and
-    with monitoring ({collector, graphite, host}) the collector (every node host and the monitoring
-    host: the bus and the observer run from its image) and Graphite."""
+    with monitoring ({collector, graphite, portal, host}; an image left out or '' is not deployed)
+    the collector (every node host and the monitoring host: the bus and the observer run from its
+    image), Graphite and the portal on the monitoring host."""
     needs: dict[str, set[str]] = {}
+    collector = monitoring.get("collector") or ""
     for _host, variables in _vars(hosts, hostvars):
         wanted = needs.setdefault(variables["peerlab_docker_host"], set())
         wanted.add(variables["images_node_image"])
-        if monitoring:
-            wanted.add(monitoring["collector"])
-    if monitoring:
-        # the monitoring host runs Graphite, and the bus and the observer from the collector image
-        needs.setdefault(monitoring["host"], set()).update((monitoring["graphite"], monitoring["collector"]))
+        if collector:
+            wanted.add(collector)
+    central = {monitoring.get(name) or "" for name in ("collector", "graphite", "portal")} - {""}
+    if central:
+        needs.setdefault(monitoring["host"], set()).update(central)
     return [{"host": host, "images": sorted(images)} for host, images in sorted(needs.items()) if host != build_host]
 
 

@@ -182,10 +182,15 @@ def model_validator(known_hosts: set[str] | None = None, taken_names: set[str] |
     return validate
 
 
+def lock_path(path: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.lock")
+
+
 @contextmanager
 def locked(path: str) -> Iterator[None]:
-    """An exclusive lock next to the file (<file>.lock), held while a change is checked and written."""
-    handle = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    """An exclusive lock next to the file (.<file>.lock: hidden, so no inventory plugin reads it),
+    held while a change is checked and written."""
+    handle = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield

@@ -57,7 +57,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 credentials:
-  description: node -> user -> C(password) and C(rpcauth).
+  description: node -> user -> C(password), C(salt) and C(rpcauth).
   returned: always
   type: dict
 created:

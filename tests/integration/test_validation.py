@@ -85,8 +85,8 @@ def test_unpruned_mainnet_on_a_small_disk_is_refused(make_lab: Any, client: Any)
                  "collector_detectors: unknown threshold(s) ['pign_window'] or a value that is not a positive number", id="detectors"),
     pytest.param({"graphite_retention": "forever"}, "graphite_retention must look like 10s:6h,1m:7d,10m:5y (got 'forever')", id="graphite"),
 ])
-def test_bad_monitoring_settings_are_refused_before_any_change(make_lab: Any, client: Any, settings: dict[str, Any],
-                                                              expected: str) -> None:
+def test_bad_monitoring_settings_are_refused_before_any_change(
+        make_lab: Any, client: Any, settings: dict[str, Any], expected: str) -> None:
     # These were checked by the monitoring roles, after the nodes had been deployed.
     lab = make_lab({NETWORK: {}})
     lab.write(network())

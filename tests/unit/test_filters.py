@@ -224,6 +224,10 @@ def test_stale_services_gateway_addresses_and_image_needs() -> None:
     # a monitoring host without nodes gets Graphite and the collector image (bus, observer)
     elsewhere = image_needs(list(hostvars), hostvars, "m1", {"collector": "col:1", "graphite": "gr:1", "host": "g1"})
     assert {"host": "g1", "images": ["col:1", "gr:1"]} in elsewhere
+    # the portal's image goes to the monitoring host; without monitoring no collector image travels
+    portal_only = image_needs(list(hostvars), hostvars, "m1", {"collector": "", "graphite": "", "portal": "portal:1", "host": "g1"})
+    assert portal_only == [{"host": "g1", "images": ["portal:1"]}, {"host": "w1", "images": ["node:1"]}]
+    assert image_needs(list(hostvars), hostvars, "m1", {}) == [{"host": "w1", "images": ["node:1"]}]
     found: list[dict[str, Any]] = [
         {"item": needs[0], "images": [{"RepoTags": ["col:1"]}]},
         {"item": {"host": "w2", "images": ["node:1"]}, "images": []},

@@ -1,0 +1,504 @@
+"""peerlab portal: see and shape a running network in a browser (docs/portal.md).
+
+Reads: the topology files of the inventory (the same model as the inventory plugin) and the
+observer's /state (each node's latest poll: chain, peers, mempool, alerts). Writes: a change is made
+on the topology file (ruamel.yaml round trip, validated by the model, lock + atomic replace,
+refused when the file changed since the page read it), then applied by running the repository's own
+deploy.yml, one job at a time, so the portal never has a second way to make containers or links.
+
+Runs in the peerlab-portal container on the controller's Docker engine with the host's network
+(listening on 127.0.0.1 unless asked), the repository, inventory, secrets and state directories at
+their own paths, and the Docker socket: what it runs is what `ansible-playbook deploy.yml` runs.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG = os.environ.get("PORTAL_CONFIG", "/etc/peerlab/portal.json")
+HERE = Path(__file__).resolve().parent
+VENDOR = Path(os.environ.get("PORTAL_VENDOR", str(HERE / "vendor")))
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+TOPOLOGY_SUFFIXES = (".peerlab.yml", ".peerlab.yaml")
+
+
+def load_config(path: str = CONFIG) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        config: dict[str, Any] = json.load(handle)
+    collections = config.get("collections")
+    if collections and collections not in sys.path:
+        sys.path.insert(0, collections)  # the repository's collection: the topology model and its edits
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# CSRF (the login's hash is checked by the collection's _login, shared with the deploy)
+
+def csrf_ok(sent: str | None, expected: str | None) -> bool:
+    return bool(sent) and bool(expected) and hmac.compare_digest(str(sent), str(expected))
+
+
+# ---------------------------------------------------------------------------------------------
+# The inventory: its Docker hosts (from ansible-inventory, as the plugin sees them) and topology files
+
+@dataclass
+class Inventory:
+    sources: list[str]
+    root: str
+    hosts: set[str] = field(default_factory=set)         # Docker hosts (inventory hosts that are not nodes)
+    taken: set[str] = field(default_factory=set)         # names a network may not take
+    swarm: set[str] = field(default_factory=set)
+    read_at: float = 0.0
+    stamp: tuple[Any, ...] = ()
+    problem: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def topology_files(self) -> list[str]:
+        files: list[str] = []
+        for source in self.sources:
+            path = Path(source)
+            if path.is_dir():
+                files += sorted(str(item) for item in path.iterdir() if item.name.endswith(TOPOLOGY_SUFFIXES))
+            elif path.name.endswith(TOPOLOGY_SUFFIXES):
+                files.append(str(path))
+        return files
+
+    def _stamp(self) -> tuple[Any, ...]:
+        stamps = []
+        for source in self.sources:
+            for path in [Path(source), *(sorted(Path(source).rglob("*")) if Path(source).is_dir() else [])]:
+                try:
+                    stamps.append((str(path), path.stat().st_mtime_ns))
+                except OSError:
+                    continue
+        return tuple(stamps)
+
+    def refresh(self) -> None:
+        """Docker hosts, reserved names and Swarm hosts as the inventory plugin is given them (read
+        again when a file of the inventory changes)."""
+        with self.lock:
+            stamp = self._stamp()
+            if stamp != self.stamp or not self.read_at:
+                self._read(stamp)
+
+    def _read(self, stamp: tuple[Any, ...]) -> None:
+        command = ["ansible-inventory", "--list"]
+        for source in self.sources:
+            command += ["-i", source]
+        result = subprocess.run(command, cwd=self.root, env=ansible_env(self.root), capture_output=True, text=True,
+                                timeout=120, check=False)
+        self.stamp, self.read_at = stamp, time.time()
+        if result.returncode != 0:
+            self.problem = (result.stderr or result.stdout).strip()[-2000:]
+            return
+        self.problem = ""
+        listing = json.loads(result.stdout)
+        groups = {name: set(value.get("hosts", [])) for name, value in listing.items() if isinstance(value, dict) and name != "_meta"}
+        nodes = groups.get("peerlab_nodes", set())
+        networks = {name for name, members in groups.items() if members and members <= nodes and not name.startswith("peerlab")}
+        every = set(listing.get("_meta", {}).get("hostvars", {})) | {host for members in groups.values() for host in members}
+        self.hosts = every - nodes
+        self.swarm = groups.get("peerlab_swarm_managers", set()) | groups.get("peerlab_swarm_workers", set())
+        self.taken = self.hosts | (set(groups) - networks - {"peerlab_nodes", "peerlab_miners", "peerlab_engines"})
+
+    def networks(self) -> tuple[dict[str, Any], list[str]]:
+        """name -> (model Network, its file); and the problems of files that do not parse."""
+        from ansible_collections.peerlab.bitcoin.plugins.module_utils import _edit
+        from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import TopologyError, parse
+
+        found: dict[str, Any] = {}
+        problems: list[str] = []
+        for path in self.topology_files():
+            try:
+                document = _edit.load(path)
+                for network in parse(_edit.plain(document.networks()), path, known_hosts=self.hosts or None,
+                                     swarm_hosts=self.swarm):
+                    found[network.name] = {"model": network, "file": path, "version": document.version}
+            except (TopologyError, OSError, ValueError) as error:
+                problems.append(str(error))
+        return found, problems
+
+    def validator(self) -> Any:
+        from ansible_collections.peerlab.bitcoin.plugins.module_utils import _edit
+
+        return _edit.model_validator(known_hosts=self.hosts or None, taken_names=self.taken, swarm_hosts=self.swarm)
+
+
+def ansible_env(root: str) -> dict[str, str]:
+    return dict(os.environ, ANSIBLE_CONFIG=str(Path(root) / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
+
+
+# ---------------------------------------------------------------------------------------------
+# The view of a network (pure: the model's network and the observer's state in, the page's JSON out)
+
+def external_id(addr: str) -> str:
+    host = addr.rsplit(":", 1)[0].strip("[]") if addr else ""
+    return f"ext:{host}"
+
+
+def network_view(network: Any, state: dict[str, Any] | None, version: str) -> dict[str, Any]:
+    """Managed nodes with their live numbers, declared edges (connected or not), links between
+    managed nodes nobody declared, and every other peer a node has (external: one vertex per address)."""
+    live_nodes = (state or {}).get("nodes", {})
+    nodes = []
+    managed = {node.name for node in network.nodes}
+    links: set[frozenset[str]] = set()
+    externals: dict[str, dict[str, Any]] = {}
+    external_edges: list[dict[str, Any]] = []
+    for node in network.nodes:
+        live = live_nodes.get(node.name) or {}
+        for peer in live.get("peers") or []:
+            if peer.get("node") in managed:
+                links.add(frozenset((node.name, peer["node"])))
+                continue
+            vertex = external_id(peer.get("addr", ""))
+            entry = externals.setdefault(vertex, {"id": vertex, "addr": peer.get("addr", ""), "subver": peer.get("subver", ""),
+                                                  "peers": []})
+            entry["peers"].append({"node": node.name, "addr": peer.get("addr", ""), "inbound": bool(peer.get("inbound")),
+                                   "conn_type": peer.get("conn_type", "")})
+            external_edges.append({"id": f"{node.name}|{vertex}", "from": node.name, "to": vertex, "kind": "external",
+                                   "inbound": bool(peer.get("inbound"))})
+        nodes.append({
+            "id": node.name, "container": node.container, "host": node.host, "implementation": node.implementation,
+            "version": node.version, "miner": node.miner, "chain": network.chain, "peers_declared": list(node.peers_out),
+            "status": "unknown" if not live else ("up" if live.get("up") and live.get("fresh") else "down"),
+            "live": live,
+        })
+    edges = []
+    declared = set()
+    for source, target in network.edges:
+        pair = frozenset((source, target))
+        declared.add(pair)
+        edges.append({"id": "|".join(sorted(pair)), "from": source, "to": target, "kind": "declared",
+                      "connected": pair in links})
+    for pair in sorted(links - declared, key=sorted):
+        source, target = sorted(pair)
+        edges.append({"id": f"{source}|{target}", "from": source, "to": target, "kind": "undeclared", "connected": True})
+    return {"name": network.name, "chain": network.chain, "version": version, "nodes": nodes,
+            "edges": edges + external_edges, "external": sorted(externals.values(), key=lambda item: item["id"]),
+            "hosts": sorted({node.host for node in network.nodes}), "observed": state is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs: one at a time, each a playbook run of the repository
+
+@dataclass
+class Job:
+    id: int
+    title: str
+    command: list[str]
+    state: str = "queued"  # queued, running, ok, failed
+    output: deque[str] = field(default_factory=lambda: deque(maxlen=400))
+    queued: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    changed: int | None = None
+
+    def summary(self, lines: int = 40) -> dict[str, Any]:
+        return {"id": self.id, "title": self.title, "state": self.state, "queued": self.queued, "started": self.started,
+                "finished": self.finished, "changed": self.changed,
+                "seconds": round((self.finished or time.time()) - (self.started or self.queued), 1),
+                "output": list(self.output)[-lines:]}
+
+
+class Jobs:
+    def __init__(self, root: str, sources: list[str], extra: list[str]) -> None:
+        self.root, self.sources, self.extra = root, sources, extra
+        self.items: dict[int, Job] = {}
+        self.pending: deque[Job] = deque()
+        self.lock = threading.Condition()
+        self.next_id = 1
+        threading.Thread(target=self._work, daemon=True, name="jobs").start()
+
+    def playbook(self, title: str, playbook: str, *args: str) -> Job:
+        command = ["ansible-playbook"]
+        for source in self.sources:
+            command += ["-i", source]
+        command += [playbook, *self.extra, *args]
+        with self.lock:
+            for job in self.pending:  # a deploy already waiting will apply this change too
+                if job.command == command and playbook == "deploy.yml":
+                    return job
+            job = Job(self.next_id, title, command)
+            self.next_id += 1
+            self.items[job.id] = job
+            self.pending.append(job)
+            self.lock.notify()
+            return job
+
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                while not self.pending:
+                    self.lock.wait()
+                job = self.pending.popleft()
+            job.state, job.started = "running", time.time()
+            try:
+                process = subprocess.Popen(job.command, cwd=self.root, env=ansible_env(self.root), stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True)
+                text = []
+                for line in process.stdout or []:
+                    job.output.append(line.rstrip("\n"))
+                    text.append(line)
+                code = process.wait()
+                job.changed = sum(int(match[2]) for match in RECAP.findall("".join(text)))
+                job.state = "ok" if code == 0 else "failed"
+            except OSError as error:
+                job.output.append(f"could not run {job.command[0]}: {error}")
+                job.state = "failed"
+            job.finished = time.time()
+            log(f"job {job.id} {job.title}: {job.state} in {job.finished - job.started:.1f} s, changed={job.changed}")
+
+
+def log(message: str) -> None:
+    print(f"peerlab-portal: {message}", file=sys.stderr, flush=True)
+
+
+def observer_state(url: str) -> dict[str, Any] | None:
+    if not url:
+        return None
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/state", timeout=3) as response:
+            state: dict[str, Any] = json.load(response)
+            return state
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The web application
+
+def create_app(config: dict[str, Any]) -> Any:
+    from flask import Flask, abort, jsonify, redirect, render_template, request, send_from_directory, session, url_for
+
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils import _edit
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._login import check_password
+
+    app = Flask(__name__, template_folder=str(HERE / "templates"), static_folder=str(HERE / "static"))
+    app.secret_key = secrets.token_bytes(32)  # sessions end when the portal restarts
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict", MAX_CONTENT_LENGTH=64 * 1024)
+    inventory = Inventory(list(config["inventory"]), config["root"])
+    jobs = Jobs(config["root"], list(config["inventory"]), list(config.get("playbook_args", [])))
+    user = config.get("user", "admin")
+    feed = config.get("feed", "")
+    failures: dict[str, float] = {}
+
+    def current() -> tuple[dict[str, Any], list[str]]:
+        inventory.refresh()
+        return inventory.networks()
+
+    @app.after_request
+    def headers(response: Any) -> Any:
+        origins = " ".join(origin for origin in (feed.split("/events")[0] if feed else "",) if origin)
+        images = " ".join(url for url in (config.get("graphite", ""),) if url)
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: {images}; "
+            f"connect-src 'self' {origins}; frame-ancestors 'none'; form-action 'self'")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    @app.before_request
+    def guard() -> Any:
+        if request.endpoint in ("static", "vendor", "healthz", "favicon"):
+            return None
+        if "csrf" not in session:
+            session["csrf"] = secrets.token_urlsafe(32)
+        if request.method == "POST" and not csrf_ok(request.headers.get("X-CSRF-Token") or request.form.get("csrf"), session.get("csrf")):
+            return (jsonify(error="refused: the request has no valid CSRF token (reload the page)"), 403)
+        if request.endpoint == "login" or session.get("user") == user:
+            return None
+        if request.path.startswith("/api/"):
+            return (jsonify(error="login required"), 401)
+        return redirect(url_for("login", next=request.path))
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return "ok\n"
+
+    @app.get("/favicon.ico")
+    def favicon() -> Any:
+        return "", 204
+
+    @app.get("/vendor/<path:name>")
+    def vendor(name: str) -> Any:
+        return send_from_directory(VENDOR, name)
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Any:
+        error = ""
+        if request.method == "POST":
+            client = request.remote_addr or ""
+            if time.time() - failures.get(client, 0.0) < 1.0:
+                time.sleep(1.0)  # one guess a second
+            if request.form.get("user") == user and check_password(request.form.get("password", ""), config["login"]):
+                session.clear()
+                session["user"], session["csrf"] = user, secrets.token_urlsafe(32)
+                target = request.args.get("next", "/")
+                return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+            failures[client] = time.time()
+            error = "wrong user or password"
+        return render_template("login.html", error=error, csrf=session.get("csrf", ""), user=user), (401 if error else 200)
+
+    @app.post("/logout")
+    def logout() -> Any:
+        session.clear()
+        return redirect(url_for("login"))
+
+    @app.get("/")
+    def index() -> Any:
+        networks, problems = current()
+        state = observer_state(config.get("observer", "")) or {}
+        rows = []
+        for name, found in sorted(networks.items()):
+            live = state.get(name, {}).get("nodes", {})
+            heights = sorted({node.get("height") for node in live.values() if node.get("height") is not None})
+            up = sum(1 for node in live.values() if node.get("up") and node.get("fresh"))
+            rows.append({"name": name, "chain": found["model"].chain, "nodes": len(found["model"].nodes),
+                         "edges": len(found["model"].edges), "up": up, "heights": heights, "file": found["file"]})
+        return render_template("index.html", networks=rows, problems=problems + ([inventory.problem] if inventory.problem else []),
+                               csrf=session["csrf"], config=config)
+
+    @app.get("/network/<name>")
+    def network_page(name: str) -> Any:
+        networks, _problems = current()
+        if name not in networks:
+            abort(404)
+        return render_template("network.html", name=name, chain=networks[name]["model"].chain, csrf=session["csrf"],
+                               config=config, file=networks[name]["file"])
+
+    @app.get("/network/<name>/node/<node>")
+    def node_page(name: str, node: str) -> Any:
+        networks, _problems = current()
+        if name not in networks or node not in {item.name for item in networks[name]["model"].nodes}:
+            abort(404)
+        return render_template("node.html", name=name, node=node, csrf=session["csrf"], config=config)
+
+    @app.get("/api/networks/<name>")
+    def network_api(name: str) -> Any:
+        networks, problems = current()
+        if name not in networks:
+            return jsonify(error=f"network '{name}' is not in the inventory", problems=problems), 404
+        found = networks[name]
+        view = network_view(found["model"], (observer_state(config.get("observer", "")) or {}).get(name), found["version"])
+        view["file"] = found["file"]
+        view["graphite"], view["grafana"], view["feed"] = config.get("graphite", ""), config.get("grafana", ""), feed
+        view["implementations"] = implementations()
+        view["docker_hosts"] = sorted(inventory.hosts)
+        return jsonify(view)
+
+    @app.get("/api/jobs/<int:job_id>")
+    def job_api(job_id: int) -> Any:
+        job = jobs.items.get(job_id)
+        return (jsonify(job.summary()), 200) if job else (jsonify(error="no such job"), 404)
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+
+    def edit(name: str, change: Any) -> Any:
+        networks, _problems = current()
+        if name not in networks:
+            return jsonify(error=f"network '{name}' is not in the inventory"), 404
+        version = body().get("version")
+        try:
+            document = _edit.change(networks[name]["file"], str(version) if version else None, change, inventory.validator())
+        except _edit.Conflict as conflict:
+            return jsonify(error=str(conflict), reload=True), 409
+        except _edit.EditError as refused:
+            return jsonify(error=str(refused), problems=refused.problems), 400
+        job = jobs.playbook("apply the topology (deploy.yml)", "deploy.yml")
+        return jsonify(version=document.version, job=job.summary()), 202
+
+    def names(*keys: str) -> list[str]:
+        data = body()
+        values = [data.get(key) for key in keys]
+        if not all(isinstance(value, str) and value for value in values):
+            abort(400, description=f"give {', '.join(keys)}")
+        return [str(value) for value in values]
+
+    @app.post("/api/networks/<name>/connect")
+    def connect(name: str) -> Any:
+        source, target = names("from", "to")
+        return edit(name, lambda data: _edit.connect(data, name, source, target))
+
+    @app.post("/api/networks/<name>/disconnect")
+    def disconnect(name: str) -> Any:
+        source, target = names("from", "to")
+        return edit(name, lambda data: _edit.disconnect(data, name, source, target))
+
+    @app.post("/api/networks/<name>/nodes")
+    def add_node(name: str) -> Any:
+        (node,) = names("name")
+        data = body()
+        settings = {key: data[key] for key in ("implementation", "version", "host") if data.get(key)}
+        links = [str(link) for link in data.get("links") or [] if isinstance(link, str)]
+        return edit(name, lambda document: _edit.add_node(document, name, node, settings, links))
+
+    def operate(name: str, playbook: str, title: str, *args: str) -> Any:
+        networks, _problems = current()
+        if name not in networks:
+            return jsonify(error=f"network '{name}' is not in the inventory"), 404
+        node = body().get("node")
+        target = name
+        if node:
+            if node not in {item.name for item in networks[name]["model"].nodes}:
+                return jsonify(error=f"network '{name}': unknown node '{node}'"), 400
+            target = next(item.container for item in networks[name]["model"].nodes if item.name == node)
+        job = jobs.playbook(f"{title} {target}", playbook, "--limit", target, *args)
+        return jsonify(job=job.summary()), 202
+
+    @app.post("/api/networks/<name>/stop")
+    def stop(name: str) -> Any:
+        return operate(name, "playbooks/stop.yml", "stop")
+
+    @app.post("/api/networks/<name>/start")
+    def start(name: str) -> Any:
+        return operate(name, "playbooks/start.yml", "start")
+
+    @app.post("/api/networks/<name>/mine")
+    def mine(name: str) -> Any:
+        networks, _problems = current()
+        if name in networks and networks[name]["model"].chain != "regtest":
+            return jsonify(error=f"network '{name}' is on {networks[name]['model'].chain}: blocks are mined on regtest only"), 400
+        blocks = body().get("blocks", 1)
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or not 1 <= blocks <= 1000:
+            return jsonify(error="blocks must be a whole number from 1 to 1000"), 400
+        return operate(name, "playbooks/mine.yml", f"mine {blocks} on", "-e", f"blocks={blocks}")
+
+    return app
+
+
+def implementations() -> dict[str, str]:
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import IMPLEMENTATIONS
+
+    return {name: spec["version"] for name, spec in IMPLEMENTATIONS.items()}
+
+
+def main() -> None:
+    config = load_config()
+    app = create_app(config)
+    host, port = config.get("listen", "127.0.0.1:8090").rsplit(":", 1)
+    from werkzeug.serving import make_server
+
+    server = make_server(host.strip("[]"), int(port), app, threaded=True)
+    log(f"listening on http://{config.get('listen')} (inventory {', '.join(config['inventory'])})")
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+// peerlab portal: the network page. Refreshes the network's view every few seconds, shows a node's
+// numbers on hover, and turns right-clicks and the toolbar into actions (POST with the CSRF token);
+// each action changes the topology file and is applied by a deploy.yml job whose progress is shown.
+(function () {
+  "use strict";
+  const REFRESH_MS = 3000;
+  const graphElement = document.getElementById("graph");
+  const NETWORK = graphElement.dataset.network;
+  const CSRF = document.querySelector("meta[name=csrf-token]").content;
+  const status = document.getElementById("status");
+  const panel = document.getElementById("panel");
+  const dialog = document.getElementById("dialog");
+  const form = document.getElementById("dialog-form");
+  const state = { view: null, hovered: null, first: null, job: null, refreshed: 0 };
+
+  const graph = new window.PeerGraph(document.getElementById("canvas"), {
+    hover: (vertex) => { state.hovered = vertex.id; showPanel(); },
+    vertexMenu: (vertex) => rightClick(vertex),
+    linkMenu: (link) => removeLink(link),
+    background: () => cancel(),
+    open: (vertex) => { if (vertex.kind !== "external") window.location = `/network/${NETWORK}/node/${vertex.id}`; },
+  });
+  window.peerlab = { graph, state };
+
+  function say(text, kind) {
+    status.textContent = text;
+    status.className = kind || "";
+  }
+
+  function text(value, fallback) {
+    return value === null || value === undefined || value === "" ? (fallback || "–") : String(value);
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    const s = Math.round(seconds);
+    if (s < 120) return `${s} s`;
+    if (s < 7200) return `${Math.round(s / 60)} min`;
+    return `${Math.round(s / 3600)} h`;
+  }
+
+  function bytes(value) {
+    if (value === null || value === undefined) return "–";
+    const units = ["B", "kB", "MB", "GB"];
+    let size = value;
+    let unit = 0;
+    while (size >= 1000 && unit < units.length - 1) { size /= 1000; unit += 1; }
+    return `${size.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+  }
+
+  function element(tag, attributes, children) {
+    const made = document.createElement(tag);
+    for (const [key, value] of Object.entries(attributes || {})) {
+      if (key === "text") made.textContent = value; else made.setAttribute(key, value);
+    }
+    for (const child of children || []) made.appendChild(child);
+    return made;
+  }
+
+  function row(label, value) {
+    return element("tr", {}, [element("th", { text: label }), element("td", { text: value })]);
+  }
+
+  function chart(view, node, metric, title) {
+    if (!view.graphite) return null;
+    const target = `peerlab.${view.name}.nodes.${node}.${metric}`;
+    const url = `${view.graphite}/render?target=${encodeURIComponent(target)}&from=-30min&width=300&height=110&hideLegend=true&title=${encodeURIComponent(title)}&bgcolor=white&fgcolor=333333`;
+    return element("img", { src: url, alt: `${title} of ${node}`, class: "chart" });
+  }
+
+  function showPanel() {
+    const view = state.view;
+    if (!view || !state.hovered) return;
+    const node = view.nodes.find((item) => item.id === state.hovered);
+    const external = view.external.find((item) => item.id === state.hovered);
+    panel.replaceChildren();
+    panel.dataset.node = state.hovered;
+    if (external) {
+      panel.appendChild(element("h2", { text: `${external.addr} (external)`, class: "external" }));
+      const table = element("table", { id: "panel-table" }, [row("user agent", text(external.subver)), row("address", external.addr)]);
+      for (const peer of external.peers) {
+        table.appendChild(row(`peer of ${peer.node}`, `${peer.inbound ? "inbound" : "outbound"} ${peer.conn_type || ""} (${peer.addr})`));
+      }
+      panel.appendChild(table);
+      return;
+    }
+    if (!node) return;
+    const live = node.live || {};
+    panel.appendChild(element("h2", { text: `${node.id}${node.miner ? " (miner)" : ""}` }));
+    const table = element("table", { id: "panel-table" }, [
+      row("status", node.status),
+      row("implementation", `${node.implementation} ${node.version}`),
+      row("host", `${node.host} (${node.container})`),
+      row("height", text(live.height)),
+      row("tip", live.tip ? `${live.tip.slice(0, 16)}…` : "–"),
+    ]);
+    if (view.chain !== "regtest") {
+      table.appendChild(row("headers", text(live.headers)));
+      table.appendChild(row("verification", live.progress === null || live.progress === undefined ? "–" : `${(100 * live.progress).toFixed(2)} %`));
+    }
+    const peers = live.peers || [];
+    table.appendChild(row("peers", `${text(live.peers_in, "0")} in, ${text(live.peers_out, "0")} out`));
+    table.appendChild(row("peer names", peers.map((peer) => peer.node || peer.addr).join(", ") || "–"));
+    table.appendChild(row("declared links out", node.peers_declared.join(", ") || "–"));
+    table.appendChild(row("mempool", live.mempool ? `${live.mempool.size} tx, ${bytes(live.mempool.bytes)}` : "–"));
+    table.appendChild(row("median ping", live.median_ping === null || live.median_ping === undefined ? "–" : `${(1000 * live.median_ping).toFixed(1)} ms`));
+    table.appendChild(row("traffic", live.bytes ? `${bytes(live.bytes.sent)} sent, ${bytes(live.bytes.received)} received` : "–"));
+    table.appendChild(row("uptime", duration(live.uptime)));
+    table.appendChild(row("restarts", text(live.restarts, "0")));
+    table.appendChild(row("blocks mined (seen by the observer)", text(live.mined, "0")));
+    panel.appendChild(table);
+    const alerts = live.alerts || [];
+    panel.appendChild(element("h3", { text: alerts.length ? "active alerts" : "no active alert" }));
+    if (alerts.length) {
+      panel.appendChild(element("ul", { class: "alerts" }, alerts.map((alert) => element("li", { text: `${alert.detector}: ${alert.message}` }))));
+    }
+    const actions = element("p", { class: "node-actions" });
+    const liveLink = element("a", { href: `/network/${NETWORK}/node/${node.id}`, text: "live messages" });
+    actions.appendChild(liveLink);
+    for (const [label, path] of [["stop", "stop"], ["start", "start"]]) {
+      const button = element("button", { text: `${label} ${node.id}`, "data-action": path });
+      button.addEventListener("click", () => act(path, { node: node.id }, `${label} ${node.id}`));
+      actions.appendChild(button);
+    }
+    if (view.chain === "regtest") {
+      const button = element("button", { text: `mine on ${node.id}` });
+      button.addEventListener("click", () => act("mine", { node: node.id, blocks: 1 }, `mine a block on ${node.id}`));
+      actions.appendChild(button);
+    }
+    if (view.grafana) actions.appendChild(element("a", { href: `${view.grafana}/dashboards`, target: "_blank", rel: "noopener", text: "dashboards" }));
+    panel.appendChild(actions);
+    for (const [metric, title] of [["chain.height", "height"], ["peers.total", "peers"], ["mempool.size", "mempool"]]) {
+      const image = chart(view, node.id, metric, title);
+      if (image) panel.appendChild(image);
+    }
+  }
+
+  function render() {
+    const view = state.view;
+    const items = view.nodes.map((node) => ({
+      id: node.id, label: node.id, data: node,
+      kind: node.status === "up" ? (node.miner ? "managed miner" : "managed") : "managed down",
+    })).concat(view.external.map((peer) => ({ id: peer.id, label: peer.addr.replace(/:\d+$/, ""), kind: "external", data: peer })));
+    const edges = view.edges.map((edge) => ({
+      id: edge.id, source: edge.from, target: edge.to, data: edge,
+      kind: edge.kind === "declared" ? (edge.connected ? "connected" : "missing") : edge.kind,
+    }));
+    graph.update(items, edges);
+    graphElement.dataset.version = view.version;
+    graphElement.dataset.refreshed = String(state.refreshed);
+    if (!view.observed) say("no live data: the observer does not answer (is the monitoring stack deployed?)", "warn");
+    showPanel();
+  }
+
+  async function refresh() {
+    try {
+      const response = await fetch(`/api/networks/${NETWORK}`, { headers: { Accept: "application/json" } });
+      if (response.status === 401) { window.location = `/login?next=${encodeURIComponent(window.location.pathname)}`; return; }
+      const view = await response.json();
+      if (!response.ok) { say(view.error || `error ${response.status}`, "error"); return; }
+      state.view = view;
+      state.refreshed += 1;
+      render();
+    } catch (error) {
+      say(`cannot reach the portal: ${error}`, "error");
+    }
+  }
+
+  async function post(path, body) {
+    const response = await fetch(`/api/networks/${NETWORK}/${path}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": CSRF },
+      body: JSON.stringify(body),
+    });
+    let answer = {};
+    try { answer = await response.json(); } catch (error) { answer = { error: `error ${response.status}` }; }
+    return { status: response.status, answer };
+  }
+
+  async function act(path, body, title) {
+    say(`${title}: sending…`);
+    const { status: code, answer } = await post(path, { ...body, version: state.view && state.view.version });
+    if (code === 409) { say(`${answer.error}`, "error"); await refresh(); return; }
+    if (code >= 400) { say(`refused: ${answer.error}`, "error"); return; }
+    if (answer.version && state.view) state.view.version = answer.version;
+    follow(answer.job, title);
+  }
+
+  async function follow(job, title) {
+    const section = document.getElementById("job");
+    const output = document.getElementById("job-output");
+    section.hidden = false;
+    state.job = job;
+    for (;;) {
+      say(`${title}: ${job.state} (${job.seconds} s)`, job.state === "failed" ? "error" : "busy");
+      output.textContent = job.output.join("\n");
+      section.dataset.state = job.state;
+      if (job.state === "ok" || job.state === "failed") break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const response = await fetch(`/api/jobs/${job.id}`);
+      job = await response.json();
+      state.job = job;
+    }
+    say(job.state === "ok" ? `${title}: done in ${job.seconds} s (changed=${job.changed})` : `${title}: failed after ${job.seconds} s (see below)`,
+      job.state === "ok" ? "ok" : "error");
+    await refresh();
+  }
+
+  function cancel() {
+    if (state.first) graph.select(state.first, false);
+    state.first = null;
+  }
+
+  function rightClick(vertex) {
+    if (vertex.kind === "external") { say("external peers are not managed: they cannot be linked from here", "warn"); return; }
+    if (!state.first) {
+      state.first = vertex.id;
+      graph.select(vertex.id, true);
+      say(`connect ${vertex.id} to …: right-click the second node (right-click the background to cancel)`, "busy");
+      return;
+    }
+    const first = state.first;
+    cancel();
+    if (first === vertex.id) { say("cancelled"); return; }
+    act("connect", { from: first, to: vertex.id }, `connect ${first} → ${vertex.id}`);
+  }
+
+  function removeLink(link) {
+    const data = link.data || {};
+    if (data.kind !== "declared") { say("only declared links can be removed here", "warn"); return; }
+    if (window.confirm(`Remove the link ${data.from} – ${data.to} from the topology?`)) {
+      act("disconnect", { from: data.from, to: data.to }, `remove ${data.from} – ${data.to}`);
+    }
+  }
+
+  function select(name, options, chosen) {
+    const made = element("select", { name });
+    for (const option of options) {
+      const item = element("option", { value: option, text: option });
+      if (option === chosen) item.selected = true;
+      made.appendChild(item);
+    }
+    return made;
+  }
+
+  function ask(title, fields, submit) {
+    form.replaceChildren(element("h2", { text: title }));
+    for (const [label, field] of fields) form.appendChild(element("label", {}, [document.createTextNode(`${label} `), field]));
+    const buttons = element("p", { class: "buttons" });
+    const ok = element("button", { value: "ok", text: "apply", id: "dialog-ok" });
+    const no = element("button", { value: "cancel", text: "cancel", formnovalidate: "" });
+    buttons.append(ok, no);
+    form.appendChild(buttons);
+    dialog.onclose = () => { if (dialog.returnValue === "ok") submit(new FormData(form)); };
+    dialog.showModal();
+  }
+
+  document.getElementById("act-connect").addEventListener("click", () => {
+    const names = state.view.nodes.map((node) => node.id);
+    ask("connect two nodes", [["from", select("from", names)], ["to", select("to", names, names[1])]],
+      (data) => act("connect", { from: data.get("from"), to: data.get("to") }, `connect ${data.get("from")} → ${data.get("to")}`));
+  });
+  document.getElementById("act-disconnect").addEventListener("click", () => {
+    const declared = state.view.edges.filter((edge) => edge.kind === "declared").map((edge) => `${edge.from} – ${edge.to}`);
+    ask("remove a link", [["link", select("link", declared)]], (data) => {
+      const [from, to] = data.get("link").split(" – ");
+      act("disconnect", { from, to }, `remove ${from} – ${to}`);
+    });
+  });
+  document.getElementById("act-add").addEventListener("click", () => {
+    const view = state.view;
+    const implementations = Object.keys(view.implementations);
+    const names = view.nodes.map((node) => node.id);
+    const links = element("select", { name: "links", multiple: "", size: String(Math.min(8, names.length)) });
+    for (const name of names) links.appendChild(element("option", { value: name, text: name }));
+    if (links.options.length) links.options[0].selected = true;
+    ask("add a node", [
+      ["name", element("input", { name: "name", required: "", pattern: "[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", placeholder: `n${names.length + 1}` })],
+      ["implementation", select("implementation", implementations, view.nodes[0] ? view.nodes[0].implementation : implementations[0])],
+      ["version", element("input", { name: "version", placeholder: "the implementation's default" })],
+      ["host", select("host", view.docker_hosts.length ? view.docker_hosts : view.hosts, view.hosts[0])],
+      ["links to", links],
+    ], (data) => act("nodes", {
+      // only what differs from the network's nodes goes into the file
+      name: data.get("name"), version: data.get("version") || undefined, links: data.getAll("links"),
+      implementation: view.nodes[0] && data.get("implementation") === view.nodes[0].implementation ? undefined : data.get("implementation"),
+      host: view.hosts.length === 1 && data.get("host") === view.hosts[0] ? undefined : data.get("host"),
+    }, `add ${data.get("name")}`));
+  });
+  document.getElementById("act-stop").addEventListener("click", () => act("stop", {}, `stop ${NETWORK}`));
+  document.getElementById("act-start").addEventListener("click", () => act("start", {}, `start ${NETWORK}`));
+  const mine = document.getElementById("act-mine");
+  if (mine) mine.addEventListener("click", () => act("mine", { blocks: 1 }, "mine a block"));
+  document.addEventListener("keydown", (event) => { if (event.key === "Escape") cancel(); });
+
+  refresh();
+  setInterval(refresh, REFRESH_MS);
+}());
