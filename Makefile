@@ -9,9 +9,10 @@ INVENTORY ?= inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-# Debian packages the controller needs for tests (gpg: release verification; shellcheck: sanity).
+# Debian packages the controller needs for tests (gpg: release verification; shellcheck: sanity;
+# chromium and its driver: the portal's browser tests and `make bench-portal`).
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
-DEBS := gpg shellcheck
+DEBS := gpg shellcheck chromium chromium-driver
 
 .PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer test lint unit integration molecule sanity bench clean
 
@@ -70,7 +71,7 @@ sanity: setup deps  ## ansible-test sanity on a copy of the collection
 unit: setup deps  ## Fast tests of pure logic
 	$(BIN)/pytest -q tests/unit
 
-integration: setup  ## Real Docker, real bitcoind: image build and a regtest node
+integration: setup deps  ## Real Docker, real bitcoind: image build and a regtest node
 	$(BIN)/pytest -q tests/integration
 
 molecule: setup  ## Scenarios default (the local lab) and swarm (three Docker hosts): converge, idempotence, verify

@@ -188,7 +188,7 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
     for pair in sorted(links - declared, key=sorted):
         source, target = sorted(pair)
         edges.append({"id": f"{source}|{target}", "from": source, "to": target, "kind": "undeclared", "connected": True})
-    return {"name": network.name, "chain": network.chain, "version": version, "nodes": nodes,
+    return {"name": network.name, "chain": network.chain, "file_version": version, "nodes": nodes,
             "edges": edges + external_edges, "external": sorted(externals.values(), key=lambda item: item["id"]),
             "hosts": sorted({node.host for node in network.nodes}), "observed": state is not None}
 
@@ -414,7 +414,7 @@ def create_app(config: dict[str, Any]) -> Any:
         networks, _problems = current()
         if name not in networks:
             return jsonify(error=f"network '{name}' is not in the inventory"), 404
-        version = body().get("version")
+        version = body().get("file_version")  # the file as the page read it (a node's "version" is its software's)
         try:
             document = _edit.change(networks[name]["file"], str(version) if version else None, change, inventory.validator())
         except _edit.Conflict as conflict:
@@ -422,7 +422,7 @@ def create_app(config: dict[str, Any]) -> Any:
         except _edit.EditError as refused:
             return jsonify(error=str(refused), problems=refused.problems), 400
         job = jobs.playbook("apply the topology (deploy.yml)", "deploy.yml")
-        return jsonify(version=document.version, job=job.summary()), 202
+        return jsonify(file_version=document.version, job=job.summary()), 202
 
     def names(*keys: str) -> list[str]:
         data = body()

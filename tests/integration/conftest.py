@@ -74,10 +74,14 @@ class Lab:
     def write(self, networks: dict[str, Any]) -> None:
         self.networks = networks
         document = {"plugin": "peerlab.bitcoin.topology", "networks": networks}
-        (self.inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+        self.topology.write_text(yaml.safe_dump(document, sort_keys=False))
 
     def playbook(self, playbook: str, *args: str) -> Run:
         return ansible_playbook(playbook, self.inventory, *args)
+
+    @property
+    def topology(self) -> Path:
+        return self.inventory / "02-topology.peerlab.yml"
 
     @property
     def secrets(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ def test_view_marks_edges_externals_and_undeclared_links() -> None:
     assert [(e["id"], e["addr"], e["subver"], [p["node"] for p in e["peers"]]) for e in view["external"]] == [
         ("ext:172.18.0.99", "172.18.0.99:41000", "/Satoshi:27.0.0/", ["n1", "n2"])], "one vertex per foreign address"
     assert sorted(edge["id"] for edge in view["edges"] if edge["kind"] == "external") == ["n1|ext:172.18.0.99", "n2|ext:172.18.0.99"]
-    assert view["version"] == "v1" and view["observed"] and view["hosts"] == ["localhost"]
+    assert view["file_version"] == "v1" and view["observed"] and view["hosts"] == ["localhost"]
 
 
 def test_view_shows_links_nobody_declared_and_works_without_the_observer() -> None:

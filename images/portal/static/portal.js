@@ -79,7 +79,7 @@
       panel.appendChild(element("h2", { text: `${external.addr} (external)`, class: "external" }));
       const table = element("table", { id: "panel-table" }, [row("user agent", text(external.subver)), row("address", external.addr)]);
       for (const peer of external.peers) {
-        table.appendChild(row(`peer of ${peer.node}`, `${peer.inbound ? "inbound" : "outbound"} ${peer.conn_type || ""} (${peer.addr})`));
+        table.appendChild(row(`peer of ${peer.node}`, `${peer.inbound ? "inbound" : peer.conn_type || "outbound"} (${peer.addr})`));
       }
       panel.appendChild(table);
       return;
@@ -146,7 +146,7 @@
       kind: edge.kind === "declared" ? (edge.connected ? "connected" : "missing") : edge.kind,
     }));
     graph.update(items, edges);
-    graphElement.dataset.version = view.version;
+    graphElement.dataset.version = view.file_version;
     graphElement.dataset.refreshed = String(state.refreshed);
     if (!view.observed) say("no live data: the observer does not answer (is the monitoring stack deployed?)", "warn");
     showPanel();
@@ -179,10 +179,10 @@
 
   async function act(path, body, title) {
     say(`${title}: sending…`);
-    const { status: code, answer } = await post(path, { ...body, version: state.view && state.view.version });
+    const { status: code, answer } = await post(path, { ...body, file_version: state.view && state.view.file_version });
     if (code === 409) { say(`${answer.error}`, "error"); await refresh(); return; }
     if (code >= 400) { say(`refused: ${answer.error}`, "error"); return; }
-    if (answer.version && state.view) state.view.version = answer.version;
+    if (answer.file_version && state.view) state.view.file_version = answer.file_version;
     follow(answer.job, title);
   }
 
@@ -228,8 +228,8 @@
   function removeLink(link) {
     const data = link.data || {};
     if (data.kind !== "declared") { say("only declared links can be removed here", "warn"); return; }
-    if (window.confirm(`Remove the link ${data.from} – ${data.to} from the topology?`)) {
-      act("disconnect", { from: data.from, to: data.to }, `remove ${data.from} – ${data.to}`);
+    if (window.confirm(`Remove the link ${data.from} - ${data.to} from the topology?`)) {
+      act("disconnect", { from: data.from, to: data.to }, `remove ${data.from} - ${data.to}`);
     }
   }
 
@@ -261,10 +261,10 @@
       (data) => act("connect", { from: data.get("from"), to: data.get("to") }, `connect ${data.get("from")} → ${data.get("to")}`));
   });
   document.getElementById("act-disconnect").addEventListener("click", () => {
-    const declared = state.view.edges.filter((edge) => edge.kind === "declared").map((edge) => `${edge.from} – ${edge.to}`);
+    const declared = state.view.edges.filter((edge) => edge.kind === "declared").map((edge) => `${edge.from} - ${edge.to}`);
     ask("remove a link", [["link", select("link", declared)]], (data) => {
-      const [from, to] = data.get("link").split(" – ");
-      act("disconnect", { from, to }, `remove ${from} – ${to}`);
+      const [from, to] = data.get("link").split(" - ");
+      act("disconnect", { from, to }, `remove ${from} - ${to}`);
     });
   });
   document.getElementById("act-add").addEventListener("click", () => {

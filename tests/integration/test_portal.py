@@ -1,0 +1,371 @@
+"""The portal as a user meets it, in a real browser (Debian's chromium and chromium-driver), on the
+default lab's shape (5 nodes, a ring with two chords) with the monitoring stack: login and CSRF,
+the graph and a node's numbers, a node's live messages, a foreign bitcoind in red, and actions made
+with the mouse that land in the topology file and in the nodes, after which deploy.yml has nothing
+left to change. Screenshots go to $PEERLAB_SCREENSHOTS (docs/portal when docs are refreshed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import requests
+import yaml
+
+from .conftest import ROOT, Lab, cli, remove_docker_network, remove_network, wait_for
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import NoAlertPresentException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+NETWORK = "web"
+PORTAL = "http://127.0.0.1:18090"
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SCREENSHOTS = Path(os.environ.get("PEERLAB_SCREENSHOTS", str(ROOT / "tests" / "output" / "portal")))
+PREFIX = "peerlab-web-"
+SETTINGS = {
+    "peerlab_monitoring": True, "peerlab_portal": True, "collector_interval": 5,
+    "graphite_container": f"{PREFIX}graphite", "graphite_volume": f"{PREFIX}graphite-data", "graphite_network": f"{PREFIX}monitoring",
+    "graphite_publish": "127.0.0.1:18180", "collector_container": f"{PREFIX}collector", "collector_prometheus_publish": "",
+    "collector_bus_container": f"{PREFIX}bus", "collector_observer_container": f"{PREFIX}observer",
+    "collector_events_volume": f"{PREFIX}events",
+    "collector_events_publish": "127.0.0.1:18191", "collector_observer_prometheus_publish": "127.0.0.1:19433",
+    "grafana_container": f"{PREFIX}grafana", "grafana_volume": f"{PREFIX}grafana-data", "grafana_publish": "",
+    "portal_container": f"{PREFIX}portal", "portal_listen": "127.0.0.1:18090",
+}
+TIMINGS: dict[str, float] = {}
+
+
+def remove_stack(client: docker.DockerClient) -> None:
+    for container in client.containers.list(all=True, filters={"name": PREFIX}):
+        container.remove(force=True, v=True)
+    for container in client.containers.list(all=True, filters={"label": "peerlab.test=portal"}):
+        container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"name": PREFIX}):
+        volume.remove(force=True)
+    for network in client.networks.list(names=[f"{PREFIX}monitoring"]):
+        remove_docker_network(network)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    client = docker.from_env()
+    remove_network(client, NETWORK)
+    remove_stack(client)
+    directory: Path = tmp_path_factory.mktemp("portal")
+    made = Lab(directory, {}, dict(SETTINGS, peerlab_state_dir=str(directory / "state")))
+    # the default lab's own file, comments and all, under this test's network name
+    default = (ROOT / "inventories" / "local" / "02-topology.peerlab.yml").read_text()
+    made.topology.write_text(default.replace("\n  lab:\n", f"\n  {NETWORK}:\n"))
+    deployed = made.playbook("deploy.yml")
+    assert deployed.rc == 0, deployed.output[-3000:]
+    assert f"Portal: {PORTAL} (user admin, password in {directory / 'secrets' / 'portal.yml'})" in deployed.output
+    yield made
+    remove_network(client, NETWORK)
+    remove_stack(client)
+    client.close()
+
+
+def password(lab: Lab) -> str:
+    stored = yaml.safe_load((lab.directory / "secrets" / "portal.yml").read_text())
+    return str(stored["portal"]["admin"]["password"])
+
+
+@pytest.fixture(scope="module")
+def browser(lab: Lab) -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.get(f"{PORTAL}/network/{NETWORK}")
+    assert "/login" in driver.current_url, "a page needs a login"
+    driver.find_element(By.NAME, "password").send_keys(password(lab))
+    driver.find_element(By.ID, "login").click()
+    assert wait_for(lambda: driver.current_url.endswith(f"/network/{NETWORK}"), timeout=10), driver.current_url
+    yield driver
+    driver.quit()
+
+
+def shot(driver: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def graph(driver: Any) -> dict[str, Any]:
+    """What the page draws: each vertex's classes, each link's classes."""
+    return dict(driver.execute_script(
+        "const g = window.peerlab && window.peerlab.graph; if (!g) return {vertices: {}, links: {}};"
+        "const v = {}, l = {};"
+        "for (const [id, x] of g.vertices) v[id] = x.element.getAttribute('class');"
+        "for (const [id, x] of g.links) l[id] = x.element.getAttribute('class');"
+        "return {vertices: v, links: l};"))
+
+
+def panel_rows(driver: Any) -> dict[str, str]:
+    """The hover panel's table: label -> value."""
+    return dict(driver.execute_script(
+        "const out = {}; for (const row of document.querySelectorAll('#panel-table tr'))"
+        " out[row.cells[0].textContent] = row.cells[1].textContent; return out;"))
+
+
+def vertex(driver: Any, node: str) -> Any:
+    return driver.find_element(By.CSS_SELECTOR, f"#canvas g[data-id='{node}']")
+
+
+def status(driver: Any) -> str:
+    return str(driver.find_element(By.ID, "status").text)
+
+
+def finished(driver: Any, timeout: float = 240) -> str:
+    """The status line once the action's job ended (done, failed or refused)."""
+    said = wait_for(lambda: (lambda text: text if re.search(r": done in |: failed after |^refused: |reload", text) else "")(status(driver)),
+                    timeout=timeout, interval=0.3)
+    return str(said or status(driver))
+
+
+def peers(client: docker.DockerClient, node: str) -> list[str]:
+    return [peer["addr"] for peer in cli(client, f"{NETWORK}-{node}", "getpeerinfo")]
+
+
+def address(client: docker.DockerClient, node: str) -> str:
+    networks = client.containers.get(f"{NETWORK}-{node}").attrs["NetworkSettings"]["Networks"]
+    return str(networks[f"peerlab-{NETWORK}"]["IPAddress"])
+
+
+def linked(client: docker.DockerClient, source: str, target: str) -> bool:
+    """The link as both ends see it: the initiator's manual peer, the other end's inbound from its address."""
+    return f"{NETWORK}-{target}:18444" in peers(client, source) and any(
+        addr.startswith(address(client, source) + ":") for addr in peers(client, target))
+
+
+def nothing_left(lab: Lab) -> None:
+    run = lab.playbook("deploy.yml")
+    assert run.rc == 0 and run.total_changed == 0, (run.changed_tasks, run.output[-2000:])
+
+
+def session(lab: Lab) -> tuple[requests.Session, str]:
+    """A logged-in HTTP client (as a second browser would be) and its CSRF token."""
+    client = requests.Session()
+    page = client.get(f"{PORTAL}/login", timeout=10).text
+    token = re.search(r'name="csrf" value="([^"]+)"', page)[1]  # type: ignore[index]
+    answer = client.post(f"{PORTAL}/login", data={"csrf": token, "user": "admin", "password": password(lab)}, timeout=10,
+                         allow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    token = re.search(r'name="csrf-token" content="([^"]+)"', client.get(f"{PORTAL}/", timeout=10).text)[1]  # type: ignore[index]
+    return client, token
+
+
+def test_login_is_required_and_actions_need_the_csrf_token(lab: Lab) -> None:
+    before = lab.topology.read_text()
+    anonymous = requests.Session()
+    assert anonymous.get(f"{PORTAL}/api/networks/{NETWORK}", timeout=10).status_code == 401
+    assert anonymous.get(f"{PORTAL}/", timeout=10, allow_redirects=False).headers["Location"].startswith("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', anonymous.get(f"{PORTAL}/login", timeout=10).text)[1]  # type: ignore[index]
+    wrong = anonymous.post(f"{PORTAL}/login", data={"csrf": token, "user": "admin", "password": "guess"}, timeout=10)
+    assert wrong.status_code == 401 and "wrong user or password" in wrong.text
+    assert anonymous.post(f"{PORTAL}/login", data={"user": "admin", "password": password(lab)}, timeout=10).status_code == 403, \
+        "a login without the form's token is refused"
+    client, token = session(lab)
+    view = client.get(f"{PORTAL}/api/networks/{NETWORK}", timeout=10).json()
+    body = {"from": "n2", "to": "n4", "file_version": view["file_version"]}
+    for headers in ({}, {"X-CSRF-Token": "forged"}):
+        refused = client.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json=body, headers=headers, timeout=10)
+        assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+    assert anonymous.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json=body, headers={"X-CSRF-Token": token}, timeout=10
+                          ).status_code == 403, "another session's token is not this one's"
+    assert lab.topology.read_text() == before
+    # on the host's network, but only on loopback: the lab's gateway address (this host) refuses
+    gateway = docker.from_env().networks.get(f"peerlab-{NETWORK}").attrs["IPAM"]["Config"][0]["Gateway"]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((gateway, 18090), timeout=5).close()
+
+
+def test_graph_shows_the_default_lab_and_a_nodes_numbers_on_hover(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    drawn = wait_for(lambda: (lambda seen: seen if len(seen["vertices"]) == 5 and len(seen["links"]) == 7
+                              and all("connected" in kind for kind in seen["links"].values())
+                              and all("down" not in kind for kind in seen["vertices"].values()) else None)(graph(browser)), timeout=60)
+    assert drawn, graph(browser)
+    assert sorted(drawn["vertices"]) == ["n1", "n2", "n3", "n4", "n5"]
+    assert sorted(drawn["links"]) == ["n1|n2", "n1|n3", "n1|n5", "n2|n3", "n2|n5", "n3|n4", "n4|n5"]
+    assert "miner" in drawn["vertices"]["n1"] and "miner" not in drawn["vertices"]["n2"]
+    shot(browser, "graph")
+    ActionChains(browser).move_to_element(vertex(browser, "n1")).perform()
+    height = str(cli(client, f"{NETWORK}-n1", "getblockcount"))
+    rows = wait_for(lambda: (lambda found: found if found.get("height") == height else None)(panel_rows(browser)), timeout=20)
+    assert rows, (height, panel_rows(browser))
+    assert rows["peers"] == "1 in, 2 out" and sorted(rows["peer names"].split(", ")) == ["n2", "n3", "n5"], rows
+    assert rows["implementation"] == "knots 29.5" and rows["status"] == "up" and rows["declared links out"] == "n2, n3"
+    shot(browser, "hover")
+
+
+def test_live_view_shows_a_nodes_messages(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    browser.get(f"{PORTAL}/network/{NETWORK}/node/n2")
+    assert wait_for(lambda: browser.execute_script("return window.peerlabLive && window.peerlabLive.peers.size") >= 3, timeout=20)
+    cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
+    lines = wait_for(lambda: [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#messages li")
+                              if "cmpctblock" in item.text or "headers" in item.text], timeout=30)
+    assert lines and any(line.startswith(("<-- from n1", "<-- from n3", "<-- from n5", "--> to")) for line in lines), lines
+    shot(browser, "live")
+    browser.get(f"{PORTAL}/network/{NETWORK}")
+
+
+def test_a_foreign_bitcoind_appears_in_red_with_its_address(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    image = client.containers.get(f"{NETWORK}-n1").image
+    foreign = client.containers.run(image, entrypoint="bitcoind", command=[
+        "-regtest", "-printtoconsole", "-listen=0", "-listenonion=0", "-dnsseed=0", f"-addnode={NETWORK}-n1:18444"],
+        name=f"{PREFIX}foreign", network=f"peerlab-{NETWORK}", labels={"peerlab.test": "portal"}, detach=True)
+    try:
+        foreign.reload()
+        ip = foreign.attrs["NetworkSettings"]["Networks"][f"peerlab-{NETWORK}"]["IPAddress"]
+        started = time.monotonic()
+        seen = wait_for(lambda: graph(browser)["vertices"].get(f"ext:{ip}"), timeout=60, interval=0.3)
+        TIMINGS["foreign_seconds"] = round(time.monotonic() - started, 1)
+        assert seen and "external" in seen, graph(browser)
+        assert f"n1|ext:{ip}" in graph(browser)["links"]
+        ActionChains(browser).move_to_element(vertex(browser, f"ext:{ip}")).perform()
+        # its user agent comes with a poll after the handshake
+        panel = wait_for(lambda: (lambda text: text if ip in text and "Satoshi" in text else "")(browser.find_element(By.ID, "panel").text),
+                         timeout=30)
+        assert panel and "(external)" in panel and "Satoshi" in panel and "peer of n1" in panel, panel
+        colour = browser.execute_script("return getComputedStyle(arguments[0].querySelector('circle')).fill", vertex(browser, f"ext:{ip}"))
+        assert colour == "rgb(210, 60, 60)", colour
+        shot(browser, "foreign")
+    finally:
+        foreign.remove(force=True)
+
+
+def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    original = lab.topology.read_text()
+    ActionChains(browser).context_click(vertex(browser, "n2")).perform()
+    assert "right-click the second node" in status(browser)
+    ActionChains(browser).context_click(vertex(browser, "n4")).perform()
+    said = finished(browser)
+    assert "connect n2 → n4: done in" in said, browser.find_element(By.ID, "job-output").text[-3000:]
+    assert wait_for(lambda: linked(client, "n2", "n4"), timeout=30), (peers(client, "n2"), peers(client, "n4"))
+    added = "      - {from: n2, to: n5}\n      - {from: n2, to: n4}\n"
+    assert lab.topology.read_text() == original.replace("      - {from: n2, to: n5}\n", added)
+    assert wait_for(lambda: "connected" in graph(browser)["links"].get("n2|n4", ""), timeout=30), graph(browser)
+    nothing_left(lab)
+    # remove it: right-click the link, confirm
+    line = browser.find_element(By.CSS_SELECTOR, "#canvas line[data-id='n2|n4']")
+    dx, dy = visible_point(browser, line)
+    ActionChains(browser).move_to_element_with_offset(line, dx, dy).context_click().perform()
+    alert = wait_for(lambda: _alert(browser), timeout=5)
+    assert alert and "n2 - n4" in alert.text
+    alert.accept()
+    assert "remove n2 - n4: done in" in finished(browser)
+    assert lab.topology.read_text() == original
+    assert wait_for(lambda: not any(addr.startswith(f"{NETWORK}-n4:") for addr in peers(client, "n2")), timeout=30)
+    assert wait_for(lambda: "n2|n4" not in graph(browser)["links"], timeout=30)
+
+
+def visible_point(driver: Any, line: Any) -> tuple[int, int]:
+    """An offset from the line's centre to a point of it that nothing else covers (a vertex or
+    another link may lie over its middle), where a user would right-click it."""
+    found = driver.execute_script(
+        "const line = arguments[0], box = line.getBoundingClientRect(), m = line.getScreenCTM();"
+        "const x1 = +line.getAttribute('x1'), y1 = +line.getAttribute('y1'), x2 = +line.getAttribute('x2'), y2 = +line.getAttribute('y2');"
+        "for (let t = 0.5, i = 0; i < 40; i += 1, t = 0.5 + (i % 2 ? 1 : -1) * Math.ceil(i / 2) * 0.02) {"
+        "  const p = new DOMPoint(x1 + (x2 - x1) * t, y1 + (y2 - y1) * t).matrixTransform(m);"
+        "  if (document.elementFromPoint(p.x, p.y) === line)"
+        "    return [Math.round(p.x - (box.left + box.width / 2)), Math.round(p.y - (box.top + box.height / 2))];"
+        "} return null;", line)
+    assert found, "no point of the link is free to click"
+    return int(found[0]), int(found[1])
+
+
+def _alert(driver: Any) -> Any:
+    try:
+        return driver.switch_to.alert
+    except NoAlertPresentException:
+        return None
+
+
+def test_bad_actions_are_refused_with_the_plugins_words_and_stale_pages_told_to_reload(lab: Lab, browser: Any) -> None:
+    before = lab.topology.read_text()
+    browser.find_element(By.ID, "act-connect").click()
+    Select(browser.find_element(By.NAME, "from")).select_by_value("n3")
+    Select(browser.find_element(By.NAME, "to")).select_by_value("n3")
+    browser.find_element(By.ID, "dialog-ok").click()
+    said = finished(browser, timeout=20)
+    assert said.startswith("refused: ") and "network 'web': edge n3 -> n3: self-loop: a node cannot connect to itself" in said, said
+    browser.find_element(By.ID, "act-add").click()
+    browser.find_element(By.NAME, "name").send_keys("n2")
+    browser.find_element(By.ID, "dialog-ok").click()
+    said = finished(browser, timeout=20)
+    assert "network 'web': node 'n2': duplicate node name" in said, said
+    assert lab.topology.read_text() == before
+    # two editors from one version: the second is told to reload, and nothing of it is written
+    first, first_token = session(lab)
+    second, second_token = session(lab)
+    version = first.get(f"{PORTAL}/api/networks/{NETWORK}", timeout=10).json()["file_version"]
+    bad = first.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json={"from": "n1", "to": "n1", "file_version": version},
+                     headers={"X-CSRF-Token": first_token}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["problems"] == [
+        f"{lab.topology}: network 'web': edge n1 -> n1: self-loop: a node cannot connect to itself"], "the plugin's words, file named"
+    before = lab.topology.read_text()
+    lab.topology.write_text(before + "# touched by another editor\n")
+    stale = second.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json={"from": "n2", "to": "n4", "file_version": version},
+                        headers={"X-CSRF-Token": second_token}, timeout=10)
+    assert stale.status_code == 409 and stale.json()["reload"] and "reload" in stale.json()["error"]
+    assert lab.topology.read_text() == before + "# touched by another editor\n"
+    lab.topology.write_text(before)
+
+
+def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    browser.find_element(By.ID, "act-add").click()
+    browser.find_element(By.NAME, "name").send_keys("n6")
+    Select(browser.find_element(By.NAME, "links")).select_by_value("n1")
+    started = time.monotonic()
+    browser.find_element(By.ID, "dialog-ok").click()
+    # measured: from the click until the page shows n6 up and linked
+    def up_and_linked() -> bool:
+        seen = graph(browser)
+        return "down" not in seen["vertices"].get("n6", "down") and "connected" in seen["links"].get("n1|n6", "")
+
+    shown = wait_for(up_and_linked, timeout=240, interval=0.2)
+    TIMINGS["create_node_seconds"] = round(time.monotonic() - started, 1)
+    if not shown:
+        (lab.directory / "job.txt").write_text(browser.find_element(By.ID, "job-output").text)
+    assert shown, (status(browser), lab.directory / "job.txt", graph(browser))
+    assert "add n6: done in" in finished(browser)
+    assert "      - {name: n6}\n" in lab.topology.read_text() and "      - {from: n6, to: n1}\n" in lab.topology.read_text()
+    assert linked(client, "n6", "n1")
+    nothing_left(lab)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "timings.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
+
+
+def test_stop_and_start_the_network(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    browser.find_element(By.ID, "act-stop").click()
+    assert f"stop {NETWORK}: done in" in finished(browser)
+    nodes = client.containers.list(all=True, filters={"label": f"peerlab.network={NETWORK}"})
+    states = {container.name: container.status for container in nodes if "peerlab.node" in container.labels}
+    assert len(states) == 6 and set(states.values()) == {"exited"}, states
+    assert wait_for(lambda: all("down" in kind for kind in graph(browser)["vertices"].values()), timeout=60), graph(browser)
+    browser.find_element(By.ID, "act-start").click()
+    assert f"start {NETWORK}: done in" in finished(browser)
+    assert wait_for(lambda: all(linked(client, a, b) for a, b in (("n1", "n2"), ("n2", "n5"), ("n6", "n1"))), timeout=60)
+    assert wait_for(lambda: not any("down" in kind for kind in graph(browser)["vertices"].values()), timeout=60), graph(browser)
+    nothing_left(lab)
+
+
+def test_the_portal_goes_with_the_lab(lab: Lab, client: docker.DockerClient) -> None:
+    run = lab.playbook("playbooks/teardown.yml")
+    assert run.rc == 0, run.output[-2000:]
+    assert client.containers.list(all=True, filters={"name": f"^{PREFIX}portal$"}) == []
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{PORTAL}/healthz", timeout=5)
+    assert (lab.directory / "secrets" / "portal.yml").stat().st_mode & 0o777 == 0o600, "the password stays, private"
