@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck chromium chromium-driver
 
-.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer test lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer bench-portal test lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench-observer: images  ## Observer, bus and collector CPU/memory and event late
 	$(BIN)/python bench/observer.py
 
 bench-collector: bench-observer  ## The same run (the collector's cost is one of its numbers)
+
+bench-portal: setup deps  ## The portal drawing a BENCH_NODES (200) node network in headless Chromium (after make deploy)
+	$(BIN)/python bench/portal.py
 
 docs-graph: setup  ## Redraw docs/default-lab.svg from the default topology
 	$(BIN)/python docs/draw.py $(INVENTORY)/02-topology.peerlab.yml docs/default-lab.svg

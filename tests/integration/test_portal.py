@@ -307,6 +307,23 @@ def test_bad_actions_are_refused_with_the_plugins_words_and_stale_pages_told_to_
     said = finished(browser, timeout=20)
     assert "network 'web': node 'n2': duplicate node name" in said, said
     assert lab.topology.read_text() == before
+    # a 9th outbound link: the file (edited here, never deployed) gives n1 eight, the portal refuses a ninth
+    crowded = yaml.safe_load(before)
+    crowded["networks"][NETWORK]["nodes"] = [{"name": f"x{index}"} for index in range(1, 8)]
+    crowded["networks"][NETWORK]["edges"] += [{"from": "n1", "to": f"x{index}"} for index in range(1, 7)]
+    lab.topology.write_text(yaml.safe_dump(crowded, sort_keys=False))
+    browser.get(f"{PORTAL}/network/{NETWORK}")
+    assert wait_for(lambda: "x7" in graph(browser)["vertices"], timeout=20)
+    browser.find_element(By.ID, "act-connect").click()
+    Select(browser.find_element(By.NAME, "from")).select_by_value("n1")
+    Select(browser.find_element(By.NAME, "to")).select_by_value("x7")
+    browser.find_element(By.ID, "dialog-ok").click()
+    said = finished(browser, timeout=20)
+    assert "network 'web': node 'n1': initiates 9 edges; addnode allows at most 8" in said, said
+    assert yaml.safe_load(lab.topology.read_text()) == crowded
+    lab.topology.write_text(before)
+    browser.get(f"{PORTAL}/network/{NETWORK}")
+    assert wait_for(lambda: "x7" not in graph(browser)["vertices"] and len(graph(browser)["vertices"]) == 5, timeout=20)
     # two editors from one version: the second is told to reload, and nothing of it is written
     first, first_token = session(lab)
     second, second_token = session(lab)

@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
@@ -101,7 +102,7 @@ def test_a_block_mined_on_any_node_reaches_every_node(host: Any, miner: str) -> 
 
 
 MONITORING = [("peerlab-graphite", "graphite"), ("peerlab-collector", "collector"), ("peerlab-bus", "bus"),
-              ("peerlab-observer", "observer")]
+              ("peerlab-observer", "observer"), ("peerlab-portal", "portal")]
 
 
 @pytest.mark.parametrize(("name", "role"), MONITORING)
@@ -169,3 +170,17 @@ def test_graphite_has_every_lab_node(host: Any) -> None:
     assert len(host.file(f"{grafana}/dashboards").listdir()) == 6
     config = host.file(f"{PROJECT}/.state/local/collector/collector.json")
     assert "password" not in config.content_string, "the collector uses each node's cookie: no secret on the host"
+
+
+def test_the_portal_answers_on_loopback_and_wants_a_login(host: Any) -> None:
+    # the default lab's portal (peerlab_portal: true in inventories/local): a page without a login
+    # goes to the login form, the API answers 401
+    with urllib.request.urlopen("http://127.0.0.1:8090/login", timeout=10) as response:
+        assert response.status == 200 and b'name="password"' in response.read()
+    try:
+        urllib.request.urlopen("http://127.0.0.1:8090/api/networks/lab", timeout=10)
+        pytest.fail("the API answered without a login")
+    except urllib.error.HTTPError as error:
+        assert error.code == 401
+    secrets = host.file(os.path.join(PROJECT, ".secrets", "local", "portal.yml"))
+    assert secrets.exists and secrets.mode == 0o600
