@@ -63,9 +63,9 @@ def main() -> None:
     (work / "portal.json").write_text(json.dumps(config))
     for old in client.containers.list(all=True, filters={"name": f"^{NAME}$"}):
         old.remove(force=True)
-    container = client.containers.run(image, name=NAME, detach=True, network_mode="host", environment={"PORTAL_CONFIG": str(work / "portal.json")},
-                                      labels={"peerlab.role": "portal-bench"}, volumes={str(ROOT): {"bind": str(ROOT), "mode": "ro"},
-                                                                                          str(work): {"bind": str(work), "mode": "rw"}})
+    volumes = {str(ROOT): {"bind": str(ROOT), "mode": "ro"}, str(work): {"bind": str(work), "mode": "rw"}}
+    container = client.containers.run(image, name=NAME, detach=True, network_mode="host", labels={"peerlab.role": "portal-bench"},
+                                      environment={"PORTAL_CONFIG": str(work / "portal.json")}, volumes=volumes)
     driver = None
     try:
         deadline = time.monotonic() + 60
@@ -95,14 +95,16 @@ def main() -> None:
                 time.sleep(0.05)
             loads.append(dict(driver.execute_script(
                 "const g = window.peerlab.graph; return {rendered_ms: g.renderedAt, layout_ms: g.layoutMs,"
-                " vertices: document.querySelectorAll('#canvas g[data-id]').length, links: document.querySelectorAll('#canvas line').length};")))
+                " vertices: document.querySelectorAll('#canvas g[data-id]').length,"
+                " links: document.querySelectorAll('#canvas line').length};")))
         out = ROOT / "bench" / "results"
         out.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(out / f"portal-{NODES}.png"))
         warm = [load["rendered_ms"] for load in loads[1:]] or [loads[0]["rendered_ms"]]
         print(json.dumps({
             "nodes": NODES, "vertices": loads[-1]["vertices"], "links": loads[-1]["links"], "loads": len(loads),
-            "first_load_ms": round(loads[0]["rendered_ms"]), "warm_median_ms": round(statistics.median(warm)), "warm_max_ms": round(max(warm)),
+            "first_load_ms": round(loads[0]["rendered_ms"]), "warm_median_ms": round(statistics.median(warm)),
+            "warm_max_ms": round(max(warm)),
             "layout_median_ms": round(statistics.median(load["layout_ms"] for load in loads)), "image": image,
             "chromium": driver.capabilities.get("browserVersion"),
         }))

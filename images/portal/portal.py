@@ -257,7 +257,7 @@ class Jobs:
                 code = process.wait()
                 job.changed = sum(int(match[2]) for match in RECAP.findall("".join(text)))
                 job.state = "ok" if code == 0 else "failed"
-            except OSError as error:
+            except Exception as error:  # the worker must outlive any one job
                 job.output.append(f"could not run {job.command[0]}: {error}")
                 job.state = "failed"
             job.finished = time.time()

@@ -16,12 +16,12 @@ import fcntl
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ._atomic import replace_file
 from ._topology import Network, TopologyError, parse
 
 try:
@@ -200,20 +200,8 @@ def locked(path: str) -> Iterator[None]:
 
 
 def write(path: str, text: str) -> None:
-    """Replace the file atomically (same directory, same mode): a reader sees the old or the new file."""
-    mode = os.stat(path).st_mode & 0o7777
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".peerlab-edit-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    """Replace the file atomically, keeping its mode: a reader sees the old or the new file."""
+    replace_file(path, text.encode("utf-8"), os.stat(path).st_mode & 0o7777, prefix=".peerlab-edit-")
 
 
 def change(path: str, version: str | None, edit: Callable[[Any], None], validate: Validator) -> Document:

@@ -68,9 +68,10 @@ written:
 
 import os
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._atomic import replace_file
 
 
 def _current(path: str) -> tuple[bytes | None, int | None]:
@@ -82,18 +83,8 @@ def _current(path: str) -> tuple[bytes | None, int | None]:
 
 
 def _write(path: str, data: bytes, mode: int, directory_mode: int) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=directory_mode, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".peerlab-")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    os.makedirs(os.path.dirname(path), mode=directory_mode, exist_ok=True)
+    replace_file(path, data, mode)
 
 
 def main() -> None:

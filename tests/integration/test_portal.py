@@ -128,11 +128,14 @@ def status(driver: Any) -> str:
     return str(driver.find_element(By.ID, "status").text)
 
 
-def finished(driver: Any, timeout: float = 240) -> str:
-    """The status line once the action's job ended (done, failed or refused)."""
-    said = wait_for(lambda: (lambda text: text if re.search(r": done in |: failed after |^refused: |reload", text) else "")(status(driver)),
-                    timeout=timeout, interval=0.3)
-    return str(said or status(driver))
+def finished(driver: Any, previous: str, timeout: float = 240) -> str:
+    """The status line once the action's job ended (done, failed or refused): a line other than
+    `previous`, what it said before the action."""
+    def ended() -> str:
+        text = status(driver)
+        return text if text != previous and re.search(r": done in |: failed after |^refused: |reload", text) else ""
+
+    return str(wait_for(ended, timeout=timeout, interval=0.3) or status(driver))
 
 
 def peers(client: docker.DockerClient, node: str) -> list[str]:
@@ -193,9 +196,13 @@ def test_login_is_required_and_actions_need_the_csrf_token(lab: Lab) -> None:
 
 
 def test_graph_shows_the_default_lab_and_a_nodes_numbers_on_hover(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
-    drawn = wait_for(lambda: (lambda seen: seen if len(seen["vertices"]) == 5 and len(seen["links"]) == 7
-                              and all("connected" in kind for kind in seen["links"].values())
-                              and all("down" not in kind for kind in seen["vertices"].values()) else None)(graph(browser)), timeout=60)
+    def lab_drawn() -> dict[str, Any] | None:
+        seen = graph(browser)
+        whole = len(seen["vertices"]) == 5 and len(seen["links"]) == 7
+        live = all("connected" in kind for kind in seen["links"].values()) and all("down" not in kind for kind in seen["vertices"].values())
+        return seen if whole and live else None
+
+    drawn = wait_for(lab_drawn, timeout=60)
     assert drawn, graph(browser)
     assert sorted(drawn["vertices"]) == ["n1", "n2", "n3", "n4", "n5"]
     assert sorted(drawn["links"]) == ["n1|n2", "n1|n3", "n1|n5", "n2|n3", "n2|n5", "n3|n4", "n4|n5"]
@@ -203,7 +210,12 @@ def test_graph_shows_the_default_lab_and_a_nodes_numbers_on_hover(lab: Lab, brow
     shot(browser, "graph")
     ActionChains(browser).move_to_element(vertex(browser, "n1")).perform()
     height = str(cli(client, f"{NETWORK}-n1", "getblockcount"))
-    rows = wait_for(lambda: (lambda found: found if found.get("height") == height else None)(panel_rows(browser)), timeout=20)
+
+    def n1_panel() -> dict[str, str] | None:
+        found = panel_rows(browser)
+        return found if found.get("height") == height else None
+
+    rows = wait_for(n1_panel, timeout=20)
     assert rows, (height, panel_rows(browser))
     assert rows["peers"] == "1 in, 2 out" and sorted(rows["peer names"].split(", ")) == ["n2", "n3", "n5"], rows
     assert rows["implementation"] == "knots 29.5" and rows["status"] == "up" and rows["declared links out"] == "n2, n3"
@@ -236,8 +248,12 @@ def test_a_foreign_bitcoind_appears_in_red_with_its_address(lab: Lab, browser: A
         assert f"n1|ext:{ip}" in graph(browser)["links"]
         ActionChains(browser).move_to_element(vertex(browser, f"ext:{ip}")).perform()
         # its user agent comes with a poll after the handshake
-        panel = wait_for(lambda: (lambda text: text if ip in text and "Satoshi" in text else "")(browser.find_element(By.ID, "panel").text),
-                         timeout=30)
+
+        def foreign_panel() -> str:
+            text = str(browser.find_element(By.ID, "panel").text)
+            return text if ip in text and "Satoshi" in text else ""
+
+        panel = wait_for(foreign_panel, timeout=30)
         assert panel and "(external)" in panel and "Satoshi" in panel and "peer of n1" in panel, panel
         colour = browser.execute_script("return getComputedStyle(arguments[0].querySelector('circle')).fill", vertex(browser, f"ext:{ip}"))
         assert colour == "rgb(210, 60, 60)", colour
@@ -248,10 +264,11 @@ def test_a_foreign_bitcoind_appears_in_red_with_its_address(lab: Lab, browser: A
 
 def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
     original = lab.topology.read_text()
+    previous = status(browser)
     ActionChains(browser).context_click(vertex(browser, "n2")).perform()
     assert "right-click the second node" in status(browser)
     ActionChains(browser).context_click(vertex(browser, "n4")).perform()
-    said = finished(browser)
+    said = finished(browser, previous)
     assert "connect n2 → n4: done in" in said, browser.find_element(By.ID, "job-output").text[-3000:]
     assert wait_for(lambda: linked(client, "n2", "n4"), timeout=30), (peers(client, "n2"), peers(client, "n4"))
     added = "      - {from: n2, to: n5}\n      - {from: n2, to: n4}\n"
@@ -261,11 +278,12 @@ def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: A
     # remove it: right-click the link, confirm
     line = browser.find_element(By.CSS_SELECTOR, "#canvas line[data-id='n2|n4']")
     dx, dy = visible_point(browser, line)
+    previous = status(browser)
     ActionChains(browser).move_to_element_with_offset(line, dx, dy).context_click().perform()
     alert = wait_for(lambda: _alert(browser), timeout=5)
     assert alert and "n2 - n4" in alert.text
     alert.accept()
-    assert "remove n2 - n4: done in" in finished(browser)
+    assert "remove n2 - n4: done in" in finished(browser, previous)
     assert lab.topology.read_text() == original
     assert wait_for(lambda: not any(addr.startswith(f"{NETWORK}-n4:") for addr in peers(client, "n2")), timeout=30)
     assert wait_for(lambda: "n2|n4" not in graph(browser)["links"], timeout=30)
@@ -298,13 +316,15 @@ def test_bad_actions_are_refused_with_the_plugins_words_and_stale_pages_told_to_
     browser.find_element(By.ID, "act-connect").click()
     Select(browser.find_element(By.NAME, "from")).select_by_value("n3")
     Select(browser.find_element(By.NAME, "to")).select_by_value("n3")
+    previous = status(browser)
     browser.find_element(By.ID, "dialog-ok").click()
-    said = finished(browser, timeout=20)
+    said = finished(browser, previous, timeout=20)
     assert said.startswith("refused: ") and "network 'web': edge n3 -> n3: self-loop: a node cannot connect to itself" in said, said
     browser.find_element(By.ID, "act-add").click()
     browser.find_element(By.NAME, "name").send_keys("n2")
+    previous = status(browser)
     browser.find_element(By.ID, "dialog-ok").click()
-    said = finished(browser, timeout=20)
+    said = finished(browser, previous, timeout=20)
     assert "network 'web': node 'n2': duplicate node name" in said, said
     assert lab.topology.read_text() == before
     # a 9th outbound link: the file (edited here, never deployed) gives n1 eight, the portal refuses a ninth
@@ -317,8 +337,9 @@ def test_bad_actions_are_refused_with_the_plugins_words_and_stale_pages_told_to_
     browser.find_element(By.ID, "act-connect").click()
     Select(browser.find_element(By.NAME, "from")).select_by_value("n1")
     Select(browser.find_element(By.NAME, "to")).select_by_value("x7")
+    previous = status(browser)
     browser.find_element(By.ID, "dialog-ok").click()
-    said = finished(browser, timeout=20)
+    said = finished(browser, previous, timeout=20)
     assert "network 'web': node 'n1': initiates 9 edges; addnode allows at most 8" in said, said
     assert yaml.safe_load(lab.topology.read_text()) == crowded
     lab.topology.write_text(before)
@@ -345,9 +366,10 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
     browser.find_element(By.ID, "act-add").click()
     browser.find_element(By.NAME, "name").send_keys("n6")
     Select(browser.find_element(By.NAME, "links")).select_by_value("n1")
-    started = time.monotonic()
+    started, previous = time.monotonic(), status(browser)
     browser.find_element(By.ID, "dialog-ok").click()
     # measured: from the click until the page shows n6 up and linked
+
     def up_and_linked() -> bool:
         seen = graph(browser)
         return "down" not in seen["vertices"].get("n6", "down") and "connected" in seen["links"].get("n1|n6", "")
@@ -357,7 +379,7 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
     if not shown:
         (lab.directory / "job.txt").write_text(browser.find_element(By.ID, "job-output").text)
     assert shown, (status(browser), lab.directory / "job.txt", graph(browser))
-    assert "add n6: done in" in finished(browser)
+    assert "add n6: done in" in finished(browser, previous)
     assert "      - {name: n6}\n" in lab.topology.read_text() and "      - {from: n6, to: n1}\n" in lab.topology.read_text()
     assert linked(client, "n6", "n1")
     nothing_left(lab)
@@ -366,17 +388,25 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
 
 
 def test_stop_and_start_the_network(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    previous = status(browser)
     browser.find_element(By.ID, "act-stop").click()
-    assert f"stop {NETWORK}: done in" in finished(browser)
+    assert f"stop {NETWORK}: done in" in finished(browser, previous)
     nodes = client.containers.list(all=True, filters={"label": f"peerlab.network={NETWORK}"})
     states = {container.name: container.status for container in nodes if "peerlab.node" in container.labels}
     assert len(states) == 6 and set(states.values()) == {"exited"}, states
     assert wait_for(lambda: all("down" in kind for kind in graph(browser)["vertices"].values()), timeout=60), graph(browser)
+    previous = status(browser)
     browser.find_element(By.ID, "act-start").click()
-    assert f"start {NETWORK}: done in" in finished(browser)
+    assert f"start {NETWORK}: done in" in finished(browser, previous)
     assert wait_for(lambda: all(linked(client, a, b) for a, b in (("n1", "n2"), ("n2", "n5"), ("n6", "n1"))), timeout=60)
     assert wait_for(lambda: not any("down" in kind for kind in graph(browser)["vertices"].values()), timeout=60), graph(browser)
     nothing_left(lab)
+    # and mine one block (regtest): every node takes it
+    height = int(cli(client, f"{NETWORK}-n1", "getblockcount"))
+    previous = status(browser)
+    browser.find_element(By.ID, "act-mine").click()
+    assert "mine a block: done in" in finished(browser, previous)
+    assert wait_for(lambda: {int(cli(client, f"{NETWORK}-n{index}", "getblockcount")) for index in range(1, 7)} == {height + 1}, timeout=30)
 
 
 def test_the_portal_goes_with_the_lab(lab: Lab, client: docker.DockerClient) -> None:
