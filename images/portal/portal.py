@@ -326,6 +326,10 @@ def create_app(config: dict[str, Any]) -> Any:
             return (jsonify(error="login required"), 401)
         return redirect(url_for("login", next=request.path))
 
+    @app.errorhandler(400)
+    def bad_request(error: Any) -> Any:
+        return jsonify(error=str(getattr(error, "description", error))), 400
+
     @app.get("/healthz")
     def healthz() -> Any:
         return "ok\n"

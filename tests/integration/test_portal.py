@@ -311,14 +311,19 @@ def _alert(driver: Any) -> Any:
         return None
 
 
+def connect_dialog(driver: Any, source: str, target: str) -> str:
+    """The toolbar's connect dialog, filled and applied; what the status line ends with."""
+    driver.find_element(By.ID, "act-connect").click()
+    Select(driver.find_element(By.NAME, "from")).select_by_value(source)
+    Select(driver.find_element(By.NAME, "to")).select_by_value(target)
+    previous = status(driver)
+    driver.find_element(By.ID, "dialog-ok").click()
+    return finished(driver, previous, timeout=20)
+
+
 def test_bad_actions_are_refused_with_the_plugins_words_and_stale_pages_told_to_reload(lab: Lab, browser: Any) -> None:
     before = lab.topology.read_text()
-    browser.find_element(By.ID, "act-connect").click()
-    Select(browser.find_element(By.NAME, "from")).select_by_value("n3")
-    Select(browser.find_element(By.NAME, "to")).select_by_value("n3")
-    previous = status(browser)
-    browser.find_element(By.ID, "dialog-ok").click()
-    said = finished(browser, previous, timeout=20)
+    said = connect_dialog(browser, "n3", "n3")
     assert said.startswith("refused: ") and "network 'web': edge n3 -> n3: self-loop: a node cannot connect to itself" in said, said
     browser.find_element(By.ID, "act-add").click()
     browser.find_element(By.NAME, "name").send_keys("n2")
@@ -334,12 +339,7 @@ def test_bad_actions_are_refused_with_the_plugins_words_and_stale_pages_told_to_
     lab.topology.write_text(yaml.safe_dump(crowded, sort_keys=False))
     browser.get(f"{PORTAL}/network/{NETWORK}")
     assert wait_for(lambda: "x7" in graph(browser)["vertices"], timeout=20)
-    browser.find_element(By.ID, "act-connect").click()
-    Select(browser.find_element(By.NAME, "from")).select_by_value("n1")
-    Select(browser.find_element(By.NAME, "to")).select_by_value("x7")
-    previous = status(browser)
-    browser.find_element(By.ID, "dialog-ok").click()
-    said = finished(browser, previous, timeout=20)
+    said = connect_dialog(browser, "n1", "x7")
     assert "network 'web': node 'n1': initiates 9 edges; addnode allows at most 8" in said, said
     assert yaml.safe_load(lab.topology.read_text()) == crowded
     lab.topology.write_text(before)
