@@ -119,8 +119,8 @@ class NodeLog:
     block_message: bool = False   # a block-carrying message arrived since the last new header
     data_at: float | None = None  # when block data (cmpctblock, block, blocktxn) last arrived, if it was the last block message
     arrived: dict[str, float] = field(default_factory=dict)  # new header -> when its block's data arrived
-    mined: dict[str, None] = field(default_factory=dict)       # headers this node made itself (recent)
-    from_peers: dict[str, None] = field(default_factory=dict)  # headers a peer announced (recent)
+    mined: dict[str, float | None] = field(default_factory=dict)  # headers this node made itself -> when (recent)
+    from_peers: dict[str, float | None] = field(default_factory=dict)  # headers a peer announced (recent)
 
     def learn_peers(self, peers: list[dict[str, Any]]) -> None:
         """getpeerinfo's answer: every current peer's address and connection type."""
@@ -138,8 +138,8 @@ class NodeLog:
         out["peer_node"] = self.names.get(peer_host(known.addr)) if known.addr else None
         return out
 
-    def _remember(self, table: dict[str, None], block: str) -> None:
-        table[block] = None
+    def _remember(self, table: dict[str, float | None], block: str, when: float | None = None) -> None:
+        table[block] = when
         while len(table) > 200:
             del table[next(iter(table))]
 
@@ -199,7 +199,7 @@ class NodeLog:
             if match[2] is not None or self.block_message:
                 self._remember(self.from_peers, match[1])
             elif self.pending_create:
-                self._remember(self.mined, match[1])
+                self._remember(self.mined, match[1], when)
             self.pending_create = self.pending_create and match[2] is not None
             self.block_message = False
             return []
@@ -210,6 +210,11 @@ class NodeLog:
             arrived = self.arrived.pop(block, None)
             if not mined and arrived is not None:  # from the block's data arriving to this tip
                 timing["connect_seconds"] = round(max(0.0, when - arrived), 6)
+            made = self.mined.get(block) if mined else None
+            if made is not None:
+                # The miner has the block from its header line on: it sends the block to its peers
+                # (NewPoWValidBlock) before connecting it, so a peer's tip can come first.
+                timing["made"] = round(made, 6)
             return [make("block", self.network, self.node, when, hash=block, height=int(match[2]), mined=mined, **timing)]
         if match := _TX_ACCEPTED.match(line):
             return [make("tx", self.network, self.node, when, event="accepted", txid=match[2], **self.peer_fields(int(match[1])))]

@@ -176,7 +176,7 @@ class Metrics:
             elif kind == "block":
                 counts.mined += 1 if event.get("mined") else 0
                 counts.last_block = max(counts.last_block or 0.0, float(event["time"]))
-                state.propagation.arrive(event["hash"], int(event["height"]), node, float(event["time"]))
+                state.propagation.arrive(event["hash"], int(event["height"]), node, float(event.get("made", event["time"])))
                 out = []
                 for block in state.propagation.complete(state.nodes):
                     state.propagated += 1

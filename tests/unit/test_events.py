@@ -366,6 +366,31 @@ def test_block_times_are_bitcoinds_own_when_it_logs_microseconds() -> None:
     assert events.epoch("2026-12-01T19:33:41Z") == 1_796_153_621.0 and events.epoch("n/a") is None
 
 
+def test_the_miner_has_its_block_from_its_header_line_not_its_tip() -> None:
+    # CI caught it twice: n5 reported as the first to have a block n1 mined. A miner sends the
+    # block to its peers (NewPoWValidBlock) before it connects it, so a peer's UpdateTip can be
+    # logged before the miner's own. The miner's arrival is its header line (`made`).
+    miner, peer = events.NodeLog("lab", "n1"), events.NodeLog("lab", "n5")
+    mined = [miner.feed(f"2026-12-01T19:34:00.{index:06d}000Z", 0.0, line)
+             for index, line in enumerate([
+                 "2026-12-01T19:34:00.100000Z CreateNewBlock(): total size: 249 block weight: 888 txs: 0 fees: 0 sigops 400",
+                 f"2026-12-01T19:34:00.110000Z Saw new header hash={OWN_BLOCK} height=103",
+                 f"2026-12-01T19:34:00.111000Z [net] PeerManager::NewPoWValidBlock sending header-and-ids {OWN_BLOCK} to peer=0",
+                 f"2026-12-01T19:34:00.190000Z UpdateTip: new best={OWN_BLOCK} height=103 version=0x20000000"])]
+    took = [peer.feed(f"2026-12-01T19:34:00.{index:06d}000Z", 0.0, line)
+            for index, line in enumerate([
+                "2026-12-01T19:34:00.120000Z [net] received: cmpctblock (259 bytes) peer=3",
+                f"2026-12-01T19:34:00.121000Z Saw new cmpctblock header hash={OWN_BLOCK} peer=3",
+                f"2026-12-01T19:34:00.150000Z UpdateTip: new best={OWN_BLOCK} height=103 version=0x20000000"])]
+    n1, n5 = mined[-1][0], took[-1][0]
+    assert (n1["mined"], n1["made"], n1["time"]) == (True, 1_796_153_640.11, 1_796_153_640.19) and "made" not in n5
+    metrics = observer.Metrics()
+    metrics.configure(config(["n1", "n5"], []))
+    metrics.take(n5, 0.0)
+    produced = metrics.take(n1, 0.0)
+    assert [(e["first"], e["last"], e["seconds"]) for e in produced] == [("n1", "n5", 0.04)]
+
+
 def test_archive_keeps_every_event_and_replays_a_window(tmp_path: Path) -> None:
     archive = observer.Archive(str(tmp_path), keep_hours=2)
     hour = 1_796_151_600.0  # 2026-12-01T19:00:00Z
