@@ -40,7 +40,7 @@ SETTINGS = {
     "graphite_publish": "127.0.0.1:18180", "collector_container": f"{PREFIX}collector", "collector_prometheus_publish": "",
     "collector_bus_container": f"{PREFIX}bus", "collector_observer_container": f"{PREFIX}observer",
     "collector_events_volume": f"{PREFIX}events",
-    "collector_events_publish": "127.0.0.1:18191", "collector_observer_prometheus_publish": "127.0.0.1:19433",
+    "collector_events_publish": "127.0.0.1:18291", "collector_observer_prometheus_publish": "127.0.0.1:19533",
     "grafana_container": f"{PREFIX}grafana", "grafana_volume": f"{PREFIX}grafana-data", "grafana_publish": "",
     "portal_container": f"{PREFIX}portal", "portal_listen": "127.0.0.1:18090",
 }
