@@ -528,6 +528,18 @@ class ConfigFile:
         self.stamp = stamp
         return config
 
+    def wait(self, seconds: float, step: float = 0.5) -> None:
+        """Sleep for `seconds`, or less: until the file changes (a deploy added or removed a node,
+        and the portal waits to see it). One stat() per step."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if os.stat(self.path).st_mtime != self.stamp:
+                    return
+            except OSError:
+                pass
+            time.sleep(min(step, left))
+
 
 class RpcAuthError(OSError):
     """bitcoind refused the credentials (a cookie changes when bitcoind restarts)."""
@@ -902,7 +914,7 @@ class Collector:
                     self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), text)
                 except (OSError, ValueError, KeyError) as error:
                     log(f"poll failed: {error}")
-            time.sleep(max(0.5, self.interval - (time.monotonic() - started)))
+            self.config_file.wait(max(0.5, self.interval - (time.monotonic() - started)))
 
 
 def serve_prometheus(collector: Collector) -> None:

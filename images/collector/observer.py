@@ -129,6 +129,17 @@ class NetworkState:
     propagated: int = 0
     slowest: float | None = None  # the slowest block completed since the last samples
     alerts: dict[str, int] = field(default_factory=dict)  # network-wide alerts by detector
+    # Connections a node's log opened or closed since its latest poll (peer id -> peer, or the
+    # time it closed): the portal sees a link come and go when it happens, not at the next poll.
+    opened: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    closed: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def live_peers(self, node: str, polled: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A node's peers: its latest poll's, less those closed since, plus those opened since."""
+        gone = self.closed.get(node, {})
+        peers = [peer for peer in polled if peer.get("id") not in gone]
+        known = {peer.get("id") for peer in peers}
+        return peers + [peer for peer_id, peer in sorted(self.opened.get(node, {}).items()) if peer_id not in known]
 
 
 class Metrics:
@@ -186,15 +197,34 @@ class Metrics:
             elif kind == "poll":
                 state.polls[node] = (received, event)
                 state.names.update({address: node for address in event.get("addresses") or []})
+                # what the log said before this poll asked for its peers, the poll already knows
+                polled = float(event.get("time", received))
+                state.opened[node] = {peer_id: peer for peer_id, peer in state.opened.get(node, {}).items() if peer["time"] > polled}
+                state.closed[node] = {peer_id: at for peer_id, at in state.closed.get(node, {}).items() if at > polled}
             elif kind == "conn":
                 counts.connections[event["event"]] = counts.connections.get(event["event"], 0) + 1
+                if isinstance(event.get("peer"), int) and event["event"] in ("opened", "closed"):
+                    self._connection(state, node, event)
             elif kind == "alert":
                 counts.alerts[event["detector"]] = counts.alerts.get(event["detector"], 0) + 1
                 counts.last_alerts[event["detector"]] = event
             return []
 
+    @staticmethod
+    def _connection(state: NetworkState, node: str, event: dict[str, Any]) -> None:
+        peer_id, when = int(event["peer"]), float(event["time"])
+        if event["event"] == "opened":
+            state.closed.get(node, {}).pop(peer_id, None)
+            state.opened.setdefault(node, {})[peer_id] = {
+                "id": peer_id, "addr": event.get("addr") or "", "node": event.get("peer_node"),
+                "inbound": event.get("conn_type") == "inbound", "conn_type": event.get("conn_type") or "", "time": when}
+        else:
+            state.opened.get(node, {}).pop(peer_id, None)
+            state.closed.setdefault(node, {})[peer_id] = when
+
     def state(self, now: float, interval: float, active: float = 600.0) -> dict[str, Any]:
-        """What each network looks like now, from its nodes' latest polls (the portal's view): per
+        """What each network looks like now, from its nodes' latest polls and the connections their
+        logs opened or closed since (the portal's view): per
         node its chain, peers (managed ones named, others as addresses with their user agent),
         mempool, traffic totals, uptime, restarts and alerts raised in the last `active` seconds;
         each declared edge with whether both ends see it."""
@@ -207,7 +237,7 @@ class Metrics:
                     received, poll = state.polls.get(node, (None, {}))
                     counts = state.counts.get(node, NodeCounts())
                     peers = []
-                    for peer in poll.get("peers") or []:
+                    for peer in state.live_peers(node, poll.get("peers") or []):
                         name = peer.get("node") or state.names.get(events.peer_host(peer.get("addr", "")))
                         peers.append({**peer, "node": name})
                         if name:
@@ -581,7 +611,7 @@ class Observer:
             samples = self.metrics.samples(time.time(), interval) + self.own_samples(interval)
             self.latest = samples
             self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), collector.carbon_lines(samples, int(time.time())))
-            time.sleep(max(0.5, interval - (time.monotonic() - started)))
+            self.config_file.wait(max(0.5, interval - (time.monotonic() - started)))
 
 
 if __name__ == "__main__":

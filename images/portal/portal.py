@@ -4,7 +4,9 @@ Reads: the topology files of the inventory (the same model as the inventory plug
 observer's /state (each node's latest poll: chain, peers, mempool, alerts). Writes: a change is made
 on the topology file (ruamel.yaml round trip, validated by the model, lock + atomic replace,
 refused when the file changed since the page read it), then applied by running the repository's own
-deploy.yml, one job at a time, so the portal never has a second way to make containers or links.
+playbooks/apply.yml (the roles deploy.yml runs for nodes, links and the monitoring's view of them;
+deploy.yml itself for a node on a new Docker host), one job at a time, so the portal never has a
+second way to make containers or links.
 
 Runs in the peerlab-portal container on the controller's Docker engine with the host's network
 (listening on 127.0.0.1 unless asked), the repository, inventory, secrets and state directories at
@@ -137,6 +139,16 @@ class Inventory:
         return _edit.model_validator(known_hosts=self.hosts or None, taken_names=self.taken, swarm_hosts=self.swarm)
 
 
+def apply_playbook(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """The playbook that applies an edit: playbooks/apply.yml (the network and the monitoring's
+    view of it) while every node runs on a Docker host that ran nodes before; deploy.yml when a
+    node lands on a new one (that host needs its collector)."""
+    def hosts(networks: dict[str, Any]) -> set[str]:
+        return {node.host for network in networks.values() for node in network["model"].nodes}
+
+    return "playbooks/apply.yml" if hosts(after) <= hosts(before) else "deploy.yml"
+
+
 def ansible_env(root: str) -> dict[str, str]:
     return dict(os.environ, ANSIBLE_CONFIG=str(Path(root) / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                 ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")
@@ -230,8 +242,8 @@ class Jobs:
             command += ["-i", source]
         command += [playbook, *self.extra, *args]
         with self.lock:
-            for job in self.pending:  # a deploy already waiting will apply this change too
-                if job.command == command and playbook == "deploy.yml":
+            for job in self.pending:  # a deploy or apply already waiting will apply this change too
+                if job.command == command and playbook in ("deploy.yml", "playbooks/apply.yml"):
                     return job
             job = Job(self.next_id, title, command)
             self.next_id += 1
@@ -425,7 +437,8 @@ def create_app(config: dict[str, Any]) -> Any:
             return jsonify(error=str(conflict), reload=True), 409
         except _edit.EditError as refused:
             return jsonify(error=str(refused), problems=refused.problems), 400
-        job = jobs.playbook("apply the topology (deploy.yml)", "deploy.yml")
+        playbook = apply_playbook(networks, current()[0])
+        job = jobs.playbook(f"apply the topology ({playbook})", playbook)
         return jsonify(file_version=document.version, job=job.summary()), 202
 
     def names(*keys: str) -> list[str]:

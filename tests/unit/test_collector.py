@@ -215,3 +215,32 @@ def test_cgroup_v2_stats_read_like_dockers(tmp_path: Path) -> None:
 def test_cgroup_stats_of_a_gone_process_are_empty(tmp_path: Path) -> None:
     empty: dict[str, Any] = {"blkio_stats": {"io_service_bytes_recursive": []}, "networks": {}}
     assert collector.cgroup_stats(7, str(tmp_path), str(tmp_path)) == empty
+
+
+def test_the_wait_between_polls_ends_when_the_configuration_changes(tmp_path: Path) -> None:
+    """A deploy that adds a node rewrites the configuration: the collector (and the observer)
+    polls at once instead of after the rest of its interval, so the portal shows the node soon."""
+    import os
+    import threading
+    import time
+
+    path = tmp_path / "collector.json"
+    path.write_text('{"interval": 10}')
+    config = collector.ConfigFile(str(path))
+    assert config.changed() == {"interval": 10}
+    started = time.monotonic()
+    config.wait(0.3, step=0.05)
+    assert time.monotonic() - started >= 0.3, "an unchanged file: the whole wait"
+
+    def rewrite() -> None:
+        time.sleep(0.2)
+        path.write_text('{"interval": 10, "networks": {}}')
+        os.utime(path, (time.time() + 1, time.time() + 1))  # a coarse clock could give the same mtime
+
+    writer = threading.Thread(target=rewrite)
+    started = time.monotonic()
+    writer.start()
+    config.wait(30, step=0.05)
+    writer.join()
+    assert time.monotonic() - started < 5, "a changed file ends the wait"
+    assert config.changed() == {"interval": 10, "networks": {}}

@@ -434,3 +434,29 @@ def test_state_names_managed_peers_lists_foreign_ones_and_marks_edges_connected(
     assert state["edges"] == [{"from": "n1", "to": "n2", "connected": True}, {"from": "n2", "to": "n3", "connected": False}]
     later = metrics.state(now=128.0, interval=10.0)["lab"]["nodes"]
     assert (later["n1"]["fresh"], later["n2"]["fresh"], later["n1"]["alerts"][0]["detector"]) == (True, False, "ping_spam")
+
+
+def test_state_shows_a_link_when_the_log_opens_it_and_drops_it_when_the_log_closes_it() -> None:
+    # n1 polled at 100 with n2 as its only peer; at 101 its log says n3 connected (inbound), at 102
+    # that n2's connection closed: the portal's view has both changes before the next poll.
+    metrics = observer.Metrics()
+    metrics.configure(config(["n1", "n2", "n3"], [["n1", "n2"], ["n3", "n1"]]))
+    metrics.take(events.make("poll", "lab", "n3", 99.0, up=True, addresses=["172.18.0.4"]), 99.0)
+    n2 = {"id": 1, "addr": "lab-n2:18444", "node": "n2", "inbound": False}
+    metrics.take(events.make("poll", "lab", "n1", 100.0, up=True, peers=[n2]), 100.2)
+
+    def view() -> tuple[list[Any], list[bool]]:
+        lab = metrics.state(now=103.0, interval=10.0)["lab"]
+        return [peer["node"] for peer in lab["nodes"]["n1"]["peers"]], [edge["connected"] for edge in lab["edges"]]
+
+    opened = events.make("conn", "lab", "n1", 101.0, event="opened", peer=4, addr="172.18.0.4:40000", conn_type="inbound", peer_node=None)
+    metrics.take(opened, 101.0)
+    assert view() == (["n2", "n3"], [True, True]), "named by n3's address from its poll"
+    metrics.take(events.make("conn", "lab", "n1", 102.0, event="closed", peer=1, addr="lab-n2:18444", conn_type="manual"), 102.0)
+    assert view() == (["n3"], [False, True])
+    # a poll that asked before the close still lists n2: the close, later, wins; one after it replaces both
+    metrics.take(events.make("poll", "lab", "n1", 101.5, up=True, peers=[{"id": 1, "addr": "lab-n2:18444", "node": "n2"},
+                                                                       {"id": 4, "addr": "172.18.0.4:40000", "inbound": True}]), 103.0)
+    assert view() == (["n3"], [False, True])
+    metrics.take(events.make("poll", "lab", "n1", 104.0, up=True, peers=[{"id": 5, "addr": "lab-n2:18444", "node": "n2"}]), 104.0)
+    assert view() == (["n2"], [True, False])

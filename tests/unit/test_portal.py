@@ -73,3 +73,17 @@ def test_mounts_show_each_directory_at_its_own_path_once() -> None:
     assert [(m["source"], m["target"]) for m in mounts] == [
         ("/tmp/lab/inventory", "/tmp/lab/inventory"), ("/tmp/lab2", "/tmp/lab2"), ("/work/main", "/work/main")]
     assert portal_mounts(["/work/mainly", "/work/main"])[1]["source"] == "/work/mainly", "a prefix of a name is not a parent"
+
+
+def test_an_edit_is_applied_by_apply_yml_unless_a_node_lands_on_a_new_docker_host() -> None:
+    def networks(spec: dict[str, Any]) -> dict[str, Any]:
+        return {network.name: {"model": network} for network in parse(spec, "t.peerlab.yml", known_hosts={"localhost", "h2"})}
+
+    lab = networks(LAB)
+    linked = networks({"lab": dict(LAB["lab"], nodes=[{"name": "n9"}], edges=[{"from": "n9", "to": "n1"}])})
+    grown = networks({"lab": dict(LAB["lab"], nodes=[{"name": "n9"}])})
+    elsewhere = networks({"lab": dict(LAB["lab"], nodes=[{"name": "n9", "host": "h2"}])})
+    assert portal.apply_playbook(lab, linked) == "playbooks/apply.yml"
+    assert portal.apply_playbook(lab, grown) == "playbooks/apply.yml"
+    assert portal.apply_playbook(lab, elsewhere) == "deploy.yml", "h2 runs no node yet: its collector must be deployed"
+    assert portal.apply_playbook(elsewhere, lab) == "playbooks/apply.yml", "a node removed from h2 leaves nothing new"

@@ -1,9 +1,13 @@
 // peerlab portal: the network page. Refreshes the network's view every few seconds, shows a node's
 // numbers on hover, and turns right-clicks and the toolbar into actions (POST with the CSRF token);
-// each action changes the topology file and is applied by a deploy.yml job whose progress is shown.
+// each action changes the topology file and is applied by a playbook job (apply.yml or deploy.yml)
+// whose progress is shown.
 (function () {
   "use strict";
   const REFRESH_MS = 3000;
+  // While an action's job runs and for a while after, the graph is read every half second: the
+  // observer reports links as the nodes' logs open them, and the new node at its first poll.
+  const FAST_MS = 500, FAST_AFTER_MS = 10000;
   const graphElement = document.getElementById("graph");
   const NETWORK = graphElement.dataset.network;
   const CSRF = document.querySelector("meta[name=csrf-token]").content;
@@ -11,7 +15,7 @@
   const panel = document.getElementById("panel");
   const dialog = document.getElementById("dialog");
   const form = document.getElementById("dialog-form");
-  const state = { view: null, hovered: null, first: null, job: null, refreshed: 0 };
+  const state = { view: null, hovered: null, first: null, job: null, refreshed: 0, fastUntil: 0 };
 
   const graph = new window.PeerGraph(document.getElementById("canvas"), {
     hover: (vertex) => { state.hovered = vertex.id; showPanel(); },
@@ -191,18 +195,20 @@
     const output = document.getElementById("job-output");
     section.hidden = false;
     state.job = job;
+    state.fastUntil = Infinity;
     for (;;) {
       say(`${title}: ${job.state} (${job.seconds} s)`, job.state === "failed" ? "error" : "busy");
       output.textContent = job.output.join("\n");
       section.dataset.state = job.state;
       if (job.state === "ok" || job.state === "failed") break;
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await new Promise((resolve) => setTimeout(resolve, FAST_MS));
       const response = await fetch(`/api/jobs/${job.id}`);
       job = await response.json();
       state.job = job;
     }
     say(job.state === "ok" ? `${title}: done in ${job.seconds} s (changed=${job.changed})` : `${title}: failed after ${job.seconds} s (see below)`,
       job.state === "ok" ? "ok" : "error");
+    state.fastUntil = Date.now() + FAST_AFTER_MS;
     await refresh();
   }
 
@@ -293,6 +299,8 @@
   if (mine) mine.addEventListener("click", () => act("mine", { blocks: 1 }, "mine a block"));
   document.addEventListener("keydown", (event) => { if (event.key === "Escape") cancel(); });
 
-  refresh();
-  setInterval(refresh, REFRESH_MS);
+  (async function every() {
+    await refresh();
+    setTimeout(every, Date.now() < state.fastUntil ? FAST_MS : REFRESH_MS);
+  }());
 }());
