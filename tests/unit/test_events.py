@@ -455,8 +455,8 @@ def test_state_shows_a_link_when_the_log_opens_it_and_drops_it_when_the_log_clos
     metrics.take(events.make("conn", "lab", "n1", 102.0, event="closed", peer=1, addr="lab-n2:18444", conn_type="manual"), 102.0)
     assert view() == (["n3"], [False, True])
     # a poll that asked before the close still lists n2: the close, later, wins; one after it replaces both
-    metrics.take(events.make("poll", "lab", "n1", 101.5, up=True, peers=[{"id": 1, "addr": "lab-n2:18444", "node": "n2"},
-                                                                       {"id": 4, "addr": "172.18.0.4:40000", "inbound": True}]), 103.0)
+    both = [{"id": 1, "addr": "lab-n2:18444", "node": "n2"}, {"id": 4, "addr": "172.18.0.4:40000", "inbound": True}]
+    metrics.take(events.make("poll", "lab", "n1", 101.5, up=True, peers=both), 103.0)
     assert view() == (["n3"], [False, True])
     metrics.take(events.make("poll", "lab", "n1", 104.0, up=True, peers=[{"id": 5, "addr": "lab-n2:18444", "node": "n2"}]), 104.0)
     assert view() == (["n2"], [True, False])
