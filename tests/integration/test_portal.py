@@ -170,7 +170,7 @@ def session(lab: Lab) -> tuple[requests.Session, str]:
     return client, token
 
 
-def test_login_is_required_and_actions_need_the_csrf_token(lab: Lab) -> None:
+def test_login_is_required_and_actions_need_the_csrf_token(lab: Lab, client: docker.DockerClient) -> None:
     before = lab.topology.read_text()
     anonymous = requests.Session()
     assert anonymous.get(f"{PORTAL}/api/networks/{NETWORK}", timeout=10).status_code == 401
@@ -180,17 +180,17 @@ def test_login_is_required_and_actions_need_the_csrf_token(lab: Lab) -> None:
     assert wrong.status_code == 401 and "wrong user or password" in wrong.text
     assert anonymous.post(f"{PORTAL}/login", data={"user": "admin", "password": password(lab)}, timeout=10).status_code == 403, \
         "a login without the form's token is refused"
-    client, token = session(lab)
-    view = client.get(f"{PORTAL}/api/networks/{NETWORK}", timeout=10).json()
+    web, token = session(lab)
+    view = web.get(f"{PORTAL}/api/networks/{NETWORK}", timeout=10).json()
     body = {"from": "n2", "to": "n4", "file_version": view["file_version"]}
     for headers in ({}, {"X-CSRF-Token": "forged"}):
-        refused = client.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json=body, headers=headers, timeout=10)
+        refused = web.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json=body, headers=headers, timeout=10)
         assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
     assert anonymous.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json=body, headers={"X-CSRF-Token": token}, timeout=10
                           ).status_code == 403, "another session's token is not this one's"
     assert lab.topology.read_text() == before
     # on the host's network, but only on loopback: the lab's gateway address (this host) refuses
-    gateway = docker.from_env().networks.get(f"peerlab-{NETWORK}").attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = client.networks.get(f"peerlab-{NETWORK}").attrs["IPAM"]["Config"][0]["Gateway"]
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((gateway, 18090), timeout=5).close()
 
@@ -379,7 +379,9 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
     if not shown:
         (lab.directory / "job.txt").write_text(browser.find_element(By.ID, "job-output").text)
     assert shown, (status(browser), lab.directory / "job.txt", graph(browser))
-    assert "add n6: done in" in finished(browser, previous)
+    said = finished(browser, previous)
+    assert "add n6: done in" in said
+    TIMINGS["create_node_job_seconds"] = float(re.search(r"done in ([0-9.]+) s", said)[1])  # type: ignore[index]
     assert "      - {name: n6}\n" in lab.topology.read_text() and "      - {from: n6, to: n1}\n" in lab.topology.read_text()
     assert linked(client, "n6", "n1")
     nothing_left(lab)
