@@ -129,6 +129,7 @@ class NetworkState:
     propagated: int = 0
     slowest: float | None = None  # the slowest block completed since the last samples
     alerts: dict[str, int] = field(default_factory=dict)  # network-wide alerts by detector
+    last_alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # detector -> its latest network-wide alert
     # Connections a node's log opened or closed since its latest poll (peer id -> peer, or the
     # time it closed): the portal sees a link come and go when it happens, not at the next poll.
     opened: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
@@ -168,6 +169,7 @@ class Metrics:
             node = event.get("node", "")
             if state is not None and event.get("kind") == "alert" and node == detectors.NETWORK_NODE:
                 state.alerts[event["detector"]] = state.alerts.get(event["detector"], 0) + 1
+                state.last_alerts[event["detector"]] = event
                 return []
             if state is None or node not in state.nodes:
                 return []
@@ -227,7 +229,8 @@ class Metrics:
         logs opened or closed since (the portal's view): per
         node its chain, peers (managed ones named, others as addresses with their user agent),
         mempool, traffic totals, uptime, restarts and alerts raised in the last `active` seconds;
-        each declared edge with whether both ends see it."""
+        each declared edge with whether both ends see it; the network-wide alerts (fork) of the last
+        `active` seconds."""
         out: dict[str, Any] = {}
         with self.lock:
             for network, state in sorted(self.networks.items()):
@@ -253,10 +256,10 @@ class Metrics:
                         "peers_out": sum(1 for peer in peers if not peer.get("inbound")),
                         "median_ping": pings[len(pings) // 2] if pings else None,
                         "mined": counts.mined,
-                        "alerts": [{"detector": detector, "time": alert["time"], "message": alert.get("message", "")}
-                                   for detector, alert in sorted(counts.last_alerts.items()) if now - float(alert["time"]) <= active],
+                        "alerts": _recent(counts.last_alerts, now, active),
                     }
                 out[network] = {"nodes": nodes,
+                                "alerts": _recent(state.last_alerts, now, active),
                                 "edges": [{"from": a, "to": b, "connected": frozenset((a, b)) in links} for a, b in state.edges]}
         return out
 
@@ -349,6 +352,12 @@ class Feed:
                 self.sent += 1
             except queue.Full:
                 sub.dropped += 1
+
+
+def _recent(last_alerts: dict[str, dict[str, Any]], now: float, active: float) -> list[dict[str, Any]]:
+    """Each detector's latest alert if it was raised in the last `active` seconds."""
+    return [{"detector": detector, "time": alert["time"], "message": alert.get("message", "")}
+            for detector, alert in sorted(last_alerts.items()) if now - float(alert["time"]) <= active]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

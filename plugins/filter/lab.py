@@ -8,6 +8,8 @@ import hashlib
 import re
 from typing import Any
 
+from ansible_collections.peerlab.bitcoin.plugins.filter.faults import network_faults
+from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import unpruned_need_gib
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._names import data_volume, docker_network, labelled_container
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import node_plan, outdated
@@ -26,8 +28,9 @@ gateway_ips(results): container id -> address on its Docker host's docker_gwbrid
   docker_network_info results (how a Swarm host reaches its tasks).
 swarm_pending(result, item, hosts, hostvars, run): the Swarm nodes of item's network and Docker host that do
   not yet run a container with their current settings (peerlab.spec), from docker_host_info's result.
-link_problems(hosts, hostvars, states): links not seen at both ends, across every Docker host.
-link_specs(hosts, hostvars, network, docker_host): the nodes option of peerlab.bitcoin.links.
+link_problems(hosts, hostvars, states, extra): links not seen at both ends, across every Docker host (cut links skipped).
+link_specs(hosts, hostvars, network, docker_host, extra): the nodes option of peerlab.bitcoin.links (paused nodes
+  left out, links across a partition `cut`, to a paused node `frozen`); extra: ad hoc faults, network -> fault entries (fault.yml).
 link_states(results): node -> state from a looped peerlab.bitcoin.links task.
 network_tips(hosts, hostvars, mined_var, states): network -> tip every node must reach.
 summary_table(hosts, hostvars, states): the table a deploy prints.
@@ -311,26 +314,45 @@ def _states(hosts: list[str], hostvars: Any, states: str | dict[str, Any]) -> di
     return {host: states.get(host) or {} for host in hosts}
 
 
-def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str) -> list[dict[str, Any]]:
-    """The `nodes` option of peerlab.bitcoin.links for one network on one Docker host."""
+def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str,
+               extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The `nodes` option of peerlab.bitcoin.links for one network on one Docker host. A paused
+    node is left out; a link across a partition is `cut` (kept as an added node, closed while the
+    partition holds), one to a paused node `frozen` (kept, neither closed nor waited for)."""
     specs = []
     for host, variables in _vars(hosts, hostvars):
         if variables["peerlab_network"] == network and variables["peerlab_docker_host"] == docker_host:
+            faults = network_faults(hostvars, host, extra)
+            if faults and variables["peerlab_node"] in _faults.paused(faults):
+                continue
             port = variables["peerlab_p2p_port"]
             specs.append({"name": host, "rpc_host": variables.get("_network_ip") or "", "rpc_port": variables["peerlab_rpc_port"],
                           "rpc_password": variables["_network_password"],
                           "peers": [f"{peer}:{port}" for peer in variables["peerlab_peers_out"]]})
+            for key, test in (("cut", _faults.cut), ("frozen", _faults.frozen)) if faults else ():
+                peers = [f"{peer}:{port}" for peer in variables["peerlab_peers_out"]
+                         if test(faults, variables["peerlab_node"], hostvars[peer]["peerlab_node"])]
+                if peers:
+                    specs[-1][key] = peers
             if variables.get("_network_address") and variables["_network_address"] != variables.get("_network_ip"):
                 specs[-1]["address"] = variables["_network_address"]
     return specs
 
 
-def link_problems(hosts: list[str], hostvars: Any, states: dict[str, Any]) -> list[str]:
+def link_problems(hosts: list[str], hostvars: Any, states: dict[str, Any], extra: dict[str, Any] | None = None) -> list[str]:
     """Every link checked at both ends with the states the links tasks of all Docker hosts read.
-    A links task sees both ends only of links within its Docker host; this sees across them."""
-    nodes = [{"name": host, "rpc_host": variables.get("_network_address") or variables.get("_network_ip") or "",
-              "peers": [f"{peer}:{variables['peerlab_p2p_port']}" for peer in variables["peerlab_peers_out"]]}
-             for host, variables in _vars(hosts, hostvars)]
+    A links task sees both ends only of links within its Docker host; this sees across them.
+    Links a fault cuts, and paused nodes, are not checked."""
+    nodes = []
+    for host, variables in _vars(hosts, hostvars):
+        faults = network_faults(hostvars, host, extra)
+        if faults and variables["peerlab_node"] in _faults.paused(faults):
+            continue
+        me = variables.get("peerlab_node")
+        nodes.append({"name": host, "rpc_host": variables.get("_network_address") or variables.get("_network_ip") or "",
+                      "peers": [f"{peer}:{variables['peerlab_p2p_port']}" for peer in variables["peerlab_peers_out"]
+                                if not faults or not (_faults.cut(faults, me, hostvars[peer]["peerlab_node"])
+                                                      or _faults.frozen(faults, me, hostvars[peer]["peerlab_node"]))]})
     # Imported here: _peering brings the RPC client (http.client, ssl), and Ansible imports every
     # filter file of the collection in every task's worker.
     from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import unverified

@@ -101,6 +101,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             "peerlab_network_edges": edges,
             "peerlab_network_miners": [container_name(network.name, m) for m in network.miners],
             "peerlab_network_swarm": network.swarm,
+            "peerlab_network_faults": [fault.as_dict() for fault in network.faults],
+            "peerlab_network_shares": {container_name(network.name, m): share for m, share in network.shares.items()},
         }
         for key, value in group_vars.items():
             inventory.set_variable(group, key, wrap_var(value))

@@ -41,7 +41,7 @@ class Docker:
         self.socket_path = socket_path
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, timeout: float | None = None, raw: bool = False) -> Any:
         connection = _UnixConnection(self.socket_path, timeout or self.timeout)
         try:
             payload = json.dumps(body) if body is not None else None
@@ -59,7 +59,19 @@ class Docker:
             except ValueError:
                 message = data[:300].decode(errors="replace")
             raise DockerError(f"{method} {path}: {message or response.reason}", response.status)
+        if raw:
+            return data
         return json.loads(data) if data.strip() else None
+
+    def logs(self, name: str, tail: int = 50) -> str:
+        """A container's last output lines, stdout and stderr (the engine's multiplexed stream, unframed)."""
+        data = self.request("GET", f"/containers/{quote(name, safe='')}/logs?stdout=1&stderr=1&tail={tail}", raw=True)
+        text, offset = [], 0
+        while offset + 8 <= len(data) and data[offset] in (0, 1, 2) and data[offset + 1:offset + 4] == b"\0\0\0":
+            size = int.from_bytes(data[offset + 4:offset + 8], "big")
+            text.append(data[offset + 8:offset + 8 + size])
+            offset += 8 + size
+        return (b"".join(text) if text else data).decode(errors="replace")
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         """A container's inspect answer, or None when there is no such container."""

@@ -27,6 +27,12 @@ def docker_network(network: str) -> str:
     return f"peerlab-{network}"
 
 
+def fault_holder(container_name: str) -> str:
+    """The container that holds a node's network faults in its namespace: peerlab-fault-<container>.
+    (No network name starts with peerlab, so no node container can take this name.)"""
+    return f"peerlab-fault-{container_name}"
+
+
 def labelled_container(labels: dict[str, Any] | None) -> str:
     """The node container name a container's peerlab labels stand for ('' if it is not a node's)."""
     labels = labels or {}

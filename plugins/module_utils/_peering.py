@@ -119,6 +119,16 @@ def apply(rpc: Caller, todo: PeerPlan) -> None:
         _tolerating(rpc, RPC_CLIENT_NODE_ALREADY_ADDED, "addnode", peer, "add")
 
 
+def close(rpc: Caller, peers: list[str]) -> list[str]:
+    """Close the outbound connections to `peers` (links a fault cuts); the peers that were connected."""
+    if not peers:
+        return []
+    connected = sorted({p["addr"] for p in rpc.call("getpeerinfo") if not p["inbound"] and p["addr"] in peers})
+    for peer in connected:
+        _tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", peer)
+    return connected
+
+
 def wait_connected(rpc: Caller, peers: list[str], timeout: float) -> dict[str, bool]:
     """Poll until every peer is connected or the timeout passes; the last added-node list."""
     deadline = time.monotonic() + timeout

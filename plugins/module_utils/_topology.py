@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _faults
 from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults, key_problem, value_problem
 from ._generators import GENERATOR_COMMON, GENERATOR_PARAMS, MAX_OUTBOUND, GeneratorError, generate
 from ._names import container as container_name
@@ -30,7 +31,7 @@ IMPLEMENTATIONS: dict[str, dict[str, str]] = {
     "statoshi": {"version": "277036f30ce47da59164337f556b917d45e4a797"},
 }
 
-NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners"})
+NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults"})
 SETTING_KEYS = frozenset({"implementation", "version", "host", "conf", "conf_unchecked", "resources"})
 NODE_KEYS = SETTING_KEYS | {"name", "publish_p2p"}
 RESOURCE_KEYS = frozenset({"memory", "cpus"})
@@ -79,6 +80,8 @@ class Network:
     edges: tuple[tuple[str, str], ...]
     miners: tuple[str, ...]
     p2p_port: int = field(default=0)
+    faults: tuple[_faults.Fault, ...] = field(default=())
+    shares: dict[str, float] = field(default_factory=dict)  # miner -> percent of the blocks (sums to 100)
     rpc_port: int = field(default=0)
     swarm: bool = field(default=False)  # its nodes are Swarm services on an overlay network
 
@@ -285,14 +288,27 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
                        "(reverse some edges so their other end initiates)")
 
     miners_raw = raw.get("miners", order[:1] if chain == "regtest" else [])
+    shares: dict[str, float] = {}
+    if isinstance(miners_raw, dict):
+        # {n1: 50, n2: 30, n3: 20}: hashrate shares (any positive numbers; made percentages)
+        bad = {name: share for name, share in miners_raw.items()
+               if isinstance(share, bool) or not isinstance(share, (int, float)) or share <= 0}
+        if bad:
+            check.fail(where, "miners' hashrate shares must be positive numbers, got "
+                              + ", ".join(f"{name}: {share!r}" for name, share in bad.items()))
+        else:
+            total = float(sum(miners_raw.values()))
+            shares = {str(name): round(100.0 * share / total, 6) for name, share in miners_raw.items()}
+        miners_raw = list(miners_raw)
     if not isinstance(miners_raw, list) or not all(isinstance(m, str) for m in miners_raw):
-        check.fail(where, f"'miners' must be a list of node names, got {miners_raw!r}")
+        check.fail(where, f"'miners' must be a list of node names or a mapping of node names to hashrate shares, got {miners_raw!r}")
         miners_raw = []
     for miner in miners_raw:
         if miner not in outbound:
             check.fail(where, f"miner '{miner}' is not a node of this network{_suggest(miner, set(order), 'nodes')}")
     if miners_raw and chain != "regtest":
         check.fail(where, f"miners are for regtest only; {chain} blocks come from the real network")
+    faults = _faults.parse(raw.get("faults"), order, check.fail, where)
 
     ports = CHAINS[chain]
     nodes = []
@@ -335,7 +351,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
                            "(put both hosts in peerlab_swarm_managers or peerlab_swarm_workers, or both nodes on one host)")
     return Network(name=name, chain=chain, nodes=tuple(nodes), edges=tuple(e for e in edges if frozenset(e) in seen),
                    miners=tuple(miners_raw), p2p_port=int(ports["p2p"]), rpc_port=int(ports["rpc"]),  # type: ignore[call-overload]
-                   swarm=bool(on_swarm))
+                   swarm=bool(on_swarm), faults=tuple(faults), shares=shares)
 
 
 def parse(data: object, source: str, known_hosts: set[str] | None = None,

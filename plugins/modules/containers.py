@@ -111,6 +111,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._container import create_body, plan, plan_state
 from ..module_utils._docker import Docker, DockerError
+from ..module_utils._names import fault_holder
 
 
 def _brief(found: dict[str, Any] | None) -> dict[str, Any]:
@@ -136,6 +137,13 @@ def _reconcile(docker: Docker, spec: dict[str, Any], compare: str, state: str, c
     if check_mode or action == "none":
         result.update(_brief(found))
         return result
+    if state == "absent":
+        # A node's fault holder (docs/experiments.md) goes with it.
+        try:
+            docker.request("DELETE", f"/containers/{fault_holder(name)}?force=1")
+        except DockerError as error:
+            if error.status != 404:
+                raise
     timeout = int(spec["stop_timeout"]) if spec.get("stop_timeout") is not None else None
     if found and action in ("recreate", "stop", "remove") and (found.get("State") or {}).get("Running"):
         _stop(docker, found, timeout)

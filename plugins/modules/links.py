@@ -67,6 +67,19 @@ options:
         type: list
         elements: str
         default: []
+      cut:
+        description:
+          - Peers of O(nodes[].peers) across a partition, kept as added nodes, closed now if connected,
+            neither waited for nor verified. They reconnect once the partition goes.
+        type: list
+        elements: str
+        default: []
+      frozen:
+        description:
+          - Peers of O(nodes[].peers) that are paused, kept as added nodes, neither closed, waited for nor verified.
+        type: list
+        elements: str
+        default: []
   rpc_timeout:
     description: Seconds for one RPC answer.
     type: float
@@ -123,7 +136,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._peering import PeerPlan, added, apply, diff, drop_duplicates, plan, unverified, wait_connected
+from ..module_utils._peering import PeerPlan, added, apply, close, diff, drop_duplicates, plan, unverified, wait_connected
 from ..module_utils._rpc import Rpc, RpcError
 from ..module_utils._status import chain_and_peers, wait_for_tip
 
@@ -144,10 +157,12 @@ class _Node:
         self.plan = PeerPlan()
         self.result: dict[str, Any] = {}
         self.deduplicated: list[str] = []
+        self.closed: list[str] = []
+        self.reachable = [peer for peer in spec["peers"] if peer not in (spec.get("cut") or []) + (spec.get("frozen") or [])]
 
     @property
     def changed(self) -> bool:
-        return self.plan.changed or bool(self.deduplicated)
+        return self.plan.changed or bool(self.deduplicated) or bool(self.closed)
 
     def run(self) -> None:
         if self.rpc is None:
@@ -156,11 +171,14 @@ class _Node:
         self.rpc.wait_ready(self.params["ready_timeout"])
         self.before = added(self.rpc)
         self.plan = plan(self.before, self.spec["peers"], "present", exclusive=True)
+        self.plan.reconnect = [peer for peer in self.plan.reconnect if peer in self.reachable]
+        self.closed = [peer for peer in self.spec.get("cut") or [] if self.before.get(peer)]
         if self.check_mode:
             return
         apply(self.rpc, self.plan)
-        wait_connected(self.rpc, self.spec["peers"], self.params["link_timeout"])
-        self.deduplicated = drop_duplicates(self.rpc, self.spec["peers"])
+        self.closed = close(self.rpc, self.spec.get("cut") or [])
+        wait_connected(self.rpc, self.reachable, self.params["link_timeout"])
+        self.deduplicated = drop_duplicates(self.rpc, self.reachable)
         if self.params["wait_for_tip"]:
             wait_for_tip(self.rpc, self.params["wait_for_tip"], self.params["tip_timeout"])
 
@@ -192,7 +210,8 @@ def verified(nodes: list[_Node], params: dict[str, Any], settle: float = 5.0) ->
     deadline = time.monotonic() + settle
     while True:
         failures = _each(nodes, "read")
-        problems = failures or unverified(params["nodes"], {node.spec["name"]: node.result for node in nodes},
+        reachable = [dict(node.spec, peers=node.reachable) for node in nodes]
+        problems = failures or unverified(reachable, {node.spec["name"]: node.result for node in nodes},
                                           params["wait_for_tip"] if params["verify"] else None)
         if not params["verify"] and not failures:
             return []
@@ -206,6 +225,8 @@ def main() -> None:
         argument_spec=dict(
             nodes=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
+                cut=dict(type="list", elements="str", default=[]),
+                frozen=dict(type="list", elements="str", default=[]),
                 rpc_host=dict(type="str", required=True),
                 rpc_port=dict(type="int", required=True),
                 address=dict(type="str"),
@@ -230,7 +251,7 @@ def main() -> None:
     failures = _each(nodes, "run")
     problems = [] if failures else verified(nodes, params, settle=0.0 if module.check_mode else 5.0)
     results = {node.spec["name"]: dict(node.result, changed=node.changed, added=node.plan.add, reconnected=node.plan.reconnect,
-                                       removed=node.plan.remove, deduplicated=node.deduplicated) for node in nodes}
+                                       removed=node.plan.remove, deduplicated=node.deduplicated, closed=node.closed) for node in nodes}
     output: dict[str, Any] = dict(changed=any(node.changed for node in nodes), nodes=results, problems=failures + problems)
     if module._diff:
         before, after = [], []

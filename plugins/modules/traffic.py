@@ -9,9 +9,11 @@ DOCUMENTATION = r"""
 module: traffic
 short_description: Mine blocks and send payments between regtest nodes for a while
 description:
-  - For O(duration) seconds, mines one block every O(block_interval) seconds on a miner (taking
-    turns) and sends a payment every O(tx_interval) seconds from a node whose wallet can pay to a
-    new address of another node, so that mempools, relay, blocks and the metrics move.
+  - For O(duration) seconds (or until O(blocks) blocks), mines one block every O(block_interval)
+    seconds on a miner drawn by its hashrate share (O(shares), seeded by O(seed); equal shares
+    otherwise) and sends a payment every O(tx_interval) seconds from a node whose wallet can pay to
+    a new address of another node (O(pairs)), at a fee rate drawn from O(fee_rates), so that
+    mempools, relay, blocks and the metrics move.
   - Every node gets a descriptor wallet O(wallet) if it has none. Refuses any chain but regtest.
   - Miners pay their coinbase to themselves; coinbases mature after 100 blocks, so a fresh
     network pays from the first miner until others have funds.
@@ -34,6 +36,27 @@ options:
     description: Names of the nodes that mine; empty means the first node.
     type: list
     elements: str
+    default: []
+  shares:
+    description: Hashrate shares of the miners (node -> positive number); the next block's miner is drawn by them.
+    type: dict
+    default: {}
+  seed:
+    description: Seed of the miner and payment draws (the same seed repeats the same sequence).
+    type: int
+  blocks:
+    description: Stop after this many blocks (0 - no limit but O(duration)).
+    type: int
+    default: 0
+  pairs:
+    description: "[payer, payee] pairs to draw the payments from; empty - every node pays every other."
+    type: list
+    elements: list
+    default: []
+  fee_rates:
+    description: "[low, high] fee rate in sat/vB each payment draws from; empty - the wallet's estimate."
+    type: list
+    elements: float
     default: []
   duration:
     description: Seconds of traffic.
@@ -74,6 +97,14 @@ blocks:
   description: Blocks mined.
   returned: always
   type: int
+mined:
+  description: Blocks mined per miner.
+  returned: always
+  type: dict
+shares:
+  description: Per miner, the declared share and the observed one (percent of the blocks mined).
+  returned: always
+  type: dict
 transactions:
   description: Payments sent.
   returned: always
@@ -84,13 +115,11 @@ failed_payments:
   type: int
 """
 
-import random
-import time
-from typing import Any
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._rpc import Rpc, RpcError, ensure_wallet
+from ..module_utils._rpc import Rpc, RpcError
+from ..module_utils._schedule import Miners, Payments, observed
+from ..module_utils._traffic import Traffic
 
 
 def main() -> None:
@@ -105,6 +134,11 @@ def main() -> None:
                 peers=dict(type="list", elements="str", default=[]),
             )),
             miners=dict(type="list", elements="str", default=[]),
+            shares=dict(type="dict", default={}),
+            seed=dict(type="int"),
+            blocks=dict(type="int", default=0),
+            pairs=dict(type="list", elements="list", default=[]),
+            fee_rates=dict(type="list", elements="float", default=[]),
             duration=dict(type="float", default=120.0),
             block_interval=dict(type="float", default=10.0),
             tx_interval=dict(type="float", default=1.0),
@@ -115,55 +149,32 @@ def main() -> None:
     )
     params = module.params
     names = [spec["name"] for spec in params["nodes"]]
-    unknown = sorted(set(params["miners"]) - set(names))
+    unknown = sorted((set(params["miners"]) | set(params["shares"]) | {n for pair in params["pairs"] for n in pair}) - set(names))
     if not names or unknown:
-        module.fail_json(msg=f"traffic needs nodes, and miners among them (unknown miners: {', '.join(unknown) or '-'})")
+        module.fail_json(msg=f"traffic needs nodes, and miners and payers among them (unknown: {', '.join(unknown) or '-'})")
     if module.check_mode:
         module.exit_json(changed=True, blocks=0, transactions=0, failed_payments=0)
 
-    def rpc(spec: dict[str, Any], wallet: bool = False) -> Rpc:
+    specs = {spec["name"]: spec for spec in params["nodes"]}
+
+    def rpc(name: str, wallet: bool) -> Rpc:
+        spec = specs[name]
         return Rpc(spec["rpc_host"], spec["rpc_port"], spec["rpc_user"], spec["rpc_password"], params["rpc_timeout"],
                    wallet=params["wallet"] if wallet else None)
 
-    specs = {spec["name"]: spec for spec in params["nodes"]}
-    miners = params["miners"] or names[:1]
-    blocks = transactions = failed = 0
     try:
-        for spec in specs.values():
-            chain = rpc(spec).call("getblockchaininfo")["chain"]
-            if chain != "regtest":
-                module.fail_json(msg=f"refusing to make traffic on {chain} ({spec['name']}): traffic is for regtest")
-            ensure_wallet(rpc(spec), params["wallet"])
-        wallets = {name: rpc(spec, wallet=True) for name, spec in specs.items()}
-        addresses = {name: wallet.call("getnewaddress", "traffic", "bech32") for name, wallet in wallets.items()}
-        start = time.monotonic()
-        next_block = start if params["block_interval"] > 0 else float("inf")
-        next_tx = start if params["tx_interval"] > 0 else float("inf")
-        turn = 0
-        while time.monotonic() - start < params["duration"]:
-            now = time.monotonic()
-            if now >= next_block:
-                miner = miners[turn % len(miners)]
-                turn += 1
-                rpc(specs[miner]).call("generatetoaddress", 1, addresses[miner])
-                blocks += 1
-                next_block += params["block_interval"]
-            if now >= next_tx:
-                payer = random.choice(names)
-                payee = random.choice([name for name in names if name != payer] or names)
-                amount = round(random.uniform(0.001, 0.05), 8)
-                try:
-                    if wallets[payer].call("getbalance") <= amount + 0.001:
-                        payer = max(names, key=lambda name: wallets[name].call("getbalance"))
-                    wallets[payer].call("sendtoaddress", addresses[payee], amount)
-                    transactions += 1
-                except RpcError:
-                    failed += 1  # no mature coins yet, or a chain of unconfirmed payments too long
-                next_tx += params["tx_interval"]
-            time.sleep(max(0.0, min(next_block, next_tx) - time.monotonic()))
+        draw = Miners({name: float(share) for name, share in params["shares"].items()}, params["miners"] or names[:1], params["seed"])
+    except ValueError as error:
+        module.fail_json(msg=str(error))
+    traffic = Traffic(names, rpc, params["wallet"], draw, Payments(names, params["pairs"], params["fee_rates"], params["seed"]))
+    try:
+        traffic.ready()
+        traffic.run(params["duration"], params["block_interval"], params["tx_interval"], params["blocks"])
     except RpcError as error:
-        module.fail_json(msg=str(error), rpc_code=error.code, blocks=blocks, transactions=transactions)
-    module.exit_json(changed=blocks + transactions > 0, blocks=blocks, transactions=transactions, failed_payments=failed)
+        module.fail_json(msg=str(error), rpc_code=error.code, blocks=len(traffic.mined), transactions=traffic.transactions)
+    shares = {name: {"declared": share, "observed": observed(traffic.mined).get(name, 0.0)} for name, share in draw.declared.items()}
+    module.exit_json(changed=bool(traffic.mined) or traffic.transactions > 0, blocks=len(traffic.mined), transactions=traffic.transactions,
+                     failed_payments=traffic.failed, mined={name: traffic.mined.count(name) for name in draw.names}, shares=shares)
 
 
 if __name__ == "__main__":

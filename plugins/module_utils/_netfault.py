@@ -1,0 +1,186 @@
+# Copyright: peerlab developers
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Carry out a node's fault plan (`_faults.NodePlan`) on its Docker host, over the Engine API.
+
+A node's network faults live in its network namespace. A *fault holder* container
+(peerlab-fault-<node container>, the node's own image, NET_ADMIN, `--network container:<node>`)
+applies the plan's script and then holds it: its labels say which plan (peerlab.spec) for which
+start of the node (peerlab.target), so reading the state is two container listings, and stopping
+the holder undoes its rules. Node containers never get NET_ADMIN. A node that restarts gets a new
+namespace without faults; its holder no longer matches and the next run makes a new one.
+Pausing is the engine's own pause. Used by the faults module and the scenario module alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+from urllib.parse import quote
+
+from ._docker import Docker, DockerError
+from ._faults import NETEM_MISSING, NodePlan, holder_command
+from ._names import fault_holder
+
+READY = "peerlab-fault-ready"
+
+
+def _filters(**labels: str) -> str:
+    return quote(json.dumps({"label": [f"{key}={value}" for key, value in labels.items()]}), safe="")
+
+
+def node_containers(docker: Docker, network: str | None = None) -> dict[str, dict[str, Any]]:
+    """Running (or paused) node containers by node container name (<network>-<node>), standalone or Swarm tasks."""
+    labels = {"peerlab.role": "node", **({"peerlab.network": network} if network else {})}
+    found: dict[str, dict[str, Any]] = {}
+    for entry in docker.request("GET", f"/containers/json?all=1&filters={_filters(**labels)}") or []:
+        tags = entry.get("Labels") or {}
+        name = f"{tags.get('peerlab.network')}-{tags.get('peerlab.node')}"
+        if name not in found or entry.get("State") in ("running", "paused"):
+            found[name] = entry
+    return found
+
+
+def holders(docker: Docker) -> dict[str, dict[str, Any]]:
+    """Fault holders by the node container they serve."""
+    answer = docker.request("GET", f"/containers/json?all=1&filters={_filters(**{'peerlab.role': 'fault'})}") or []
+    return {(entry.get("Labels") or {}).get("peerlab.fault_of", ""): entry for entry in answer}
+
+
+def target(docker: Docker, container_id: str) -> str:
+    """Which start of a node a holder serves: its container id and start time."""
+    found = docker.inspect(container_id) or {}
+    return f"{str(found.get('Id', ''))[:12]}@{(found.get('State') or {}).get('StartedAt', '')}"
+
+
+def current(holder: dict[str, Any] | None, node_target: str) -> tuple[str, list[str]]:
+    """(spec, fault descriptions) a holder holds for this start of its node; ('', []) when none does."""
+    labels = (holder or {}).get("Labels") or {}
+    if not holder or holder.get("State") != "running" or labels.get("peerlab.target") != node_target:
+        return "", []
+    return labels.get("peerlab.spec", ""), [line for line in labels.get("peerlab.faults", "").split("; ") if line]
+
+
+def remove_holder(docker: Docker, holder: dict[str, Any]) -> None:
+    """Stop (its SIGTERM trap undoes the rules) and remove a holder."""
+    if holder.get("State") == "running":
+        try:
+            docker.request("POST", f"/containers/{holder['Id']}/stop?t=10", timeout=70)
+        except DockerError as error:
+            if error.status not in (304, 404):
+                raise
+    try:
+        docker.request("DELETE", f"/containers/{holder['Id']}?force=1")
+    except DockerError as error:
+        if error.status != 404:
+            raise
+
+
+def _wait_output(docker: Docker, container_id: str, marker: str | None, timeout: float) -> tuple[bool, str]:
+    """Wait for `marker` in a container's output (or, without one, for it to exit); (success, output)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = docker.inspect(container_id) or {}
+        state = found.get("State") or {}
+        output = docker.logs(container_id)
+        if marker and marker in output:
+            return True, output
+        if not state.get("Running"):
+            return (not marker and state.get("ExitCode") == 0), output
+        if time.monotonic() > deadline:
+            return False, output + f"\n(no answer within {timeout:g} s)"
+        time.sleep(0.1)
+
+
+def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePlan) -> None:
+    """Create and start a node's holder; wait until its rules are in place (or fail with its output)."""
+    name = fault_holder(f"{network}-{plan.node}")
+    body = {
+        "Image": node["Image"],
+        "User": "root",
+        "Entrypoint": ["/bin/sh", "-c"],
+        "Cmd": [holder_command(plan)],
+        "Labels": {"peerlab.network": network, "peerlab.role": "fault", "peerlab.fault_of": f"{network}-{plan.node}",
+                   "peerlab.spec": plan.spec, "peerlab.target": target(docker, node["Id"]),
+                   "peerlab.faults": "; ".join(plan.faults)},
+        "Healthcheck": {"Test": ["NONE"]},
+        "StopTimeout": 10,
+        "HostConfig": {"NetworkMode": f"container:{node['Id']}", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"},
+                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}},
+    }
+    try:
+        docker.request("DELETE", f"/containers/{name}?force=1")
+    except DockerError as error:
+        if error.status != 404:
+            raise
+    created = docker.request("POST", f"/containers/create?name={name}", body)
+    docker.request("POST", f"/containers/{created['Id']}/start")
+    ok, output = _wait_output(docker, created["Id"], READY, 30.0)
+    if not ok:
+        docker.request("DELETE", f"/containers/{created['Id']}?force=1")
+        raise DockerError(f"{name} could not apply {', '.join(plan.faults)}: {output.strip()[-600:]}")
+
+
+def set_paused(docker: Docker, node: dict[str, Any], pause: bool) -> bool:
+    """Pause or unpause a node's container; whether that changed anything."""
+    if (node.get("State") == "paused") == pause:
+        return False
+    docker.request("POST", f"/containers/{node['Id']}/{'pause' if pause else 'unpause'}")
+    return True
+
+
+def kill(docker: Docker, node: dict[str, Any]) -> bool:
+    """SIGKILL a node's container (the engine counts it as stopped by the user: it stays down)."""
+    if node.get("State") not in ("running", "paused"):
+        return False
+    docker.request("POST", f"/containers/{node['Id']}/kill")
+    return True
+
+
+def netem_probe(docker: Docker, image: str, host: str) -> str:
+    """'' when this engine's kernel can delay packets (netem), else the refusal naming the missing feature.
+    Tried in a throwaway namespace of its own: nothing of any node is touched."""
+    body = {"Image": image, "User": "root", "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["tc qdisc add dev lo root netem delay 1ms && echo netem-ok"], "Healthcheck": {"Test": ["NONE"]},
+            "Labels": {"peerlab.role": "probe"},
+            "HostConfig": {"NetworkMode": "none", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"}}}
+    created = docker.request("POST", "/containers/create", body)
+    try:
+        docker.request("POST", f"/containers/{created['Id']}/start")
+        ok, output = _wait_output(docker, created["Id"], None, 30.0)
+    finally:
+        docker.request("DELETE", f"/containers/{created['Id']}?force=1")
+    if ok and "netem-ok" in output:
+        return ""
+    answer = " ".join(output.split()) or "no answer"
+    return NETEM_MISSING.format(host=host, answer=f"tc answered: {answer}")
+
+
+def reconcile(docker: Docker, spec: dict[str, Any], node: dict[str, Any] | None, holder: dict[str, Any] | None,
+               check_mode: bool) -> dict[str, Any]:
+    """Bring one node to its spec ({network, node, commands, spec, faults, pause}); what was done
+    (`actions`: clear, apply, pause, unpause), the state `before` and the faults it holds now."""
+    name = f"{spec['network']}-{spec['node']}"
+    have_spec, have_faults = current(holder, target(docker, node["Id"])) if node and holder else ("", [])
+    before = {"faults": have_faults, "paused": bool(node and node.get("State") == "paused")}
+    actions = []
+    if have_spec != spec["spec"] or (holder and not have_spec):
+        if holder:
+            actions.append("clear")
+        if spec["commands"]:
+            actions.append("apply")
+    if node is None and (spec["commands"] or spec["pause"]):
+        if not check_mode:
+            raise DockerError(f"{name} is not running here: its faults need its container (deploy.yml makes it)")
+        actions = ["apply"] if spec["commands"] else []
+    if spec["pause"] != before["paused"]:
+        actions.append("pause" if spec["pause"] else "unpause")
+    if not check_mode:
+        if "clear" in actions and holder:
+            remove_holder(docker, holder)
+        if "apply" in actions and node is not None:
+            make_holder(docker, node, spec["network"],
+                        NodePlan(spec["node"], spec["commands"], spec["spec"], tuple(spec["faults"])))
+        if node is not None and ("pause" in actions or "unpause" in actions):
+            set_paused(docker, node, spec["pause"])
+    return {"actions": actions, "before": before, "faults": list(spec["faults"]), "paused": spec["pause"]}

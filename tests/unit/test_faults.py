@@ -1,0 +1,202 @@
+"""Faults: validation in the topology's words, each node's plan, what a fault cuts; mining shares and payments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.peerlab.bitcoin.plugins.filter.faults import adhoc_faults, fault_hosts, fault_specs, latency_hosts, split_networks
+from ansible_collections.peerlab.bitcoin.plugins.filter.lab import link_problems, link_specs
+from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._schedule import Miners, Payments, observed
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import TopologyError, parse
+
+NODES = ["n1", "n2", "n3", "n4", "n5"]
+ADDRESSES = {name: f"172.20.0.{index + 2}" for index, name in enumerate(NODES)}
+SPLIT = {"kind": "partition", "groups": [["n1", "n2"], ["n3", "n4", "n5"]]}
+
+
+def faults(*entries: dict[str, Any], adhoc: bool = False) -> list[_faults.Fault]:
+    problems: list[str] = []
+    found = _faults.parse(list(entries), NODES, lambda where, message: problems.append(f"{where}: {message}"), "lab", adhoc)
+    assert problems == []
+    return found
+
+
+def refused(*entries: Any) -> list[str]:
+    problems: list[str] = []
+    _faults.parse(list(entries), NODES, lambda where, message: problems.append(f"{where}: {message}"), "lab")
+    return problems
+
+
+@pytest.mark.parametrize(("entry", "expected"), [
+    ({"kind": "los", "node": "n1", "percent": 5}, "unknown fault kind 'los' (did you mean 'loss'?)"),
+    ({"kind": "kill", "node": "n1"}, "kill is ad hoc only"),
+    ({"kind": "loss", "node": "n9", "percent": 5}, "node 'n9' is not a node of this network"),
+    ({"kind": "loss", "node": "n1", "percent": 150}, "loss 'percent' must be a number above 0 and at most 100, got 150"),
+    ({"kind": "loss", "from": "n1", "to": "n1", "percent": 5}, "an edge fault needs two different nodes"),
+    ({"kind": "loss", "node": "n1", "from": "n1", "to": "n2", "percent": 5}, "give either 'node'"),
+    ({"kind": "bandwidth", "node": "n1", "rate": "fast"}, "bandwidth 'rate' must look like 64kbit"),
+    ({"kind": "bandwidth", "node": "n1", "rate": "1kbit"}, "at least 8kbit"),
+    ({"kind": "latency", "node": "n1", "delay": "100ms", "jitter": "200ms"}, "latency 'jitter' must be a duration from 0 to the delay"),
+    ({"kind": "pause", "from": "n1", "to": "n2"}, "unknown key 'from' in a pause fault"),
+    ({"kind": "partition", "groups": [["n1"]]}, "a partition needs 'groups': two or more non-empty lists"),
+    ({"kind": "partition", "groups": [["n1", "n2"], ["n2", "n3"]]}, "node 'n2' is in partition groups 1 and 2"),
+    ("loss", "a fault is a mapping with a 'kind'"),
+])
+def test_bad_faults_are_refused_with_the_problem_named(entry: Any, expected: str) -> None:
+    (problem,) = refused(entry)
+    assert problem.startswith("lab: faults[0]: ") and expected in problem
+
+
+def test_every_problem_is_reported_at_once_and_duplicates_named() -> None:
+    problems = refused({"kind": "loss", "node": "n1", "percent": 5}, {"kind": "loss", "node": "n1", "percent": 9},
+                       {"kind": "pause", "node": "x"})
+    assert problems == ["lab: faults[1]: duplicate fault: faults[0] is already a loss on n1",
+                        "lab: faults[2]: node 'x' is not a node of this network (nodes: n1, n2, n3, n4, n5)"]
+
+
+def test_a_fault_survives_the_trip_through_the_inventory() -> None:
+    declared = faults(SPLIT, {"kind": "bandwidth", "from": "n1", "to": "n2", "rate": "64kbit"},
+                      {"kind": "latency", "node": "n3", "delay": "0.1s", "jitter": 10}, {"kind": "pause", "node": "n4"})
+    assert declared[2].delay == 100.0 and declared[2].jitter == 10.0
+    assert _faults.from_dicts([fault.as_dict() for fault in declared]) == declared
+    assert [fault.describe() for fault in declared] == ["partition n1,n2 | n3,n4,n5", "bandwidth 64kbit on n1 -> n2",
+                                                        "latency 100ms ±10ms on n3", "pause on n4"]
+
+
+def test_partition_cuts_only_links_across_it_and_pause_freezes_its_links() -> None:
+    declared = faults(SPLIT, {"kind": "pause", "node": "n5"})
+    assert _faults.cut(declared, "n1", "n3") and _faults.cut(declared, "n4", "n2")
+    assert not _faults.cut(declared, "n1", "n2") and not _faults.cut(declared, "n3", "n4")
+    assert _faults.frozen(declared, "n4", "n5") and not _faults.frozen(declared, "n1", "n2")
+    assert _faults.split(declared) and not _faults.split(faults({"kind": "loss", "node": "n1", "percent": 1}))
+    # A node in no group reaches everyone.
+    partial = faults({"kind": "partition", "groups": [["n1"], ["n2"]]})
+    assert _faults.cut(partial, "n1", "n2") and not _faults.cut(partial, "n1", "n3")
+
+
+def test_partition_plan_drops_the_other_side_only() -> None:
+    plan = _faults.node_plan(faults(SPLIT), "n1", ADDRESSES["n1"], ADDRESSES, 18444)
+    rules = [line for line in plan.commands.splitlines() if "PEERLAB_OUT -d" in line or "PEERLAB_IN -s" in line]
+    others = {ADDRESSES[name] for name in ("n3", "n4", "n5")}
+    assert {line.split()[5] for line in rules} == others  # iptables -w -A CHAIN -d|-s ADDRESS ...
+    assert sum("REJECT --reject-with tcp-reset" in line for line in rules) == 3
+    assert ADDRESSES["n2"] not in plan.commands.split("awk")[1]
+    assert plan.faults == ("partition n1,n2 | n3,n4,n5",)
+
+
+def test_loss_and_bandwidth_touch_only_p2p_traffic() -> None:
+    declared = faults({"kind": "loss", "node": "n3", "percent": 20}, {"kind": "bandwidth", "node": "n3", "rate": "64kbit"},
+                      {"kind": "bandwidth", "from": "n3", "to": "n4", "rate": "1mbit"})
+    plan = _faults.node_plan(declared, "n3", ADDRESSES["n3"], ADDRESSES, 18444)
+    lines = plan.commands.splitlines()
+    loss = [line for line in lines if "statistic" in line]
+    assert len(loss) == 4 and all("--probability 0.2000" in line and "port 18444" in line for line in loss)
+    assert any("classid 1:11 htb rate 64kbit ceil 64kbit" in line for line in lines)
+    assert any(f"match ip dst {ADDRESSES['n4']}/32 match ip dport 18444" in line and "flowid 1:12" in line for line in lines)
+    # What n3 receives is policed at its input, at the rate (8 KiB/s for 64 kbit/s).
+    assert sum("--hashlimit-above 8kb/s" in line for line in lines) == 2
+    assert all("18443" not in line for line in lines)  # RPC untouched
+    # Nothing for a node without faults; the same faults give the same spec.
+    assert _faults.node_plan(declared, "n1", ADDRESSES["n1"], ADDRESSES, 18444).commands == ""
+    assert _faults.node_plan(declared, "n3", ADDRESSES["n3"], ADDRESSES, 18444).spec == plan.spec
+
+
+def test_latency_is_a_netem_leaf_and_is_listed_for_the_kernel_probe() -> None:
+    declared = faults({"kind": "latency", "node": "n2", "delay": 100, "jitter": 20})
+    plan = _faults.node_plan(declared, "n2", ADDRESSES["n2"], ADDRESSES, 18444)
+    assert "tc qdisc add dev $dev parent 1:11 handle 11: netem delay 100ms 20ms" in plan.commands
+    assert _faults.NETEM_MISSING.format(host="localhost", answer="x").startswith("latency needs the kernel's netem")
+
+
+def test_holder_undoes_its_rules_on_sigterm() -> None:
+    plan = _faults.node_plan(faults({"kind": "loss", "node": "n1", "percent": 5}), "n1", ADDRESSES["n1"], ADDRESSES, 18444)
+    program = _faults.holder_command(plan)
+    assert program.index("peerlab-fault-ready") < program.index("trap '")
+    assert "iptables -w -D OUTPUT -j PEERLAB_OUT" in program.split("trap '")[1]
+
+
+def test_topology_takes_faults_and_hashrate_shares() -> None:
+    (network,) = parse({"lab": {"chain": "regtest", "generators": [{"type": "ring", "nodes": 5, "prefix": "n"}],
+                                "miners": {"n1": 5, "n2": 3, "n3": 2}, "faults": [SPLIT]}}, "t.yml", known_hosts={"localhost"})
+    assert network.miners == ("n1", "n2", "n3") and network.shares == {"n1": 50.0, "n2": 30.0, "n3": 20.0}
+    assert [fault.kind for fault in network.faults] == ["partition"]
+    with pytest.raises(TopologyError) as caught:
+        parse({"lab": {"chain": "regtest", "nodes": [{"name": "n1"}], "miners": {"n1": 0},
+                       "faults": [{"kind": "loss", "node": "n2", "percent": 5}]}}, "t.yml")
+    assert caught.value.problems == [
+        "t.yml: network 'lab': miners' hashrate shares must be positive numbers, got n1: 0",
+        "t.yml: network 'lab': faults[0]: node 'n2' is not a node of this network (nodes: n1)"]
+
+
+def test_shares_converge_over_200_blocks_and_repeat_with_the_seed() -> None:
+    draw = Miners({"n1": 50, "n2": 30, "n3": 20}, seed=7)
+    blocks = [draw.next() for _block in range(200)]
+    shares = observed(blocks)
+    assert draw.declared == {"n1": 50.0, "n2": 30.0, "n3": 20.0}
+    assert all(abs(shares[name] - draw.declared[name]) <= 10 for name in draw.names), shares
+    again = Miners({"n1": 50, "n2": 30, "n3": 20}, seed=7)
+    assert blocks == [again.next() for _block in range(200)]
+    assert set(Miners(None, ["a", "b"], seed=1).declared.values()) == {50.0}
+    with pytest.raises(ValueError, match="positive hashrate shares"):
+        Miners({"n1": 0})
+
+
+def test_payments_follow_the_pairs_and_the_fee_rate_range() -> None:
+    payments = Payments(["a", "b", "c"], [["a", "b"]], [2, 20], seed=3)
+    drawn = [payments.next() for _payment in range(50)]
+    assert {(p["payer"], p["payee"]) for p in drawn} == {("a", "b")}
+    assert all(2 <= p["fee_rate"] <= 20 and 0.001 <= p["amount"] <= 0.05 for p in drawn)
+    assert all("fee_rate" not in p for p in [Payments(["a", "b"]).next()])
+
+
+def hostvars(*entries: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    network_faults = list(entries)
+    made = {}
+    for index, name in enumerate(NODES):
+        made[f"lab-{name}"] = {
+            "peerlab_network": "lab", "peerlab_node": name, "peerlab_container": f"lab-{name}", "peerlab_docker_host": "localhost",
+            "peerlab_p2p_port": 18444, "peerlab_rpc_port": 18443, "_network_ip": ADDRESSES[name], "_network_password": "p",
+            "peerlab_peers_out": [f"lab-{NODES[(index + 1) % 5]}"], "peerlab_network_faults": network_faults,
+            "peerlab_network_nodes": [f"lab-{n}" for n in NODES], "images_node_image": "peerlab/bitcoin-node:x"}
+    return made
+
+
+def test_links_across_a_partition_are_cut_and_a_paused_node_is_left_out() -> None:
+    variables = hostvars(SPLIT, {"kind": "pause", "node": "n4"})
+    hosts = list(variables)
+    specs = {spec["name"]: spec for spec in link_specs(hosts, variables, "lab", "localhost")}
+    assert "lab-n4" not in specs
+    assert specs["lab-n2"]["cut"] == ["lab-n3:18444"] and specs["lab-n5"]["cut"] == ["lab-n1:18444"]
+    assert specs["lab-n3"]["frozen"] == ["lab-n4:18444"] and "cut" not in specs["lab-n1"]
+    assert link_problems(hosts, variables, {}) == ["lab-n1 -> lab-n2:18444: not connected at lab-n1"]
+    assert split_networks(hosts, variables) == ["lab"] and split_networks(hosts, hostvars()) == []
+
+
+def test_fault_specs_and_the_hosts_to_visit() -> None:
+    variables = hostvars({"kind": "loss", "node": "n3", "percent": 20})
+    hosts = list(variables)
+    specs = {spec["node"]: spec for spec in fault_specs(hosts, variables, "localhost", {"lab": [{"kind": "pause", "node": "n5"}]})}
+    assert specs["n3"]["faults"] == ["loss 20% on n3"] and specs["n3"]["commands"] and not specs["n3"]["pause"]
+    assert specs["n5"] == {"network": "lab", "node": "n5", "commands": "", "spec": "", "faults": [], "pause": True}
+    # Without faults, the deploy's engine read decides: a holder (or paused node) left there is a reason to visit.
+    quiet = hostvars()
+    assert fault_hosts(hosts, quiet, [{"item": "localhost", "containers": []}]) == []
+    left = [{"item": "localhost", "containers": [{"Labels": {"peerlab.network": "lab", "peerlab.role": "fault"}}]}]
+    assert fault_hosts(hosts, quiet, left) == ["localhost"] and fault_hosts(hosts, variables, []) == ["localhost"]
+    assert latency_hosts(hosts, hostvars({"kind": "latency", "node": "n1", "delay": 5})) == [
+        {"host": "localhost", "image": "peerlab/bitcoin-node:x"}]
+
+
+def test_adhoc_faults_are_validated_like_the_topology() -> None:
+    variables = hostvars()
+    hosts = list(variables)
+    asked = adhoc_faults(hosts, variables, "", [{"kind": "kill", "node": "n2"}, {"kind": "loss", "node": "n1", "percent": 5}])
+    assert asked == {"lab": [{"kind": "loss", "node": "n1", "percent": 5.0}], "_kill": ["lab-n2"]}
+    with pytest.raises(AnsibleFilterError, match=r"fault.yml: network 'lab': faults\[0\]: loss 'percent'"):
+        adhoc_faults(hosts, variables, "lab", [{"kind": "loss", "node": "n1"}])
+    with pytest.raises(AnsibleFilterError, match="network 'other' is not in this inventory"):
+        adhoc_faults(hosts, variables, "other", [])
