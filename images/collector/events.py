@@ -27,6 +27,7 @@ SCHEMA = 1
 KINDS = ("msg", "conn", "block", "tx", "addr", "poll", "alert", "propagation")
 
 # bitcoind's own timestamp at the start of a line (Docker adds its own before it).
+SUPPRESSING = "[*] "
 _BITCOIND_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ")
 _RFC3339 = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z")
 _PEER = r"peer=(\d+)(?:, peeraddr=(\S+))?"
@@ -147,6 +148,11 @@ class NodeLog:
         """Events in one log line ([] for most lines); a line a previous read already gave is skipped."""
         if not self.cursor.fresh(stamp):
             return []
+        if line.startswith(SUPPRESSING):
+            # Bitcoin Core 29.1+ and Knots mark every line with "[*] " while some source location's
+            # unconditional logging is suppressed (-logratelimit: over 1 MiB an hour, e.g. the
+            # wallet under heavy traffic); the lines themselves are unchanged.
+            line = line[len(SUPPRESSING):]
         if own := _BITCOIND_TIME.match(line):
             # With logtimemicros (the regtest default) bitcoind's own time is the one to trust:
             # Docker stamps a line when dockerd reads it, and on a busy host a node's lines can be

@@ -20,6 +20,7 @@ latency_hosts(hosts, hostvars, extra): {host, image} per Docker host whose kerne
 fault_hosts(hosts, hostvars, engines, extra): the Docker hosts with faults to hold or holders to remove.
 adhoc_faults(hosts, hostvars, network, entries): a fault.yml run's faults validated like the topology's,
   as {network: entries} (kill entries apart, under the key '_kill': node containers).
+paused_now(results): node containers a faults task would unpause (still paused in check mode).
 scenario_check(document, source, hosts, hostvars): a scenario validated against the inventory (every problem at once).
 scenario_settings(hosts, hostvars, network): peerlab.bitcoin.scenario's options from the inventory, and the Docker host.
 """
@@ -110,6 +111,14 @@ def adhoc_faults(hosts: list[str], hostvars: Any, network: str, entries: list[di
             "_kill": [f"{network}-{fault.node}" for fault in faults if fault.kind == "kill"]}
 
 
+def paused_now(results: Any) -> list[str]:
+    """Node containers a faults task (looped results) would unpause: in check mode, still paused."""
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import looped
+
+    return sorted(name for result in looped(results) for name, node in (result.get("nodes") or {}).items()
+                  if "unpause" in node.get("actions", []))
+
+
 def scenario_check(document: Any, source: str, hosts: list[str], hostvars: Any) -> dict[str, Any]:
     networks: dict[str, list[str]] = {}
     for host in hosts:
@@ -159,6 +168,7 @@ class FilterModule:
             "latency_hosts": latency_hosts,
             "fault_hosts": fault_hosts,
             "adhoc_faults": adhoc_faults,
+            "paused_now": paused_now,
             "scenario_check": scenario_check,
             "scenario_settings": scenario_settings,
         }

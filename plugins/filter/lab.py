@@ -29,8 +29,9 @@ gateway_ips(results): container id -> address on its Docker host's docker_gwbrid
 swarm_pending(result, item, hosts, hostvars, run): the Swarm nodes of item's network and Docker host that do
   not yet run a container with their current settings (peerlab.spec), from docker_host_info's result.
 link_problems(hosts, hostvars, states, extra): links not seen at both ends, across every Docker host (cut links skipped).
-link_specs(hosts, hostvars, network, docker_host, extra): the nodes option of peerlab.bitcoin.links (paused nodes
-  left out, links across a partition `cut`, to a paused node `frozen`); extra: ad hoc faults, network -> fault entries (fault.yml).
+link_specs(hosts, hostvars, network, docker_host, extra, paused_now): the nodes option of peerlab.bitcoin.links (paused
+  nodes left out, links across a partition `cut`, to a paused node `frozen`); extra: ad hoc faults, network -> fault
+  entries (fault.yml); paused_now: nodes a check run would unpause (planned as new).
 link_states(results): node -> state from a looped peerlab.bitcoin.links task.
 network_tips(hosts, hostvars, mined_var, states): network -> tip every node must reach.
 summary_table(hosts, hostvars, states): the table a deploy prints.
@@ -315,10 +316,11 @@ def _states(hosts: list[str], hostvars: Any, states: str | dict[str, Any]) -> di
 
 
 def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str,
-               extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+               extra: dict[str, Any] | None = None, paused_now: list[str] | None = None) -> list[dict[str, Any]]:
     """The `nodes` option of peerlab.bitcoin.links for one network on one Docker host. A paused
     node is left out; a link across a partition is `cut` (kept as an added node, closed while the
-    partition holds), one to a paused node `frozen` (kept, neither closed nor waited for)."""
+    partition holds), one to a paused node `frozen` (kept, neither closed nor waited for).
+    `paused_now`: nodes still paused that this run would unpause (check mode): planned as new."""
     specs = []
     for host, variables in _vars(hosts, hostvars):
         if variables["peerlab_network"] == network and variables["peerlab_docker_host"] == docker_host:
@@ -326,7 +328,8 @@ def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str,
             if faults and variables["peerlab_node"] in _faults.paused(faults):
                 continue
             port = variables["peerlab_p2p_port"]
-            specs.append({"name": host, "rpc_host": variables.get("_network_ip") or "", "rpc_port": variables["peerlab_rpc_port"],
+            address = "" if host in (paused_now or []) else variables.get("_network_ip") or ""
+            specs.append({"name": host, "rpc_host": address, "rpc_port": variables["peerlab_rpc_port"],
                           "rpc_password": variables["_network_password"],
                           "peers": [f"{peer}:{port}" for peer in variables["peerlab_peers_out"]]})
             for key, test in (("cut", _faults.cut), ("frozen", _faults.frozen)) if faults else ():

@@ -156,8 +156,8 @@ def netem_probe(docker: Docker, image: str, host: str) -> str:
     return NETEM_MISSING.format(host=host, answer=f"tc answered: {answer}")
 
 
-def reconcile(docker: Docker, spec: dict[str, Any], node: dict[str, Any] | None, holder: dict[str, Any] | None,
-               check_mode: bool) -> dict[str, Any]:
+def reconcile(docker: Docker, spec: dict[str, Any], node: dict[str, Any] | None,
+              holder: dict[str, Any] | None, check_mode: bool) -> dict[str, Any]:
     """Bring one node to its spec ({network, node, commands, spec, faults, pause}); what was done
     (`actions`: clear, apply, pause, unpause), the state `before` and the faults it holds now."""
     name = f"{spec['network']}-{spec['node']}"

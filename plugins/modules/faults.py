@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: faults
 short_description: Give the nodes of one Docker host their network faults, pauses and kills
-version_added: 0.6.0
+version_added: 0.5.0
 description:
   - Reconciles each node's network faults (partition, loss, bandwidth, latency; the script its
     plan holds, see C(plugins/module_utils/_faults.py)) and whether its container is paused, for

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: scenario
 short_description: Run a scenario's timeline on one regtest network and report what the chain did
-version_added: 0.6.0
+version_added: 0.5.0
 description:
   - Runs the steps of a scenario (validated by C(plugins/module_utils/_scenario.py)) on the nodes of
     one network on this Docker host - mine (by hashrate share or on a node), traffic, fault and
@@ -37,14 +37,38 @@ options:
     elements: dict
     required: true
     suboptions:
-      node: {description: The node's name in its network., type: str, required: true}
-      name: {description: Its container., type: str, required: true}
-      rpc_host: {description: Address of its RPC., type: str, required: true}
-      rpc_port: {description: RPC port., type: int, required: true}
-      rpc_user: {description: RPC user., type: str, default: peerlab}
-      rpc_password: {description: RPC password., type: str, required: true}
-      address: {description: Its address as its peers see it (default O(nodes[].rpc_host))., type: str}
-      peers: {description: "Its outbound peers as C(container:port)", type: list, elements: str, default: []}
+      node:
+        description: The node's name in its network.
+        type: str
+        required: true
+      name:
+        description: Its container.
+        type: str
+        required: true
+      rpc_host:
+        description: Address of its RPC.
+        type: str
+        required: true
+      rpc_port:
+        description: RPC port.
+        type: int
+        required: true
+      rpc_user:
+        description: RPC user.
+        type: str
+        default: peerlab
+      rpc_password:
+        description: RPC password.
+        type: str
+        required: true
+      address:
+        description: Its address as its peers see it (default O(nodes[].rpc_host)).
+        type: str
+      peers:
+        description: Its outbound peers as C(container:port).
+        type: list
+        elements: str
+        default: []
   network:
     description: The network's name.
     type: str
@@ -116,15 +140,17 @@ import contextlib
 import json
 import threading
 import time
-import urllib.request
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import ConnectionError as UrlError
+from ansible.module_utils.urls import open_url
 
 from ..module_utils import _faults
 from ..module_utils._docker import Docker, DockerError
 from ..module_utils._netfault import holders, kill, node_containers, reconcile
-from ..module_utils._peering import added, close
+from ..module_utils._peering import added, apply, close, drop_duplicates, wait_connected
+from ..module_utils._peering import plan as peer_plan
 from ..module_utils._rpc import Rpc, RpcError
 from ..module_utils._scenario import DEFAULT_TIMEOUT, NodeChain, connect, markdown, summarize
 from ..module_utils._schedule import Miners, Payments
@@ -229,8 +255,7 @@ class Run:
         seen: set[tuple[str, str, float]] = set()
         while not self.stop.is_set():
             try:
-                with urllib.request.urlopen(url, timeout=2) as answer:
-                    state = json.loads(answer.read())
+                state = json.loads(open_url(url, timeout=2).read())
                 network = state.get(self.params["network"]) or {}
                 raised = [(node, alert) for node, info in (network.get("nodes") or {}).items() for alert in info.get("alerts") or []]
                 raised += [("network", alert) for alert in network.get("alerts") or []]  # fork: the network's, not a node's
@@ -241,8 +266,8 @@ class Run:
                         with self.lock:
                             self.alerts.append({"at": round(float(alert["time"]) - self.started, 3), "node": node,
                                                 "detector": alert["detector"], "message": alert.get("message", "")})
-            except (OSError, ValueError, KeyError):
-                pass
+            except (OSError, UrlError, ValueError, KeyError):
+                pass  # the Observer restarting: ask again
             self.stop.wait(1.0)
 
     # -- acting --------------------------------------------------------------------------------
@@ -261,16 +286,19 @@ class Run:
                                     "faults": list(plan.faults), "pause": name in _faults.paused(faults)},
                       found.get(spec["name"]), held.get(spec["name"]), False)
         by_container = {spec["name"]: name for name, spec in self.specs.items()}
+        reopened = {}
         for name in self.live():
             rpc = self.rpc(name)
             peers = self.specs[name]["peers"]
             cut = [peer for peer in peers if _faults.cut(faults, name, by_container.get(peer.rsplit(":", 1)[0], ""))]
+            reachable = [peer for peer in peers if peer not in cut and by_container.get(peer.rsplit(":", 1)[0], "") in self.live()]
             close(rpc, cut)
-            state = added(rpc)
-            for peer in peers:
-                target = by_container.get(peer.rsplit(":", 1)[0], "")
-                if peer not in cut and target not in self.down and not state.get(peer):
-                    rpc.call("addnode", peer, "onetry")
+            todo = peer_plan(added(rpc), reachable, "present", exclusive=False)
+            apply(rpc, todo)  # the links module's way: onetry first, so the added-node thread finds them made
+            reopened[name] = (rpc, reachable)
+        for rpc, reachable in reopened.values():
+            wait_connected(rpc, reachable, 30)
+            drop_duplicates(rpc, reachable)
 
     def note_fault(self, action: str, fault: _faults.Fault) -> None:
         with self.lock:
@@ -311,7 +339,7 @@ class Run:
             ok &= body["reorg"].get("min_depth", 0) <= depth <= body["reorg"].get("max_depth", depth)
             found.append(f"deepest reorganisation {depth}")
         if "shares" in body:
-            mined = [miner for miner in self.traffic.mined]
+            mined = list(self.traffic.mined)
             observed = {name: 100.0 * mined.count(name) / len(mined) for name in self.draw.names} if mined else {}
             gaps = {name: abs(observed.get(name, 0.0) - share) for name, share in self.draw.declared.items()}
             ok &= bool(mined) and max(gaps.values()) <= body["shares"]["within"]
@@ -395,8 +423,9 @@ class Run:
             try:
                 result = self.step(step)
                 self.step_log.append({"at": began, "step": text, "seconds": round(self.at() - began, 3), "result": result, "ok": True})
-            except (StepFailed, RpcError, DockerError, ValueError) as failure:
-                error = f"step {len(self.step_log)} ({text}): {failure}"
+            except Exception as failure:  # a failed step, or anything unforeseen: the cleanup and the report still come
+                kind_of = "" if isinstance(failure, (StepFailed, RpcError, DockerError, ValueError)) else f"{failure.__class__.__name__}: "
+                error = f"step {len(self.step_log)} ({text}): {kind_of}{failure}"
                 took = round(self.at() - began, 3)
                 self.step_log.append({"at": began, "step": text, "seconds": took, "result": str(failure), "ok": False})
                 break

@@ -105,6 +105,10 @@ shares:
   description: Per miner, the declared share and the observed one (percent of the blocks mined).
   returned: always
   type: dict
+summary:
+  description: What was made, in one sentence.
+  returned: always
+  type: str
 transactions:
   description: Payments sent.
   returned: always
@@ -153,7 +157,7 @@ def main() -> None:
     if not names or unknown:
         module.fail_json(msg=f"traffic needs nodes, and miners and payers among them (unknown: {', '.join(unknown) or '-'})")
     if module.check_mode:
-        module.exit_json(changed=True, blocks=0, transactions=0, failed_payments=0)
+        module.exit_json(changed=True, blocks=0, transactions=0, failed_payments=0, summary="check mode: nothing made")
 
     specs = {spec["name"]: spec for spec in params["nodes"]}
 
@@ -173,7 +177,10 @@ def main() -> None:
     except RpcError as error:
         module.fail_json(msg=str(error), rpc_code=error.code, blocks=len(traffic.mined), transactions=traffic.transactions)
     shares = {name: {"declared": share, "observed": observed(traffic.mined).get(name, 0.0)} for name, share in draw.declared.items()}
-    module.exit_json(changed=bool(traffic.mined) or traffic.transactions > 0, blocks=len(traffic.mined), transactions=traffic.transactions,
+    summary = (f"{len(traffic.mined)} block(s), {traffic.transactions} payment(s) ({traffic.failed} not made); blocks by miner: "
+               + ", ".join(f"{name} {share['observed']:g}% (declared {share['declared']:g}%)" for name, share in shares.items()))
+    module.exit_json(summary=summary,
+                     changed=bool(traffic.mined) or traffic.transactions > 0, blocks=len(traffic.mined), transactions=traffic.transactions,
                      failed_payments=traffic.failed, mined={name: traffic.mined.count(name) for name in draw.names}, shares=shares)
 
 

@@ -266,6 +266,32 @@ def test_another_inventorys_purge_keeps_this_labs_monitoring(lab: Lab, monitorin
         client.close()
 
 
+def mined_since(start: float) -> dict[str, float]:
+    """Blocks each node mined since `start`, per Graphite (the counter's increments: restarts of the
+    observer, which start it again from 0, do not count against it)."""
+    targets = [f"summarize(nonNegativeDerivative(peerlab.{NETWORK}.nodes.{node}.mining.blocks_mined),'1h','sum',true)"
+               for node in NODES]
+    series = render(*targets, since=str(int(start) - 25))
+    return {re.search(r"nodes\.([^.]+)\.mining", item["target"]).group(1): sum(v for v, _stamp in item["datapoints"] if v)  # type: ignore[union-attr]
+            for item in series}
+
+
+def test_hashrate_shares_hold_over_200_blocks_and_graphite_agrees(lab: Lab) -> None:
+    start = time.time()
+    run = lab.playbook("playbooks/traffic.yml", "-e", '{"shares": {"n1": 50, "n2": 30, "n3": 20}}', "-e", "seed=7",
+                       "-e", "blocks=200", "-e", "block_interval=0.3", "-e", "tx_interval=0", "-e", "duration=0")
+    assert run.rc == 0, run.output[-3000:]
+    found = {node: (float(seen), float(declared))
+             for node, seen, declared in re.findall(rf"{NETWORK}-(n\d)\s+([0-9.]+)%\s+\(declared\s+([0-9.]+)%\)", run.output)}
+    assert set(found) == {"n1", "n2", "n3"} and re.search(r"200\s+block\(s\)", run.output), run.output[-2000:]
+    assert all(abs(seen - declared) <= 10 for seen, declared in found.values()), found
+    assert wait_for(lambda: sum(mined_since(start).values()) >= 200, timeout=90), mined_since(start)
+    counted = mined_since(start)
+    assert counted.get("n4", 0) == 0 and sum(counted.values()) == 200, counted
+    graphite = {node: 100.0 * counted[node] / 200 for node in found}
+    assert graphite == {node: seen for node, (seen, _declared) in found.items()}, (graphite, found)
+
+
 def test_history_survives_a_new_graphite_container(lab: Lab) -> None:
     client = docker.from_env()
     before = client.containers.get("peerlab-test-graphite").id

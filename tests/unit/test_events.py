@@ -64,6 +64,18 @@ def test_messages_connections_and_blocks_from_real_log_lines() -> None:
     assert events.describe(got[0]).startswith("lab/n2 # CONN opened n1 (inbound)")
 
 
+def test_lines_marked_while_bitcoind_suppresses_a_noisy_source_are_read_the_same() -> None:
+    # -logratelimit (Bitcoin Core 29.1+, Knots 29.x): once a source location logs over 1 MiB an hour
+    # (the wallet under heavy traffic), every line carries "[*] " until the window resets.
+    nodelog = events.NodeLog("lab", "n1")
+    got = read(nodelog, [
+        "[*] 2026-12-01T19:33:41.123456Z [warning] Excessive logging detected from ./src/wallet/wallet.h:978 (...)",
+        f"[*] 2026-12-01T19:33:41.873730Z UpdateTip: new best={PEER_BLOCK} height=213 version=0x30000000",
+        "[*] 2026-12-01T19:33:42.315634Z [net] received: cmpctblock (260 bytes) peer=21",
+    ])
+    assert [(event["kind"], event.get("height"), event.get("type")) for event in got] == [("block", 213, None), ("msg", None, "cmpctblock")]
+
+
 def test_misbehaving_and_evicted_peers() -> None:
     # Bitcoin Core 29's wording (net_processing.cpp Misbehaving, net.cpp AttemptToEvictConnection)
     nodelog = events.NodeLog("lab", "n1")

@@ -1,0 +1,212 @@
+"""Experiments as a user runs them, on the default lab's shape (5 nodes, a ring with two chords):
+latency refused before anything changes on a kernel without netem, faults in the topology reconciled
+like links (check, diff, changed counts), ad hoc faults, and the two shipped scenarios with their reports."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+from .conftest import ROOT, Lab, Run, cli, containers, remove_docker_network, remove_network, wait_for
+
+NETWORK = "exp"
+NODES = ["n1", "n2", "n3", "n4", "n5"]
+FAULTS: list[dict[str, Any]] = [
+    {"kind": "loss", "node": "n3", "percent": 20}, {"kind": "bandwidth", "node": "n5", "rate": "64kbit"}, {"kind": "pause", "node": "n4"}]
+
+
+def topology(faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The default lab (inventories/local), under this test's network name, with these faults."""
+    document = yaml.safe_load((ROOT / "inventories" / "local" / "02-topology.peerlab.yml").read_text())
+    network = copy.deepcopy(document["networks"]["lab"])
+    if faults:
+        network["faults"] = faults
+    return {NETWORK: network}
+
+
+def remove(client: docker.DockerClient) -> None:
+    for holder in client.containers.list(all=True, filters={"label": ["peerlab.role=fault", f"peerlab.network={NETWORK}"]}):
+        holder.remove(force=True)
+    remove_network(client, NETWORK)
+    for network in client.networks.list(names=[f"peerlab-{NETWORK}"]):
+        remove_docker_network(network)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Run]]:
+    """The lab, deployed after a first attempt with latency (refused): that attempt's run comes along."""
+    client = docker.from_env()
+    remove(client)
+    directory: Path = tmp_path_factory.mktemp("experiments")
+    made = Lab(directory, topology([{"kind": "latency", "node": "n2", "delay": "100ms", "jitter": "10ms"}]),
+               {"peerlab_state_dir": str(directory / "state")})
+    refused = made.playbook("deploy.yml")
+    made.write(topology())
+    deployed = made.playbook("deploy.yml")
+    assert deployed.rc == 0, deployed.output[-3000:]
+    try:
+        yield made, refused
+    finally:
+        remove(client)
+        client.close()
+
+
+def holders(client: docker.DockerClient) -> dict[str, Any]:
+    return {holder.labels["peerlab.fault_of"]: holder
+            for holder in client.containers.list(all=True, filters={"label": ["peerlab.role=fault", f"peerlab.network={NETWORK}"]})}
+
+
+def tips(client: docker.DockerClient, nodes: list[str]) -> dict[str, str]:
+    return {node: cli(client, f"{NETWORK}-{node}", "getbestblockhash") for node in nodes}
+
+
+def outbound(client: docker.DockerClient, node: str) -> set[str]:
+    return {peer["addr"] for peer in cli(client, f"{NETWORK}-{node}", "getpeerinfo") if not peer["inbound"]}
+
+
+def test_latency_is_refused_before_anything_changes_and_the_same_lab_without_it_deploys(
+        lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
+    _made, refused = lab
+    assert refused.rc != 0
+    assert "latency needs the kernel's netem queueing discipline (sch_netem, CONFIG_NET_SCH_NETEM)" in refused.output
+    assert "Docker host 'localhost'" in refused.output and "Specified qdisc kind is unknown" in refused.output
+    assert "Run every Docker host's node containers" not in refused.output, "refused before the containers task"
+    assert refused.changed.get(f"{NETWORK}-n1", 0) <= 1  # at most the images role's build; no node, link or fault
+    # The deploy that followed (the same topology without latency) made every node, linked.
+    assert {c.name for c in containers(client, NETWORK)} == {f"{NETWORK}-{node}" for node in NODES}
+    assert outbound(client, "n1") == {f"{NETWORK}-n2:18444", f"{NETWORK}-n3:18444"}
+
+
+def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
+    made, _refused = lab
+    made.write(topology(FAULTS))
+    check = made.playbook("deploy.yml", "--check", "--diff")
+    assert check.rc == 0, check.output[-3000:]
+    for line in (f"+{NETWORK}-n3: loss 20% on n3", f"+{NETWORK}-n4: paused", f"+{NETWORK}-n5: bandwidth 64kbit on n5"):
+        assert line in check.output
+    assert holders(client) == {} and client.containers.get(f"{NETWORK}-n4").status == "running", "check mode changes nothing"
+
+    applied = made.playbook("deploy.yml")
+    assert applied.rc == 0, applied.output[-3000:]
+    assert applied.changed_tasks == ["peerlab.bitcoin.network : Give each Docker host's nodes their faults "
+                                     "(fault holders in their network namespaces, pauses)"], "the faults, nothing else"
+    held = holders(client)
+    assert set(held) == {f"{NETWORK}-n3", f"{NETWORK}-n5"}
+    assert held[f"{NETWORK}-n3"].labels["peerlab.faults"] == "loss 20% on n3"
+    assert client.containers.get(f"{NETWORK}-n4").status == "paused"
+    rules = held[f"{NETWORK}-n3"].exec_run(["iptables-save"]).output.decode()
+    assert rules.count("--probability 0.20000000") == 4 and "--dport 18444" in rules
+    qdiscs = held[f"{NETWORK}-n5"].exec_run(["tc", "class", "show", "dev", "eth0"]).output.decode()
+    assert "rate 64Kbit" in qdiscs
+    assert client.containers.get(f"{NETWORK}-n3").attrs["HostConfig"]["CapAdd"] in (None, []), "nodes never get NET_ADMIN"
+
+    again = made.playbook("deploy.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.changed_tasks
+
+    # 20 % loss on n3 and 64 kbit/s on n5 still converge; paused n4 stays where it was.
+    before_n4 = cli(client, f"{NETWORK}-n1", "getbestblockhash")
+    cli(client, f"{NETWORK}-n1", "generatetoaddress", "5", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
+    best = cli(client, f"{NETWORK}-n1", "getbestblockhash")
+    assert wait_for(lambda: set(tips(client, ["n1", "n2", "n3", "n5"]).values()) == {best}, timeout=90)
+
+    made.write(topology())
+    undo = made.playbook("deploy.yml", "--check", "--diff")
+    for line in (f"-{NETWORK}-n3: loss 20% on n3", f"-{NETWORK}-n4: paused", f"-{NETWORK}-n5: bandwidth 64kbit on n5"):
+        assert line in undo.output
+    assert len(holders(client)) == 2, "check mode changes nothing"
+    cleared = made.playbook("deploy.yml")
+    assert cleared.rc == 0, cleared.output[-3000:]
+    assert holders(client) == {} and client.containers.get(f"{NETWORK}-n4").status == "running"
+    assert before_n4 != best and wait_for(lambda: cli(client, f"{NETWORK}-n4", "getbestblockhash") == best, timeout=60)
+    assert "tc" not in client.containers.get(f"{NETWORK}-n5").attrs["Config"].get("Entrypoint", [])
+    final = made.playbook("deploy.yml")
+    assert final.rc == 0 and final.total_changed == 0, final.changed_tasks
+
+
+def test_adhoc_partition_kill_and_clear(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
+    made, _refused = lab
+    bad = made.playbook("playbooks/fault.yml", "-e", "fault=loss", "-e", "node=n9", "-e", "percent=120")
+    assert bad.rc != 0
+    assert "node 'n9' is not a node of this network" in bad.output and "loss 'percent' must be a number above 0" in bad.output
+    assert holders(client) == {}
+
+    split = made.playbook("playbooks/fault.yml", "-e", "fault=partition", "-e", '{"sides": [["n1", "n2"], ["n3", "n4", "n5"]]}')
+    assert split.rc == 0, split.output[-3000:]
+    assert len(holders(client)) == 5
+    assert outbound(client, "n1") == {f"{NETWORK}-n2:18444"}, "the link n1 -> n3 across the cut is closed"
+    cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
+    cli(client, f"{NETWORK}-n3", "generatetoaddress", "2", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
+    time.sleep(3)
+    seen = tips(client, NODES)
+    assert seen["n1"] == seen["n2"] != seen["n3"] == seen["n4"] == seen["n5"], "two tips, one per side"
+
+    heal = made.playbook("playbooks/fault.yml", "-e", "clear=true")
+    assert heal.rc == 0, heal.output[-3000:]
+    assert holders(client) == {}
+    assert wait_for(lambda: len(set(tips(client, NODES).values())) == 1, timeout=60)
+    assert outbound(client, "n1") == {f"{NETWORK}-n2:18444", f"{NETWORK}-n3:18444"}
+
+    killed = made.playbook("playbooks/fault.yml", "-e", "fault=kill", "-e", "node=n5")
+    assert killed.rc == 0, killed.output[-3000:]
+    time.sleep(3)
+    node = client.containers.get(f"{NETWORK}-n5")
+    assert node.status == "exited" and node.attrs["State"]["ExitCode"] == 137, "SIGKILL, and the engine leaves it down"
+    started = made.playbook("playbooks/start.yml")
+    assert started.rc == 0, started.output[-3000:]
+    assert client.containers.get(f"{NETWORK}-n5").status == "running"
+
+
+def report_of(made: Lab, scenario: str) -> tuple[dict[str, Any], str]:
+    reports = sorted((Path(made.directory) / "state" / "reports").glob(f"{Path(scenario).stem}-*.json"))
+    assert reports, "the report is written"
+    return json.loads(reports[-1].read_text()), reports[-1].with_suffix(".md").read_text()
+
+
+def test_a_scenario_file_is_checked_whole_before_anything_runs(lab: tuple[Lab, Run], tmp_path: Path) -> None:
+    made, _refused = lab
+    scenario = tmp_path / "bad.yml"
+    scenario.write_text(yaml.safe_dump({"name": "bad", "steps": [
+        {"mine": {"node": "n9"}}, {"fault": {"kind": "partition", "groups": [["n1"]]}}, {"wiat": {"agree": True}},
+        {"wait": {"timeout": 5}}]}))
+    run = made.playbook("playbooks/scenario.yml", "-e", f"scenario={scenario}")
+    assert run.rc != 0
+    for problem in ("steps[0]: node 'n9' is not a node of this network", "steps[1]: a partition needs 'groups'",
+                    "steps[2]: unknown step 'wiat' (did you mean 'wait'?)", "steps[3]: wait needs a condition"):
+        assert problem in run.output, problem
+    assert not (Path(made.directory) / "state" / "reports").exists()
+
+
+def test_split_brain_scenario_forks_heals_and_reports_the_reorg(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
+    made, _refused = lab
+    run = made.playbook("playbooks/scenario.yml", "-e", f"scenario={ROOT / 'scenarios' / 'split-brain.yml'}")
+    assert run.rc == 0, run.output[-3000:]
+    report, text = report_of(made, "split-brain.yml")
+    assert report["ok"] and report["max_tips"] == 2 and report["reorg_depth"] >= 2
+    assert {reorg["node"] for reorg in report["reorgs"]} == {"n1", "n2"}, "the short side reorganises"
+    assert len({tip["hash"] for tip in report["final"].values()}) == 1
+    stale = [block for block in report["blocks"] if block["stale"]]
+    assert [block["miner"] for block in stale] == ["n1", "n1"]
+    assert [entry["action"] for entry in report["faults"]] == ["applied", "cleared"]
+    assert "Deepest reorganisation: 2 block(s)." in text and "| n3 | 3 | 50 | - |" in text
+    assert holders(client) == {}, "the scenario's faults are gone"
+
+
+def test_slow_link_scenario_delays_the_limited_nodes_blocks(lab: tuple[Lab, Run]) -> None:
+    made, _refused = lab
+    run = made.playbook("playbooks/scenario.yml", "-e", f"scenario={ROOT / 'scenarios' / 'slow-link.yml'}")
+    assert run.rc == 0, run.output[-3000:]
+    report, text = report_of(made, "slow-link.yml")
+    propagation = report["propagation"]
+    others = max(propagation[node]["max"] for node in ("n1", "n2", "n3", "n4"))
+    assert propagation["n5"]["max"] > max(2.0, 5 * others), propagation  # its mempool lags: blocks wait for their transactions
+    assert propagation["n5"]["median"] >= max(propagation[node]["median"] for node in ("n1", "n2", "n3", "n4"))
+    assert re.search(r"\| n5 \| \d+ \| [0-9.]+ \| [0-9.]+ \|", text)
