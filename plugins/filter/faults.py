@@ -34,9 +34,8 @@ def network_faults(hostvars: Any, host: str, extra: dict[str, Any] | None = None
     """A node's network's faults: its topology's, plus those a fault.yml run adds (`extra`: network -> entries)."""
     variables = hostvars[host]
     network = variables["peerlab_network"]
-    merged = {(fault.kind, fault.node, fault.target): fault  # a fault.yml fault replaces the topology's of its kind and place
-              for fault in _faults.from_dicts([*(variables.get("peerlab_network_faults") or []), *((extra or {}).get(network) or [])])}
-    return list(merged.values())
+    return _faults.merge(_faults.from_dicts(variables.get("peerlab_network_faults") or []),
+                         _faults.from_dicts((extra or {}).get(network) or []))
 
 
 def split_networks(hosts: list[str], hostvars: Any, extra: dict[str, Any] | None = None) -> list[str]:
@@ -94,7 +93,10 @@ def latency_hosts(hosts: list[str], hostvars: Any, extra: dict[str, Any] | None 
 
 
 def adhoc_faults(hosts: list[str], hostvars: Any, network: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    """Validate a fault.yml run's faults with the topology's words; every problem at once."""
+    """Validate a fault.yml run's faults with the topology's words; every problem at once. No
+    entries (clear=true): every network back to its topology's faults."""
+    if not entries:
+        return {"_kill": []}
     networks = sorted({hostvars[host]["peerlab_network"] for host in hosts})
     if not network and len(networks) == 1:
         network = networks[0]

@@ -224,6 +224,12 @@ def from_dicts(entries: list[dict[str, Any]]) -> list[Fault]:
     return faults
 
 
+def merge(declared: list[Fault], added: list[Fault]) -> list[Fault]:
+    """The topology's faults with those of a fault.yml run or a scenario: one of the same kind and
+    place replaces the declared one."""
+    return list({(fault.kind, fault.node, fault.target): fault for fault in [*declared, *added]}.values())
+
+
 def side(faults: list[Fault], node: str) -> int | None:
     """The partition group a node is in (None: no partition, or in no group)."""
     for fault in faults:

@@ -197,8 +197,7 @@ class Run:
 
     # -- watching ------------------------------------------------------------------------------
     def faults(self) -> list[_faults.Fault]:
-        merged = {(fault.kind, fault.node, fault.target): fault for fault in [*self.topology, *self.active]}
-        return list(merged.values())
+        return _faults.merge(self.topology, self.active)
 
     def live(self) -> list[str]:
         """Nodes that answer: not killed, not paused."""

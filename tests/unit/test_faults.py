@@ -199,4 +199,5 @@ def test_adhoc_faults_are_validated_like_the_topology() -> None:
     with pytest.raises(AnsibleFilterError, match=r"fault.yml: network 'lab': faults\[0\]: loss 'percent'"):
         adhoc_faults(hosts, variables, "lab", [{"kind": "loss", "node": "n1"}])
     with pytest.raises(AnsibleFilterError, match="network 'other' is not in this inventory"):
-        adhoc_faults(hosts, variables, "other", [])
+        adhoc_faults(hosts, variables, "other", [{"kind": "pause", "node": "n1"}])
+    assert adhoc_faults(hosts, variables, "", []) == {"_kill": []}, "clear=true: every network back to its topology's faults"
