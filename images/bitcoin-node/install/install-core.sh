@@ -18,5 +18,5 @@ python3 /opt/peerlab/install/verify-release.py --sums SHA256SUMS --signatures SH
   --keys /opt/peerlab/keys/core --min-signatures "${CORE_MIN_SIGNATURES:-3}" "$tarball"
 tar -xzf "$tarball" --strip-components=1 -C /usr/local --wildcards '*/bin/*'
 apt-get purge -y -qq curl gpg gpg-agent dirmngr >/dev/null && apt-get autoremove -y -qq >/dev/null
-rm -rf /var/lib/apt/lists/*
+apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 bitcoind -version | head -1

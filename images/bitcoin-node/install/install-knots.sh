@@ -13,5 +13,5 @@ if [ -z "$candidate" ]; then
 fi
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   -t trixie-backports "bitcoin-knots=$candidate"
-rm -rf /var/lib/apt/lists/*
+apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 bitcoind -version | head -1

@@ -26,5 +26,5 @@ else
 fi
 cd / && rm -rf "$src"
 apt-get purge -y -qq git build-essential cmake autoconf automake libtool >/dev/null
-apt-get autoremove -y -qq >/dev/null; rm -rf /var/lib/apt/lists/*
+apt-get autoremove -y -qq >/dev/null; apt-get clean; rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 bitcoind -version | head -1
