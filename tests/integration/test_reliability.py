@@ -168,14 +168,17 @@ def test_changed_settings_keep_the_chain(lab: Lab, client: docker.DockerClient) 
 
 
 def test_a_hung_node_fails_the_run_with_a_clear_error(lab: Lab, client: docker.DockerClient) -> None:
-    client.containers.get("fault-d").pause()  # RPC connects but never answers
+    # bitcoind stopped by SIGSTOP from outside its namespace: RPC connects but never answers, and the
+    # container still looks running. (A paused container is a state deploy.yml manages: it unpauses
+    # one the topology does not declare paused.)
+    client.containers.get("fault-d").kill(signal="SIGSTOP")
     try:
         run = lab.playbook("deploy.yml", "-e", "network_rpc_timeout=20")  # a hang would hit the run's own timeout
         said = " ".join(run.output.split())
         assert run.rc != 0
         assert "fault-d: getblockchaininfo on" in said and "no answer within 30s (node hung or overloaded)" in said, said[-3000:]
     finally:
-        client.containers.get("fault-d").unpause()
+        client.containers.get("fault-d").kill(signal="SIGCONT")
     repaired = lab.playbook("deploy.yml")
     assert repaired.rc == 0, repaired.output[-3000:]
     healthy(client)
