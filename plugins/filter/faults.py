@@ -11,6 +11,7 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults, _scenario
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._names import container as container_name
 
 DOCUMENTATION_TEXT = """
 network_faults(hostvars, host, extra): a node's network's faults (topology's plus extra: network -> entries).
@@ -110,7 +111,7 @@ def adhoc_faults(hosts: list[str], hostvars: Any, network: str, entries: list[di
     if problems:
         raise AnsibleFilterError("invalid fault:\n  - " + "\n  - ".join(problems))
     return {network: [fault.as_dict() for fault in faults if fault.kind != "kill"],
-            "_kill": [f"{network}-{fault.node}" for fault in faults if fault.kind == "kill"]}
+            "_kill": [container_name(network, fault.node) for fault in faults if fault.kind == "kill"]}
 
 
 def paused_now(results: Any) -> list[str]:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from ._docker import Docker, DockerError
 from ._faults import NETEM_MISSING, NodePlan, holder_command
-from ._names import fault_holder
+from ._names import container, fault_holder, labelled_container
 
 READY = "peerlab-fault-ready"
 
@@ -35,7 +35,7 @@ def node_containers(docker: Docker, network: str | None = None) -> dict[str, dic
     found: dict[str, dict[str, Any]] = {}
     for entry in docker.request("GET", f"/containers/json?all=1&filters={_filters(**labels)}") or []:
         tags = entry.get("Labels") or {}
-        name = f"{tags.get('peerlab.network')}-{tags.get('peerlab.node')}"
+        name = labelled_container(tags)
         if name not in found or entry.get("State") in ("running", "paused"):
             found[name] = entry
     return found
@@ -94,13 +94,14 @@ def _wait_output(docker: Docker, container_id: str, marker: str | None, timeout:
 
 def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePlan) -> None:
     """Create and start a node's holder; wait until its rules are in place (or fail with its output)."""
-    name = fault_holder(f"{network}-{plan.node}")
+    node_name = container(network, plan.node)
+    name = fault_holder(node_name)
     body = {
         "Image": node["Image"],
         "User": "root",
         "Entrypoint": ["/bin/sh", "-c"],
         "Cmd": [holder_command(plan)],
-        "Labels": {"peerlab.network": network, "peerlab.role": "fault", "peerlab.fault_of": f"{network}-{plan.node}",
+        "Labels": {"peerlab.network": network, "peerlab.role": "fault", "peerlab.fault_of": node_name,
                    "peerlab.spec": plan.spec, "peerlab.target": target(docker, node["Id"]),
                    "peerlab.faults": "; ".join(plan.faults)},
         "Healthcheck": {"Test": ["NONE"]},
@@ -160,7 +161,7 @@ def reconcile(docker: Docker, spec: dict[str, Any], node: dict[str, Any] | None,
               holder: dict[str, Any] | None, check_mode: bool) -> dict[str, Any]:
     """Bring one node to its spec ({network, node, commands, spec, faults, pause}); what was done
     (`actions`: clear, apply, pause, unpause), the state `before` and the faults it holds now."""
-    name = f"{spec['network']}-{spec['node']}"
+    name = container(spec["network"], spec["node"])
     have_spec, have_faults = current(holder, target(docker, node["Id"])) if node and holder else ("", [])
     before = {"faults": have_faults, "paused": bool(node and node.get("State") == "paused")}
     actions = []

@@ -31,7 +31,7 @@ from . import _faults
 STEP_KEYS: dict[str, frozenset[str]] = {
     "mine": frozenset({"node", "blocks", "interval"}),
     "traffic": frozenset({"seconds", "blocks", "block_interval", "tx_interval", "pairs", "fee_rates"}),
-    "fault": frozenset({"kind", "node", "from", "to", "groups", "percent", "rate", "delay", "jitter"}),
+    "fault": frozenset({"kind", "node", "from", "to"}).union(*_faults.KINDS.values()),
     "clear": frozenset(),
     "kill": frozenset(),
     "restart": frozenset(),

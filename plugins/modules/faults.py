@@ -89,6 +89,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._docker import Docker, DockerError
+from ..module_utils._names import container
 from ..module_utils._netfault import holders, kill, netem_probe, node_containers, reconcile, remove_holder
 
 
@@ -143,7 +144,7 @@ def main() -> None:
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, max(1, len(params["nodes"])))) as pool:
         futures = {}
         for spec in params["nodes"]:
-            name = f"{spec['network']}-{spec['node']}"
+            name = container(spec["network"], spec["node"])
             futures[name] = pool.submit(reconcile, docker, spec, found.get(name), held.get(name), module.check_mode)
         for name, future in futures.items():
             try:
