@@ -117,6 +117,7 @@ class NodeLog:
     peers: dict[int, Peer] = field(default_factory=dict)
     cursor: LogCursor = field(default_factory=LogCursor)
     pending_create: bool = False  # this node assembled a block (CreateNewBlock) not yet seen as header
+    claims: list[str] = field(default_factory=list)  # headers taken as this node's, until a peer's line or their tip settles it
     block_message: bool = False   # a block-carrying message arrived since the last new header
     data_at: float | None = None  # when block data (cmpctblock, block, blocktxn) last arrived, if it was the last block message
     arrived: dict[str, float] = field(default_factory=dict)  # new header -> when its block's data arrived
@@ -194,30 +195,46 @@ class NodeLog:
             return [make("conn", self.network, self.node, when, event="opened", transport=match[2],
                          version=int(match[3]), blocks=int(match[4]), **self.peer_fields(peer_id, match[6]))]
         if _CREATE_BLOCK.match(line):
-            self.pending_create = True
+            self.pending_create, self.claims = True, []
             self.block_message = False  # a block message before this does not carry the block made now
             return []
         if match := _SAW_HEADER.match(line):
+            block = match[1]
             if self.data_at is not None:
-                self.arrived[match[1]] = self.data_at
+                self.arrived[block] = self.data_at
                 while len(self.arrived) > 200:
                     del self.arrived[next(iter(self.arrived))]
-            if match[2] is not None or self.block_message:
-                self._remember(self.from_peers, match[1])
-            elif self.pending_create:
-                self._remember(self.mined, match[1], when)
-            self.pending_create = self.pending_create and match[2] is not None
+            if match[2] is not None:
+                # Validation's line (no peer) comes first, then the peer's: a peer's header that took
+                # this node's pending block gives it back to the header still to come.
+                self._remember(self.from_peers, block)
+                if block in self.claims:
+                    self.claims.remove(block)
+                    self.mined.pop(block, None)
+                    self.pending_create = not self.claims
+            elif block in self.from_peers:
+                pass
+            elif self.pending_create or len(self.claims) == 1:
+                # The second: this node's own header may come between a peer's two lines.
+                self._remember(self.mined, block, when)
+                self.pending_create = False
+                self.claims.append(block)
+            elif self.block_message:
+                self._remember(self.from_peers, block)
             self.block_message = False
             return []
         if match := _UPDATE_TIP.match(line):
             block = match[1]
+            # A block counts as mined here once: a reorg that connects it again is not a new block.
             mined = block in self.mined and block not in self.from_peers
+            if block in self.claims:  # no peer's line came before its tip: this node's, settled
+                self.claims.remove(block)
+            made = self.mined.pop(block, None)
             timing = {}
             arrived = self.arrived.pop(block, None)
             if not mined and arrived is not None:  # from the block's data arriving to this tip
                 timing["connect_seconds"] = round(max(0.0, when - arrived), 6)
-            made = self.mined.get(block) if mined else None
-            if made is not None:
+            if mined and made is not None:
                 # The miner has the block from its header line on: it sends the block to its peers
                 # (NewPoWValidBlock) before connecting it, so a peer's tip can come first.
                 timing["made"] = round(made, 6)

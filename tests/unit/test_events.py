@@ -104,6 +104,57 @@ def test_a_block_is_mined_here_only_when_this_node_made_it() -> None:
     assert blocks == [(102, False), (103, True)]
 
 
+def test_a_peers_block_between_assembling_and_the_header_does_not_take_this_nodes_block() -> None:
+    # CI (busy machine, a block every 0.3 s): a peer's block arrived after this node's CreateNewBlock
+    # and before its own header line; the peer's header took the pending block and this node's own
+    # block was then counted as no one's.
+    nodelog = events.NodeLog("lab", "n2")
+    got = read(nodelog, [
+        "2026-12-01T19:34:00Z CreateNewBlock(): total size: 249 block weight: 888 txs: 0 fees: 0 sigops 400",
+        "2026-12-01T19:34:00Z [net] received: cmpctblock (262 bytes) peer=1",
+        f"2026-12-01T19:34:00Z Saw new header hash={PEER_BLOCK} height=103",
+        f"2026-12-01T19:34:00Z Saw new cmpctblock header hash={PEER_BLOCK} peer=1",
+        f"2026-12-01T19:34:00Z Saw new header hash={OWN_BLOCK} height=103",
+        f"2026-12-01T19:34:00Z UpdateTip: new best={OWN_BLOCK} height=103 version=0x20000000",
+        f"2026-12-01T19:34:00Z UpdateTip: new best={PEER_BLOCK} height=103 version=0x20000000",
+    ])
+    assert [(e["hash"], e["mined"]) for e in got if e["kind"] == "block"] == [(OWN_BLOCK, True), (PEER_BLOCK, False)]
+
+
+def test_this_nodes_header_between_a_peers_two_header_lines_is_this_nodes() -> None:
+    nodelog = events.NodeLog("lab", "n2")
+    got = read(nodelog, [
+        "2026-12-01T19:34:00Z CreateNewBlock(): total size: 249 block weight: 888 txs: 0 fees: 0 sigops 400",
+        "2026-12-01T19:34:00Z [net] received: cmpctblock (262 bytes) peer=1",
+        f"2026-12-01T19:34:00Z Saw new header hash={PEER_BLOCK} height=103",
+        f"2026-12-01T19:34:00Z Saw new header hash={OWN_BLOCK} height=103",
+        f"2026-12-01T19:34:00Z Saw new cmpctblock header hash={PEER_BLOCK} peer=1",
+        f"2026-12-01T19:34:00Z UpdateTip: new best={OWN_BLOCK} height=103 version=0x20000000",
+        f"2026-12-01T19:34:01Z UpdateTip: new best={PEER_BLOCK} height=103 version=0x20000000",
+        f"2026-12-01T19:34:02Z Saw new header hash={'d' * 64} height=104",  # a header batch's: not this node's
+        f"2026-12-01T19:34:02Z Saw new header hash={'e' * 64} height=105 peer=1",
+        f"2026-12-01T19:34:03Z UpdateTip: new best={'d' * 64} height=104 version=0x20000000",
+    ])
+    assert [(e["hash"], e["mined"]) for e in got if e["kind"] == "block"] == [(OWN_BLOCK, True), (PEER_BLOCK, False), ("d" * 64, False)]
+    assert nodelog.claims == [] and not nodelog.pending_create
+
+
+def test_a_block_connected_again_by_a_reorg_counts_as_mined_once() -> None:
+    # CI counted n2's blocks up to 10 times too often: forks at a block every 0.3 s made nodes
+    # switch branches back and forth, and every UpdateTip of an own block counted again.
+    nodelog = events.NodeLog("lab", "n2")
+    other = "c" * 64
+    got = read(nodelog, [
+        "2026-12-01T19:34:00Z CreateNewBlock(): total size: 249 block weight: 888 txs: 0 fees: 0 sigops 400",
+        f"2026-12-01T19:34:00Z Saw new header hash={OWN_BLOCK} height=103",
+        f"2026-12-01T19:34:00Z UpdateTip: new best={OWN_BLOCK} height=103 version=0x20000000",
+        f"2026-12-01T19:34:01Z Saw new cmpctblock header hash={other} peer=1",
+        f"2026-12-01T19:34:01Z UpdateTip: new best={other} height=103 version=0x20000000",
+        f"2026-12-01T19:34:02Z UpdateTip: new best={OWN_BLOCK} height=103 version=0x20000000",
+    ])
+    assert [(e["hash"], e["mined"]) for e in got if e["kind"] == "block"] == [(OWN_BLOCK, True), (other, False), (OWN_BLOCK, False)]
+
+
 def test_lines_sharing_a_timestamp_are_all_read_once() -> None:
     # Before the fix the second of two lines with one timestamp was dropped.
     nodelog = events.NodeLog("lab", "n1")
