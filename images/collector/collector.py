@@ -139,6 +139,16 @@ def carbon_lines(samples: Iterable[Sample], when: int) -> str:
 # Pure computations from RPC answers and log lines (unit-tested)
 
 
+CATCH_UP = 0.5       # seconds between polls while a node the configuration just added does not answer
+CATCH_UP_FOR = 60.0  # for at most this long after the configuration changed
+
+
+def catching_up(samples: list[Sample], since_change: float) -> bool:
+    """Poll again soon: the configuration changed less than CATCH_UP_FOR ago and a node is not up
+    (a deploy or the portal wrote it before the node's container or its bitcoind was ready)."""
+    return since_change < CATCH_UP_FOR and any(sample.name == "up" and not sample.value for sample in samples)
+
+
 def peer_samples(scope: tuple[str, ...], peers: list[dict[str, Any]], names: dict[str, str]) -> list[Sample]:
     """Peers by direction, connection type and network; bytes per message; ping per peer."""
     out = [Sample(scope, "peers.total", len(peers)),
@@ -672,6 +682,7 @@ RPC_CALLS = [("getblockchaininfo", []), ("getpeerinfo", []), ("getnettotals", []
 class Collector:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
+        self.loaded_at = 0.0  # when the configuration last changed (monotonic)
         self.config_file = ConfigFile(CONFIG)
         self.latest: list[Sample] = []
         self.logs: dict[str, events.NodeLog] = {}
@@ -710,7 +721,7 @@ class Collector:
     def reload(self) -> None:
         config = self.config_file.changed()
         if config is not None:
-            self.config = config
+            self.config, self.loaded_at = config, time.monotonic()
             log(f"configuration loaded: {sum(len(n['nodes']) for n in self.config.get('networks', {}).values())} nodes")
             if self.config.get("bus") and (self.bus is None or self.bus.address != self.config["bus"]):
                 self.bus = events.Bus(self.config["bus"], f"peerlab-collector-{self.config.get('host', '')}").start()
@@ -914,7 +925,10 @@ class Collector:
                     self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), text)
                 except (OSError, ValueError, KeyError) as error:
                     log(f"poll failed: {error}")
-            self.config_file.wait(max(0.5, self.interval - (time.monotonic() - started)))
+            wait = self.interval
+            if catching_up(self.latest, time.monotonic() - self.loaded_at):
+                wait = CATCH_UP  # a node the configuration just added is not answering yet
+            self.config_file.wait(max(0.5, wait - (time.monotonic() - started)))
 
 
 def serve_prometheus(collector: Collector) -> None:

@@ -244,3 +244,11 @@ def test_the_wait_between_polls_ends_when_the_configuration_changes(tmp_path: Pa
     writer.join()
     assert time.monotonic() - started < 5, "a changed file ends the wait"
     assert config.changed() == {"interval": 10, "networks": {}}
+
+
+def test_a_node_just_added_and_not_answering_is_polled_again_soon() -> None:
+    down = [collector.Sample(("node", "lab", "n1"), "up", 1), collector.Sample(("node", "lab", "n6"), "up", 0)]
+    up = [collector.Sample(("node", "lab", "n1"), "up", 1), collector.Sample(("node", "lab", "n6"), "up", 1)]
+    assert collector.catching_up(down, since_change=2.0)
+    assert not collector.catching_up(up, since_change=2.0)
+    assert not collector.catching_up(down, since_change=collector.CATCH_UP_FOR + 1), "a node that stays down waits for the interval"
