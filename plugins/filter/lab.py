@@ -303,6 +303,12 @@ def container_ip(container: dict[str, Any] | None) -> str:
     return next((network["IPAddress"] for network in networks.values() if network.get("IPAddress")), "")
 
 
+def container_state(container: dict[str, Any] | None) -> str:
+    """A container's state (running, paused, exited, ...) from inspect or list output; '' if none."""
+    state = (container or {}).get("State") or ""
+    return str(state.get("Status", "") if isinstance(state, dict) else state)
+
+
 def _state(variables: Any, state_var: str) -> dict[str, Any]:
     state = variables.get(state_var) or {}
     return state if not state.get("skipped") and not state.get("failed") else {}
@@ -410,9 +416,11 @@ def summary_table(hosts: list[str], hostvars: Any, states: str | dict[str, Any])
     for host, variables in sorted(_vars(hosts, hostvars)):
         state = known[host]
         address = variables.get("_network_address") or variables.get("_network_ip") or "-"
+        container = variables.get("_network_state") or "running"
+        tip = str(state.get("bestblockhash", "-"))[:16] if state or container == "running" else f"({container})"
         rows.append((host, str(variables["peerlab_docker_host"]), str(address),
                      str(state.get("connections_in", "-")), str(state.get("connections_out", "-")),
-                     str(state.get("blocks", "-")), str(state.get("bestblockhash", "-"))[:16], sync_progress(state)))
+                     str(state.get("blocks", "-")), tip, sync_progress(state)))
     if all(row[-1] == "-" for row in rows[1:]):
         rows = [row[:-1] for row in rows]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -439,6 +447,7 @@ class FilterModule:
             "container_named": container_named,
             "container_hosts": container_hosts,
             "container_ip": container_ip,
+            "container_state": container_state,
             "collector_config": collector_config,
             "attached": attached,
             "monitoring_host": monitoring_host,

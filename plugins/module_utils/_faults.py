@@ -138,7 +138,7 @@ def _one(entry: object, nodes: list[str], kinds: frozenset[str], fail: Callable[
         fail(f"a fault is a mapping with a 'kind', got {entry!r}")
         return None
     kind = entry.get("kind")
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         close = difflib.get_close_matches(str(kind), sorted(kinds), n=1, cutoff=0.6)
         extra = " (kill is ad hoc only: playbooks/fault.yml or a scenario step)" if kind == "kill" else ""
         hint = f" (did you mean '{close[0]}'?)" if close else f" (kinds: {', '.join(sorted(kinds))})"

@@ -117,6 +117,13 @@ def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tu
     cli(client, f"{NETWORK}-n1", "generatetoaddress", "5", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
     best = cli(client, f"{NETWORK}-n1", "getbestblockhash")
     assert wait_for(lambda: set(tips(client, ["n1", "n2", "n3", "n5"]).values()) == {best}, timeout=90)
+    # status.yml does not wait on the paused node's RPC: it says so, and shows the others' tip
+    status = made.playbook("playbooks/status.yml")
+    assert status.rc == 0, status.output[-2000:]
+    rows = {row.split()[1]: row.split()[2:] for row in status.output.splitlines() if re.match(rf"\s*- {NETWORK}-n\d ", row)}
+    assert rows[f"{NETWORK}-n4"][-1] == "(paused)" and rows[f"{NETWORK}-n1"][-1] == best[:16], rows
+    refused = made.playbook("playbooks/mine.yml", "--limit", f"{NETWORK}-n4")
+    assert refused.rc != 0 and f"{NETWORK}-n4 is paused: it cannot mine (clear its fault" in refused.output, refused.output[-2000:]
 
     made.write(topology())
     undo = made.playbook("deploy.yml", "--check", "--diff")

@@ -34,6 +34,7 @@ def refused(*entries: Any) -> list[str]:
 @pytest.mark.parametrize(("entry", "expected"), [
     ({"kind": "los", "node": "n1", "percent": 5}, "unknown fault kind 'los' (did you mean 'loss'?)"),
     ({"kind": "kill", "node": "n1"}, "kill is ad hoc only"),
+    ({"kind": {"kind": "pause"}, "node": "n1"}, "unknown fault kind {'kind': 'pause'} (kinds: bandwidth,"),
     ({"kind": "loss", "node": "n9", "percent": 5}, "node 'n9' is not a node of this network"),
     ({"kind": "loss", "node": "n1", "percent": 150}, "loss 'percent' must be a number above 0 and at most 100, got 150"),
     ({"kind": "loss", "from": "n1", "to": "n1", "percent": 5}, "an edge fault needs two different nodes"),

@@ -9,6 +9,7 @@ from ansible_collections.peerlab.bitcoin.plugins.filter.lab import (
     collector_config,
     container_ip,
     container_named,
+    container_state,
     disk_needs,
     disk_shortfalls,
     down_reasons,
@@ -89,6 +90,16 @@ def test_summary_table_aligns_columns() -> None:
     assert lines[0].split() == ["node", "host", "address", "in", "out", "height", "tip"]
     assert lines[1].split() == ["lab-a", "localhost", "10.0.0.1", "0", "1", "101", "ab" * 8]
     assert lines[2].split()[0] == "lab-b" and lines[2].split()[-1] == "-"
+
+
+def test_summary_table_says_which_nodes_are_paused_or_stopped() -> None:
+    hostvars = linked()
+    hostvars["lab-a"]["_network_state"] = container_state({"State": "paused"})  # a container list's entry
+    hostvars["lab-b"]["_network_state"] = container_state({"State": {"Status": "exited", "Running": False}})  # inspect's
+    lines = summary_table(["lab-a", "lab-b"], hostvars, {}).splitlines()
+    assert [line.split()[-1] for line in lines[1:]] == ["(paused)", "(exited)"]
+    hostvars["lab-a"]["_network_state"] = container_state(None)
+    assert summary_table(["lab-a"], hostvars, {}).splitlines()[1].split()[-1] == "-", "no state known: no claim"
 
 
 def test_containers_are_found_by_name_and_give_their_address() -> None:
