@@ -762,12 +762,14 @@ class Collector:
                 del self.following[key]
 
     def poll_node(self, network: str, node: str, spec: dict[str, Any], container: dict[str, Any] | None,
-                  names: dict[str, str], now: float, chain_name: str = "regtest") -> list[Sample]:
+                  names: dict[str, str], now: float, chain_name: str = "regtest", state: str = "") -> list[Sample]:
+        """One node's samples and its poll event; `container` is its inspect output when it runs, else
+        None and `state` says what it is (paused, exited, created; '' when there is none)."""
         scope = ("node", network, node)
         key = f"{network}/{node}"
         out: list[Sample] = [Sample(scope, "up", 0)]
         if container is None:
-            self.publish(events.make("poll", network, node, now, up=False))
+            self.publish(events.make("poll", network, node, now, up=False, container=state or "absent"))
             return out
         nodelog = self.logs.setdefault(key, events.NodeLog(network, node))
         nodelog.names = names
@@ -786,7 +788,7 @@ class Collector:
         # The node's own addresses: peers on other Docker hosts know it by these (the observer names them).
         addresses = sorted(net["IPAddress"] for net in (container.get("NetworkSettings", {}).get("Networks") or {}).values()
                            if net.get("IPAddress"))
-        poll: dict[str, Any] = {"up": bool(chain), "restarts": restarts, "addresses": addresses}
+        poll: dict[str, Any] = {"up": bool(chain), "container": "running", "restarts": restarts, "addresses": addresses}
         if chain:
             out[0] = Sample(scope, "up", 1)
             poll.update(tip=chain["bestblockhash"], height=chain["blocks"], headers=chain["headers"],
@@ -883,7 +885,7 @@ class Collector:
                     if container is None:
                         self.following.pop(f"{network}/{node}", None)
                     jobs.append(pool.submit(self.poll_node, network, node, node_spec, container, names, now,
-                                            spec.get("chain", "regtest")))
+                                            spec.get("chain", "regtest"), (found or {}).get("State", "")))
             samples = [sample for job in jobs for sample in job.result()]
         host = self.config.get("host", socket.gethostname())
         samples += host_samples(host, HOST_PROC, HOST_DISK, self.host_previous)
@@ -898,6 +900,9 @@ class Collector:
         if self.self_cpu is not None and now > self.self_cpu[1]:
             out.append(Sample(scope, "collector.cpu_percent", (cpu - self.self_cpu[0]) / (now - self.self_cpu[1]) * 100))
         self.self_cpu = (cpu, now)
+        if self.bus is not None:  # events the bus could not take (its queue full while NATS was away)
+            out += [Sample(scope, "collector.events_published", self.bus.published),
+                    Sample(scope, "collector.events_dropped", self.bus.dropped)]
         try:
             with open("/proc/self/status", encoding="ascii") as handle:
                 for line in handle:

@@ -250,7 +250,7 @@ class Metrics:
                         "fresh": received is not None and now - received <= 3 * interval,
                         "up": bool(poll.get("up")), "polled": received,
                         **{key: poll.get(key) for key in ("height", "headers", "tip", "progress", "uptime", "restarts",
-                                                          "mempool", "bytes")},
+                                                          "mempool", "bytes", "container")},
                         "peers": peers,
                         "peers_in": sum(1 for peer in peers if peer.get("inbound")),
                         "peers_out": sum(1 for peer in peers if not peer.get("inbound")),

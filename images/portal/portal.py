@@ -162,6 +162,15 @@ def external_id(addr: str) -> str:
     return f"ext:{host}"
 
 
+def node_status(live: dict[str, Any]) -> str:
+    """up, down, paused (a fault froze it), stopped, or unknown (the observer has not polled it)."""
+    if not live:
+        return "unknown"
+    if live.get("up") and live.get("fresh"):
+        return "up"
+    return {"paused": "paused", "exited": "stopped", "created": "stopped"}.get(live.get("container") or "", "down")
+
+
 def network_view(network: Any, state: dict[str, Any] | None, version: str) -> dict[str, Any]:
     """Managed nodes with their live numbers, declared edges (connected or not), links between
     managed nodes nobody declared, and every other peer a node has (external: one vertex per address)."""
@@ -187,7 +196,7 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
         nodes.append({
             "id": node.name, "container": node.container, "host": node.host, "implementation": node.implementation,
             "version": node.version, "miner": node.miner, "chain": network.chain, "peers_declared": list(node.peers_out),
-            "status": "unknown" if not live else ("up" if live.get("up") and live.get("fresh") else "down"),
+            "status": node_status(live),
             "live": live,
         })
     edges = []

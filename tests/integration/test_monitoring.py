@@ -132,6 +132,9 @@ def test_counts_that_the_traffic_must_have_moved(lab: Lab) -> None:
     agreement = render(f"peerlab.{NETWORK}.network.edges.connected", f"peerlab.{NETWORK}.network.edges.expected")
     last = {item["target"].split(".")[-1]: [v for v, _stamp in item["datapoints"] if v is not None][-1] for item in agreement}
     assert last["connected"] == last["expected"] == len(NODES)  # a ring of four
+    bus = {item["target"].split(".")[-1]: [v for v, _stamp in item["datapoints"] if v is not None][-1]
+           for item in render("peerlab.hosts.localhost.collector.events_*")}
+    assert bus["events_published"] > 1000 and bus["events_dropped"] == 0, bus  # two minutes of traffic, all on the bus
 
 
 def _expand(target: str) -> str:

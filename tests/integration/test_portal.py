@@ -396,7 +396,8 @@ def test_stop_and_start_the_network(lab: Lab, browser: Any, client: docker.Docke
     nodes = client.containers.list(all=True, filters={"label": f"peerlab.network={NETWORK}"})
     states = {container.name: container.status for container in nodes if "peerlab.node" in container.labels}
     assert len(states) == 6 and set(states.values()) == {"exited"}, states
-    assert wait_for(lambda: all("down" in kind for kind in graph(browser)["vertices"].values()), timeout=60), graph(browser)
+    # drawn as stopped (their containers are), not merely down
+    assert wait_for(lambda: all("down stopped" in kind for kind in graph(browser)["vertices"].values()), timeout=60), graph(browser)
     previous = status(browser)
     browser.find_element(By.ID, "act-start").click()
     assert f"start {NETWORK}: done in" in finished(browser, previous)

@@ -87,3 +87,12 @@ def test_an_edit_is_applied_by_apply_yml_unless_a_node_lands_on_a_new_docker_hos
     assert portal.apply_playbook(lab, grown) == "playbooks/apply.yml"
     assert portal.apply_playbook(lab, elsewhere) == "deploy.yml", "h2 runs no node yet: its collector must be deployed"
     assert portal.apply_playbook(elsewhere, lab) == "playbooks/apply.yml", "a node removed from h2 leaves nothing new"
+
+
+def test_a_node_that_does_not_answer_says_whether_it_is_paused_or_stopped() -> None:
+    network = parse(LAB, "t.peerlab.yml")[0]
+    state = {"nodes": {"n1": node(True, [], container="running"), "n2": node(False, [], container="paused"),
+                       "n3": node(False, [], container="exited")}}
+    assert [n["status"] for n in portal.network_view(network, state, "v")["nodes"]] == ["up", "paused", "stopped"]
+    state["nodes"]["n2"] = node(False, [], container="running")  # its container runs, bitcoind does not answer
+    assert portal.network_view(network, state, "v")["nodes"][1]["status"] == "down"

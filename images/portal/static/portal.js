@@ -142,8 +142,9 @@
   function render() {
     const view = state.view;
     const items = view.nodes.map((node) => ({
-      id: node.id, label: node.id, data: node,
-      kind: node.status === "up" ? (node.miner ? "managed miner" : "managed") : "managed down",
+      id: node.id, data: node,
+      label: node.status === "paused" || node.status === "stopped" ? `${node.id} (${node.status})` : node.id,
+      kind: node.status === "up" ? (node.miner ? "managed miner" : "managed") : `managed down ${node.status}`,
     })).concat(view.external.map((peer) => ({ id: peer.id, label: peer.addr.replace(/:\d+$/, ""), kind: "external", data: peer })));
     const edges = view.edges.map((edge) => ({
       id: edge.id, source: edge.from, target: edge.to, data: edge,
