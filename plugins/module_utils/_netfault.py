@@ -21,6 +21,7 @@ from urllib.parse import quote
 from ._docker import Docker, DockerError
 from ._faults import NETEM_MISSING, NodePlan, holder_command
 from ._names import container, fault_holder, labelled_container
+from ._plan import DATA_DIR
 
 READY = "peerlab-fault-ready"
 
@@ -53,6 +54,11 @@ def target(docker: Docker, container_id: str) -> str:
     return f"{str(found.get('Id', ''))[:12]}@{(found.get('State') or {}).get('StartedAt', '')}"
 
 
+# The node image declares its data directory a volume: a holder or probe made from it would leave
+# an anonymous volume behind on every removal. A small tmpfs there makes none.
+NO_DATA = {"Tmpfs": {DATA_DIR: "size=1m"}}
+
+
 def current(holder: dict[str, Any] | None, node_target: str) -> tuple[str, list[str]]:
     """(spec, fault descriptions) a holder holds for this start of its node; ('', []) when none does."""
     labels = (holder or {}).get("Labels") or {}
@@ -70,7 +76,7 @@ def remove_holder(docker: Docker, holder: dict[str, Any]) -> None:
             if error.status not in (304, 404):
                 raise
     try:
-        docker.request("DELETE", f"/containers/{holder['Id']}?force=1")
+        docker.request("DELETE", f"/containers/{holder['Id']}?force=1&v=1")
     except DockerError as error:
         if error.status != 404:
             raise
@@ -107,10 +113,10 @@ def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePl
         "Healthcheck": {"Test": ["NONE"]},
         "StopTimeout": 10,
         "HostConfig": {"NetworkMode": f"container:{node['Id']}", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"},
-                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}},
+                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}, **NO_DATA},
     }
     try:
-        docker.request("DELETE", f"/containers/{name}?force=1")
+        docker.request("DELETE", f"/containers/{name}?force=1&v=1")
     except DockerError as error:
         if error.status != 404:
             raise
@@ -118,7 +124,7 @@ def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePl
     docker.request("POST", f"/containers/{created['Id']}/start")
     ok, output = _wait_output(docker, created["Id"], READY, 30.0)
     if not ok:
-        docker.request("DELETE", f"/containers/{created['Id']}?force=1")
+        docker.request("DELETE", f"/containers/{created['Id']}?force=1&v=1")
         raise DockerError(f"{name} could not apply {', '.join(plan.faults)}: {output.strip()[-600:]}")
 
 
@@ -144,13 +150,13 @@ def netem_probe(docker: Docker, image: str, host: str) -> str:
     body = {"Image": image, "User": "root", "Entrypoint": ["/bin/sh", "-c"],
             "Cmd": ["tc qdisc add dev lo root netem delay 1ms && echo netem-ok"], "Healthcheck": {"Test": ["NONE"]},
             "Labels": {"peerlab.role": "probe"},
-            "HostConfig": {"NetworkMode": "none", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"}}}
+            "HostConfig": {"NetworkMode": "none", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"}, **NO_DATA}}
     created = docker.request("POST", "/containers/create", body)
     try:
         docker.request("POST", f"/containers/{created['Id']}/start")
         ok, output = _wait_output(docker, created["Id"], None, 30.0)
     finally:
-        docker.request("DELETE", f"/containers/{created['Id']}?force=1")
+        docker.request("DELETE", f"/containers/{created['Id']}?force=1&v=1")
     if ok and "netem-ok" in output:
         return ""
     answer = " ".join(output.split()) or "no answer"

@@ -140,7 +140,7 @@ def _reconcile(docker: Docker, spec: dict[str, Any], compare: str, state: str, c
     if state == "absent":
         # A node's fault holder (docs/experiments.md) goes with it.
         try:
-            docker.request("DELETE", f"/containers/{fault_holder(name)}?force=1")
+            docker.request("DELETE", f"/containers/{fault_holder(name)}?force=1&v=1")
         except DockerError as error:
             if error.status != 404:
                 raise

@@ -108,6 +108,8 @@ def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tu
     qdiscs = held[f"{NETWORK}-n5"].exec_run(["tc", "class", "show", "dev", "eth0"]).output.decode()
     assert "rate 64Kbit" in qdiscs
     assert client.containers.get(f"{NETWORK}-n3").attrs["HostConfig"]["CapAdd"] in (None, []), "nodes never get NET_ADMIN"
+    # The node image's data directory is a VOLUME: a holder made from it must not leave a volume behind
+    assert [m for holder in held.values() for m in holder.attrs["Mounts"] if m["Type"] == "volume"] == []
 
     again = made.playbook("deploy.yml")
     assert again.rc == 0 and again.total_changed == 0, again.changed_tasks
@@ -137,7 +139,8 @@ def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tu
     # The holder undid its rules as it went: n5's namespace has no htb any more.
     node = client.containers.get(f"{NETWORK}-n5")
     shown = client.containers.run(node.image.id, ["tc", "qdisc", "show", "dev", "eth0"], entrypoint=[], user="root",
-                                  network_mode=f"container:{node.id}", remove=True).decode()
+                                  network_mode=f"container:{node.id}", tmpfs={"/home/bitcoin/.bitcoin": ""},  # no volume left
+                                  remove=True).decode()
     assert "htb" not in shown and "qdisc" in shown, shown
     final = made.playbook("deploy.yml")
     assert final.rc == 0 and final.total_changed == 0, final.changed_tasks
