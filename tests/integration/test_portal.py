@@ -259,7 +259,7 @@ def test_a_foreign_bitcoind_appears_in_red_with_its_address(lab: Lab, browser: A
         assert colour == "rgb(210, 60, 60)", colour
         shot(browser, "foreign")
     finally:
-        foreign.remove(force=True)
+        foreign.remove(force=True, v=True)
 
 
 def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
