@@ -5,19 +5,15 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import Any
 
-import yaml
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.parsing.vault import is_encrypted
 from ansible.plugins.action import ActionBase
 
-from ..module_utils._rpcauth import USER, new_password, new_salt, rpcauth_line
-
-_HEADER = ("# peerlab RPC credentials, generated. Keep private (mode 0600).\n"
-           "# `ansible-vault encrypt` this file if you like; peerlab keeps it encrypted.\n")
+from ..module_utils._atomic import replace_file
+from ..module_utils._rpcauth import USER, dump, fill, rpcauth_line
 
 
 class ActionModule(ActionBase):
@@ -37,13 +33,7 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"credentials: invalid RPC user name(s): {', '.join(bad)}")
 
         stored, vaulted = self._load(path)
-        created = []
-        for node in nodes:
-            entry = stored.setdefault(node, {})
-            for user in users:
-                if not isinstance(entry.get(user), dict) or not {"password", "salt"} <= set(entry[user]):
-                    entry[user] = {"password": new_password(), "salt": new_salt()}
-                    created.append(f"{node}/{user}")
+        created = fill(stored, nodes, users)
         if created and not self._task.check_mode:
             self._save(path, stored, vaulted)
         result["changed"] = bool(created)
@@ -81,17 +71,10 @@ class ActionModule(ActionBase):
     def _save(self, path: str, data: dict[str, Any], vaulted: bool) -> None:
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, mode=0o700, exist_ok=True)
-        content = to_bytes(_HEADER + yaml.safe_dump(data, default_flow_style=False, sort_keys=True))
+        content = to_bytes(dump(data))
         if vaulted:
             content = self._loader._vault.encrypt(content)  # pylint: disable=protected-access
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".credentials-")
-        try:
-            os.fchmod(handle, 0o600)
-            os.write(handle, content)
-            os.fsync(handle)
-        finally:
-            os.close(handle)
-        os.replace(temporary, path)
+        replace_file(path, content, 0o600, prefix=".credentials-")
 
 
 def _plain(value: Any) -> Any:

@@ -59,9 +59,8 @@ from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 
-from ..module_utils._conf import render_lines
 from ..module_utils._names import container as container_name
-from ..module_utils._topology import Network, TopologyError, parse
+from ..module_utils._topology import Network, TopologyError, host_vars, parse
 
 SWARM_GROUPS = ("peerlab_swarm_managers", "peerlab_swarm_workers")
 
@@ -112,25 +111,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable):
             inventory.add_child("peerlab_nodes", host)
             if node.miner:
                 inventory.add_child("peerlab_miners", host)
-            hostvars: dict[str, object] = {
-                "peerlab_network": network.name,
-                "peerlab_node": node.name,
-                "peerlab_container": node.container,
-                "peerlab_volume": node.volume,
-                "peerlab_chain": node.chain,
-                "peerlab_docker_host": node.host,
-                "peerlab_implementation": node.implementation,
-                "peerlab_version": node.version,
-                "peerlab_conf": node.conf,
-                "peerlab_conf_lines": render_lines({**node.conf, **node.conf_unchecked}),
-                "peerlab_resources": node.resources,
-                "peerlab_publish_p2p": node.publish_p2p,
-                "peerlab_miner": node.miner,
-                "peerlab_peers_out": [container_name(network.name, peer) for peer in node.peers_out],
-                "peerlab_p2p_port": network.p2p_port,
-                "peerlab_rpc_port": network.rpc_port,
-                "peerlab_swarm": network.swarm,
-            }
+            hostvars = host_vars(network, node)
             for key, value in hostvars.items():
                 inventory.set_variable(host, key, wrap_var(value))
             variables = inventory.get_host(host).get_vars()

@@ -9,8 +9,12 @@ import hashlib
 import hmac
 import re
 import secrets
+from typing import Any
 
 USER = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# The controller's credentials file (network_secrets_file): node -> user -> {password, salt}.
+HEADER = ("# peerlab RPC credentials, generated. Keep private (mode 0600).\n"
+          "# `ansible-vault encrypt` this file if you like; peerlab keeps it encrypted.\n")
 
 
 def new_password() -> str:
@@ -34,3 +38,23 @@ def verify(rpcauth: str, password: str) -> bool:
     user, _colon, rest = rpcauth.partition(":")
     salt, _dollar, _digest = rest.partition("$")
     return hmac.compare_digest(rpcauth_line(user, salt, password), rpcauth)
+
+
+def fill(stored: dict[str, Any], nodes: list[str], users: list[str]) -> list[str]:
+    """Generate what the credentials file lacks for these nodes and users, in place; the
+    `node/user` pairs made."""
+    created = []
+    for node in nodes:
+        entry = stored.setdefault(node, {})
+        for user in users:
+            if not isinstance(entry.get(user), dict) or not {"password", "salt"} <= set(entry[user]):
+                entry[user] = {"password": new_password(), "salt": new_salt()}
+                created.append(f"{node}/{user}")
+    return created
+
+
+def dump(stored: dict[str, Any]) -> str:
+    """The credentials file's text (before any vault encryption)."""
+    import yaml  # on the controller only
+
+    return HEADER + yaml.safe_dump(stored, default_flow_style=False, sort_keys=True)

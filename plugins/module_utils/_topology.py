@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _faults
-from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults, key_problem, value_problem
+from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults, key_problem, render_lines, value_problem
 from ._generators import GENERATOR_COMMON, GENERATOR_PARAMS, MAX_OUTBOUND, GeneratorError, generate
 from ._names import container as container_name
 from ._names import data_volume
@@ -84,6 +84,30 @@ class Network:
     shares: dict[str, float] = field(default_factory=dict)  # miner -> percent of the blocks (sums to 100)
     rpc_port: int = field(default=0)
     swarm: bool = field(default=False)  # its nodes are Swarm services on an overlay network
+
+
+def host_vars(network: Network, node: Node) -> dict[str, Any]:
+    """A node's host variables, as the inventory plugin publishes them (and the portal's quick
+    apply plans a node from)."""
+    return {
+        "peerlab_network": network.name,
+        "peerlab_node": node.name,
+        "peerlab_container": node.container,
+        "peerlab_volume": node.volume,
+        "peerlab_chain": node.chain,
+        "peerlab_docker_host": node.host,
+        "peerlab_implementation": node.implementation,
+        "peerlab_version": node.version,
+        "peerlab_conf": node.conf,
+        "peerlab_conf_lines": render_lines({**node.conf, **node.conf_unchecked}),
+        "peerlab_resources": node.resources,
+        "peerlab_publish_p2p": node.publish_p2p,
+        "peerlab_miner": node.miner,
+        "peerlab_peers_out": [container_name(network.name, peer) for peer in node.peers_out],
+        "peerlab_p2p_port": network.p2p_port,
+        "peerlab_rpc_port": network.rpc_port,
+        "peerlab_swarm": network.swarm,
+    }
 
 
 def _typename(value: object) -> str:

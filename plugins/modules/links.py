@@ -130,94 +130,12 @@ problems:
   elements: str
 """
 
-import concurrent.futures
-import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils._peering import PeerPlan, added, apply, close, diff, drop_duplicates, plan, unverified, wait_connected
-from ..module_utils._rpc import Rpc, RpcError
-from ..module_utils._status import chain_and_peers, wait_for_tip
-
-
-def _rpc(node: dict[str, Any], timeout: float) -> Rpc:
-    return Rpc(node["rpc_host"], node["rpc_port"], node["rpc_user"], node["rpc_password"], timeout)
-
-
-class _Node:
-    """One node's run: plan, apply, wait; each runs in its own thread with its own connection."""
-
-    def __init__(self, spec: dict[str, Any], params: dict[str, Any], check_mode: bool) -> None:
-        self.spec = spec
-        self.params = params
-        self.check_mode = check_mode
-        self.rpc = _rpc(spec, params["rpc_timeout"]) if spec["rpc_host"] else None
-        self.before: dict[str, bool] = {}
-        self.plan = PeerPlan()
-        self.result: dict[str, Any] = {}
-        self.deduplicated: list[str] = []
-        self.closed: list[str] = []
-        self.reachable = [peer for peer in spec["peers"] if peer not in (spec.get("cut") or []) + (spec.get("frozen") or [])]
-
-    @property
-    def changed(self) -> bool:
-        return self.plan.changed or bool(self.deduplicated) or bool(self.closed)
-
-    def run(self) -> None:
-        if self.rpc is None:
-            self.plan = plan({}, self.spec["peers"], "present", exclusive=True)
-            return
-        self.rpc.wait_ready(self.params["ready_timeout"])
-        self.before = added(self.rpc)
-        self.plan = plan(self.before, self.spec["peers"], "present", exclusive=True)
-        self.plan.reconnect = [peer for peer in self.plan.reconnect if peer in self.reachable]
-        self.closed = [peer for peer in self.spec.get("cut") or [] if self.before.get(peer)]
-        if self.check_mode:
-            return
-        apply(self.rpc, self.plan)
-        self.closed = close(self.rpc, self.spec.get("cut") or [])
-        wait_connected(self.rpc, self.reachable, self.params["link_timeout"])
-        self.deduplicated = drop_duplicates(self.rpc, self.reachable)
-        if self.params["wait_for_tip"]:
-            wait_for_tip(self.rpc, self.params["wait_for_tip"], self.params["tip_timeout"])
-
-    def read(self) -> None:
-        if self.rpc is not None:
-            chain = self.rpc.call("getblockchaininfo")
-            self.result = dict(chain_and_peers(chain, self.rpc.call("getpeerinfo")), addednodes=added(self.rpc))
-
-
-def _each(nodes: list[_Node], step: str) -> list[str]:
-    """Run one step on every node at once; the failures, one per node."""
-    failures = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, max(1, len(nodes)))) as pool:
-        for node, future in [(node, pool.submit(getattr(node, step))) for node in nodes]:
-            try:
-                future.result()
-            except RpcError as error:
-                failures.append(f"{node.spec['name']}: {error}")
-            except Exception as error:  # every failure names its node, no traceback
-                failures.append(f"{node.spec['name']}: {step} failed on an unexpected answer ({error.__class__.__name__}: {error}); "
-                                "check the node's log (docker logs) and report this with the node's version")
-    return failures
-
-
-def verified(nodes: list[_Node], params: dict[str, Any], settle: float = 5.0) -> list[str]:
-    """Read every node after all have linked and check each link at both ends. A link's far end
-    registers its inbound side a moment after the near end sees it connected: re-read for up to
-    `settle` seconds before calling a link missing."""
-    deadline = time.monotonic() + settle
-    while True:
-        failures = _each(nodes, "read")
-        reachable = [dict(node.spec, peers=node.reachable) for node in nodes]
-        problems = failures or unverified(reachable, {node.spec["name"]: node.result for node in nodes},
-                                          params["wait_for_tip"] if params["verify"] else None)
-        if not params["verify"] and not failures:
-            return []
-        if not problems or time.monotonic() > deadline:
-            return problems
-        time.sleep(0.2)
+from ..module_utils._linking import link
+from ..module_utils._peering import diff
 
 
 def main() -> None:
@@ -247,9 +165,7 @@ def main() -> None:
     missing = [spec["name"] for spec in params["nodes"] if not spec["rpc_host"]]
     if missing and not module.check_mode:
         module.fail_json(msg=f"no address for {', '.join(missing)} (are their containers running?)")
-    nodes = [_Node(spec, params, module.check_mode) for spec in params["nodes"]]
-    failures = _each(nodes, "run")
-    problems = [] if failures else verified(nodes, params, settle=0.0 if module.check_mode else 5.0)
+    nodes, failures, problems = link(params["nodes"], params, module.check_mode)
     results = {node.spec["name"]: dict(node.result, changed=node.changed, added=node.plan.add, reconnected=node.plan.reconnect,
                                        removed=node.plan.remove, deduplicated=node.deduplicated, closed=node.closed) for node in nodes}
     output: dict[str, Any] = dict(changed=any(node.changed for node in nodes), nodes=results, problems=failures + problems)
