@@ -79,11 +79,17 @@ class Inventory:
         return files
 
     def _stamp(self) -> tuple[Any, ...]:
+        """The inventory's files other than topology files (and hidden ones: locks, temporary
+        files): what ansible-inventory is read again for. A topology file is parsed at each read
+        (networks()), and an edit of one changes none of the Docker hosts or reserved names."""
         stamps = []
         for source in self.sources:
-            for path in [Path(source), *(sorted(Path(source).rglob("*")) if Path(source).is_dir() else [])]:
+            path = Path(source)
+            for item in [path] if not path.is_dir() else sorted(path.rglob("*")):
+                if item.name.endswith(TOPOLOGY_SUFFIXES) or item.name.startswith(".") or item.is_dir():
+                    continue
                 try:
-                    stamps.append((str(path), path.stat().st_mtime_ns))
+                    stamps.append((str(item), item.stat().st_mtime_ns))
                 except OSError:
                     continue
         return tuple(stamps)
@@ -147,6 +153,15 @@ def apply_playbook(before: dict[str, Any], after: dict[str, Any]) -> str:
         return {node.host for network in networks.values() for node in network["model"].nodes}
 
     return "playbooks/apply.yml" if hosts(after) <= hosts(before) else "deploy.yml"
+
+
+def quick_module() -> Any:
+    """quick.py beside this file: the quick apply (the portal's image holds both)."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import quick
+
+    return quick
 
 
 def ansible_env(root: str) -> dict[str, str]:
@@ -228,24 +243,31 @@ class Job:
     started: float | None = None
     finished: float | None = None
     changed: int | None = None
+    # Run first, in the worker (the quick apply of a network): key -> callable given the job; what
+    # they say stays at the top of the output shown.
+    before: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self, lines: int = 40) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "state": self.state, "queued": self.queued, "started": self.started,
                 "finished": self.finished, "changed": self.changed,
                 "seconds": round((self.finished or time.time()) - (self.started or self.queued), 1),
-                "output": list(self.output)[-lines:]}
+                "output": self.notes + list(self.output)[-lines:]}
 
 
 class Jobs:
-    def __init__(self, root: str, sources: list[str], extra: list[str]) -> None:
+    def __init__(self, root: str, sources: list[str], extra: list[str], worker: bool = True) -> None:
         self.root, self.sources, self.extra = root, sources, extra
         self.items: dict[int, Job] = {}
         self.pending: deque[Job] = deque()
         self.lock = threading.Condition()
         self.next_id = 1
-        threading.Thread(target=self._work, daemon=True, name="jobs").start()
+        if worker:
+            threading.Thread(target=self._work, daemon=True, name="jobs").start()
 
-    def playbook(self, title: str, playbook: str, *args: str) -> Job:
+    def playbook(self, title: str, playbook: str, *args: str, before: tuple[str, Any] | None = None) -> Job:
+        """Queue a playbook run; `before` (key, callable) runs first, in the same job (once per
+        key when jobs are shared)."""
         command = ["ansible-playbook"]
         for source in self.sources:
             command += ["-i", source]
@@ -253,8 +275,10 @@ class Jobs:
         with self.lock:
             for job in self.pending:  # a deploy or apply already waiting will apply this change too
                 if job.command == command and playbook in ("deploy.yml", "playbooks/apply.yml"):
+                    if before:
+                        job.before.setdefault(*before)
                     return job
-            job = Job(self.next_id, title, command)
+            job = Job(self.next_id, title, command, before=dict([before]) if before else {})
             self.next_id += 1
             self.items[job.id] = job
             self.pending.append(job)
@@ -267,22 +291,31 @@ class Jobs:
                 while not self.pending:
                     self.lock.wait()
                 job = self.pending.popleft()
-            job.state, job.started = "running", time.time()
+            self.run(job)
+
+    def run(self, job: Job) -> None:
+        """The job's steps (each may fail: the playbook applies the edit anyway), then its playbook."""
+        job.state, job.started = "running", time.time()
+        for step in list(job.before.values()):
             try:
-                process = subprocess.Popen(job.command, cwd=self.root, env=ansible_env(self.root), stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True)
-                text = []
-                for line in process.stdout or []:
-                    job.output.append(line.rstrip("\n"))
-                    text.append(line)
-                code = process.wait()
-                job.changed = sum(int(match[2]) for match in RECAP.findall("".join(text)))
-                job.state = "ok" if code == 0 else "failed"
-            except Exception as error:  # the worker must outlive any one job
-                job.output.append(f"could not run {job.command[0]}: {error}")
-                job.state = "failed"
-            job.finished = time.time()
-            log(f"job {job.id} {job.title}: {job.state} in {job.finished - job.started:.1f} s, changed={job.changed}")
+                step(job)
+            except Exception as error:
+                job.notes.append(f"{error.__class__.__name__}: {error}")
+        try:
+            process = subprocess.Popen(job.command, cwd=self.root, env=ansible_env(self.root), stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True)
+            text = []
+            for line in process.stdout or []:
+                job.output.append(line.rstrip("\n"))
+                text.append(line)
+            code = process.wait()
+            job.changed = sum(int(match[2]) for match in RECAP.findall("".join(text)))
+            job.state = "ok" if code == 0 else "failed"
+        except Exception as error:  # the worker must outlive any one job
+            job.output.append(f"could not run {job.command[0]}: {error}")
+            job.state = "failed"
+        job.finished = time.time()
+        log(f"job {job.id} {job.title}: {job.state} in {job.finished - job.started:.1f} s, changed={job.changed}")
 
 
 def log(message: str) -> None:
@@ -321,6 +354,16 @@ def create_app(config: dict[str, Any]) -> Any:
     def current() -> tuple[dict[str, Any], list[str]]:
         inventory.refresh()
         return inventory.networks()
+
+    quick = quick_module().Settings.from_config(config)
+
+    def quick_apply(job: Job, name: str) -> None:
+        """The edit made on the portal's own Docker host at once (quick.py), the playbook after."""
+        if quick is None:
+            return
+        networks, _problems = current()
+        if name in networks:
+            quick_module().QuickApply(quick, job.notes.append)(networks[name]["model"])
 
     @app.after_request
     def headers(response: Any) -> Any:
@@ -447,7 +490,7 @@ def create_app(config: dict[str, Any]) -> Any:
         except _edit.EditError as refused:
             return jsonify(error=str(refused), problems=refused.problems), 400
         playbook = apply_playbook(networks, current()[0])
-        job = jobs.playbook(f"apply the topology ({playbook})", playbook)
+        job = jobs.playbook(f"apply the topology ({playbook})", playbook, before=(name, lambda job: quick_apply(job, name)))
         return jsonify(file_version=document.version, job=job.summary()), 202
 
     def names(*keys: str) -> list[str]:

@@ -138,6 +138,10 @@ def finished(driver: Any, previous: str, timeout: float = 240) -> str:
     return str(wait_for(ended, timeout=timeout, interval=0.3) or status(driver))
 
 
+def job_output(driver: Any) -> str:
+    return str(driver.find_element(By.ID, "job-output").text)
+
+
 def peers(client: docker.DockerClient, node: str) -> list[str]:
     return [peer["addr"] for peer in cli(client, f"{NETWORK}-{node}", "getpeerinfo")]
 
@@ -270,6 +274,8 @@ def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: A
     ActionChains(browser).context_click(vertex(browser, "n4")).perform()
     said = finished(browser, previous)
     assert "connect n2 → n4: done in" in said, browser.find_element(By.ID, "job-output").text[-3000:]
+    # the portal's quick apply made the link; the playbook after it found nothing left to change
+    assert "(changed=0)" in said and f"quick apply: {NETWORK}-n2 +{NETWORK}-n4:18444 in" in job_output(browser), job_output(browser)
     assert wait_for(lambda: linked(client, "n2", "n4"), timeout=30), (peers(client, "n2"), peers(client, "n4"))
     added = "      - {from: n2, to: n5}\n      - {from: n2, to: n4}\n"
     assert lab.topology.read_text() == original.replace("      - {from: n2, to: n5}\n", added)
@@ -283,7 +289,9 @@ def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: A
     alert = wait_for(lambda: _alert(browser), timeout=5)
     assert alert and "n2 - n4" in alert.text
     alert.accept()
-    assert "remove n2 - n4: done in" in finished(browser, previous)
+    said = finished(browser, previous)
+    assert "remove n2 - n4: done in" in said and "(changed=0)" in said, said
+    assert f"quick apply: {NETWORK}-n2 -{NETWORK}-n4:18444 in" in job_output(browser), job_output(browser)
     assert lab.topology.read_text() == original
     assert wait_for(lambda: not any(addr.startswith(f"{NETWORK}-n4:") for addr in peers(client, "n2")), timeout=30)
     assert wait_for(lambda: "n2|n4" not in graph(browser)["links"], timeout=30)
@@ -381,6 +389,9 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
     assert shown, (status(browser), lab.directory / "job.txt", graph(browser))
     said = finished(browser, previous)
     assert "add n6: done in" in said
+    # made by the quick apply, confirmed by apply.yml: it had nothing left to change
+    assert f"quick apply: {NETWORK}-n6 created, {NETWORK}-n6 +{NETWORK}-n1:18444 in" in job_output(browser), job_output(browser)
+    assert "(changed=0)" in said, (said, job_output(browser))
     TIMINGS["create_node_job_seconds"] = float(re.search(r"done in ([0-9.]+) s", said)[1])  # type: ignore[index]
     assert "      - {name: n6}\n" in lab.topology.read_text() and "      - {from: n6, to: n1}\n" in lab.topology.read_text()
     assert linked(client, "n6", "n1")

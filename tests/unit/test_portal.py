@@ -1,7 +1,9 @@
-"""The portal's pure logic: the network view it draws, the login hash, the CSRF check, the mounts."""
+"""The portal's pure logic: the network view it draws, the login hash, the CSRF check, the mounts,
+its jobs and the quick apply's decisions."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "images" / "portal"))
 import portal
+import quick
 
 from ansible_collections.peerlab.bitcoin.plugins.filter.portal import portal_login, portal_mounts
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._login import check_password, hash_password
@@ -96,3 +99,83 @@ def test_a_node_that_does_not_answer_says_whether_it_is_paused_or_stopped() -> N
     assert [n["status"] for n in portal.network_view(network, state, "v")["nodes"]] == ["up", "paused", "stopped"]
     state["nodes"]["n2"] = node(False, [], container="running")  # its container runs, bitcoind does not answer
     assert portal.network_view(network, state, "v")["nodes"][1]["status"] == "down"
+
+
+# --- the quick apply's pure parts (images/portal/quick.py); tests/integration/test_portal.py runs it for real
+
+
+def test_quick_apply_leaves_swarm_other_hosts_and_faults_to_the_playbook() -> None:
+    hosts = {"localhost", "h2"}
+    lab = parse(LAB, "t.peerlab.yml", known_hosts=hosts)[0]
+    assert quick.why_not(lab, "localhost") == ""
+    elsewhere = parse({"lab": {**LAB["lab"], "defaults": {"host": "h2"}}}, "t.peerlab.yml", known_hosts=hosts)[0]
+    assert quick.why_not(elsewhere, "localhost") == "nodes on h2, not the portal's Docker host localhost"
+    faulty = parse({"lab": {**LAB["lab"], "faults": [{"kind": "pause", "node": "n2"}]}}, "t.peerlab.yml", known_hosts=hosts)[0]
+    assert quick.why_not(faulty, "localhost") == "faults are declared"
+
+
+def test_quick_apply_reads_the_playbooks_settings_from_a_container_it_made() -> None:
+    found = {"Config": {"Image": "peerlab/bitcoin-node:knots-29.1-0a1b2c3d", "StopTimeout": 600,
+                        "Labels": {"peerlab.implementation": "knots", "peerlab.spec": "x"},
+                        "Env": ["PEERLAB_CHAIN=regtest", "PEERLAB_RPCAUTH=peerlab:s$h other:t$i", "PEERLAB_RPCALLOWIP=172.20.0.0/16",
+                                "PEERLAB_CONF=a=b=c"]},
+             "HostConfig": {"RestartPolicy": {"Name": "unless-stopped"}}}
+    inputs = quick.run_inputs(found)
+    assert (inputs["restart_policy"], inputs["stop_timeout"], inputs["rpcallowip"], inputs["users"]) == (
+        "unless-stopped", 600, "172.20.0.0/16", ["peerlab", "other"]), "the users in the order the playbook joined them"
+    assert quick.image_for(inputs, "29.1", "core", "28.0") == "peerlab/bitcoin-node:core-28.0-0a1b2c3d", "one content hash for all"
+    try:
+        quick.image_for(inputs, "28.0", "knots", "29.1")
+    except quick.NotHere as reason:
+        assert "is not named as the playbook names them" in str(reason)
+    else:
+        raise AssertionError("an image tag of another version must not be trusted")
+
+
+def test_quick_apply_writes_json_as_the_playbook_does() -> None:
+    from ansible.plugins.filter.core import to_nice_json
+
+    value = {"networks": {"lab": {"nodes": {"n1": {"container": "lab-n1", "rpc_port": 18443}}, "edges": [["n1", "n2"]]}},
+             "interval": 5, "carbon": "graphite:2003", "host": "localhost", "name": "é"}
+    assert quick.nice_json(value) == to_nice_json(value, sort_keys=True), "else the playbook rewrites what the quick apply wrote"
+
+
+def test_a_jobs_steps_run_once_before_its_playbook_and_a_failing_step_does_not_stop_it(tmp_path: Path) -> None:
+    jobs = portal.Jobs(str(tmp_path), ["inv"], [], worker=False)  # the test runs the job
+    seen: list[str] = []
+
+    def broken(job: Any) -> None:
+        seen.append("web")
+        raise RuntimeError("engine gone")
+
+    first = jobs.playbook("apply", "playbooks/apply.yml", before=("lab", lambda job: seen.append("lab")))
+    again = jobs.playbook("apply", "playbooks/apply.yml", before=("lab", lambda job: seen.append("lab twice")))
+    other = jobs.playbook("apply", "playbooks/apply.yml", before=("web", broken))
+    assert first is again is other and list(first.before) == ["lab", "web"], "a waiting apply takes the next edits' steps"
+    fake = tmp_path / "ansible-playbook"
+    fake.write_text("#!/bin/sh\necho 'PLAY RECAP'\necho 'lab-n1 : ok=3 changed=0 unreachable=0 failed=0'\n")
+    fake.chmod(0o755)
+    first.command[0] = str(fake)
+    jobs.run(first)
+    assert seen == ["lab", "web"] and first.state == "ok" and first.changed == 0
+    shown = first.summary(lines=1)["output"]
+    assert shown == ["RuntimeError: engine gone", "lab-n1 : ok=3 changed=0 unreachable=0 failed=0"], "the steps' words stay on top"
+
+
+def test_the_inventory_is_read_again_for_its_hosts_not_for_a_topology_edit(tmp_path: Path) -> None:
+    (tmp_path / "group_vars" / "all").mkdir(parents=True)
+    hosts, topology = tmp_path / "01-hosts.yml", tmp_path / "02-topology.peerlab.yml"
+    hosts.write_text("all: {hosts: {localhost: {}}}\n")
+    topology.write_text("plugin: peerlab.bitcoin.topology\n")
+    inventory = portal.Inventory([str(tmp_path)], str(tmp_path))
+    before = inventory._stamp()
+    topology.write_text("plugin: peerlab.bitcoin.topology\n# an edge more\n")
+    (tmp_path / ".02-topology.peerlab.yml.lock").write_text("")
+    (tmp_path / ".peerlab-x1y2").write_text("half")
+    assert inventory._stamp() == before, "a topology edit (its lock, its temporary file) changes no Docker host"
+    (tmp_path / "group_vars" / "all" / "peerlab.yml").write_text("peerlab_monitoring: false\n")
+    assert inventory._stamp() != before, "a new variables file is read"
+    after = inventory._stamp()
+    hosts.write_text("all: {hosts: {localhost: {}, h2: {}}}\n")
+    os.utime(hosts, ns=(1, 1))
+    assert inventory._stamp() != after, "a changed hosts file is read"
