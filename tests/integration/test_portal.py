@@ -43,6 +43,8 @@ SETTINGS = {
     "collector_events_publish": "127.0.0.1:18291", "collector_observer_prometheus_publish": "127.0.0.1:19533",
     "grafana_container": f"{PREFIX}grafana", "grafana_volume": f"{PREFIX}grafana-data", "grafana_publish": "",
     "portal_container": f"{PREFIX}portal", "portal_listen": "127.0.0.1:18090",
+    # not the role's default (600): the quick apply must take it from the containers the deploy made
+    "network_stop_timeout": 300,
 }
 TIMINGS: dict[str, float] = {}
 
@@ -392,6 +394,7 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
     # made by the quick apply, confirmed by apply.yml: it had nothing left to change
     assert f"quick apply: {NETWORK}-n6 created, {NETWORK}-n6 +{NETWORK}-n1:18444 in" in job_output(browser), job_output(browser)
     assert "(changed=0)" in said, (said, job_output(browser))
+    assert client.containers.get(f"{NETWORK}-n6").attrs["Config"]["StopTimeout"] == 300, "the inventory's setting, not the default"
     TIMINGS["create_node_job_seconds"] = float(re.search(r"done in ([0-9.]+) s", said)[1])  # type: ignore[index]
     assert "      - {name: n6}\n" in lab.topology.read_text() and "      - {from: n6, to: n1}\n" in lab.topology.read_text()
     assert linked(client, "n6", "n1")

@@ -179,3 +179,21 @@ def test_the_inventory_is_read_again_for_its_hosts_not_for_a_topology_edit(tmp_p
     hosts.write_text("all: {hosts: {localhost: {}, h2: {}}}\n")
     os.utime(hosts, ns=(1, 1))
     assert inventory._stamp() != after, "a changed hosts file is read"
+
+
+def test_quick_apply_says_why_it_leaves_an_edit_to_the_playbook_and_touches_nothing(tmp_path: Path) -> None:
+    said: list[str] = []
+    settings = quick.Settings("localhost", str(tmp_path / "rpc.yml"), str(tmp_path / "collector"), str(tmp_path / "no.sock"))
+    swarm = parse(LAB, "t.peerlab.yml", known_hosts={"localhost"}, swarm_hosts={"localhost"})[0]
+    assert quick.QuickApply(settings, said.append)(swarm) is False
+    assert said == ["quick apply: left to the playbook (a Swarm network)"] and list(tmp_path.iterdir()) == []
+    lab = parse(LAB, "t.peerlab.yml", known_hosts={"localhost"})[0]
+    assert quick.QuickApply(settings, said.append)(lab) is False, "no engine at the socket"
+    assert said[1].startswith("quick apply: stopped (") and said[1].endswith("the playbook applies the edit")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_quick_apply_is_off_without_its_settings() -> None:
+    assert quick.Settings.from_config({}) is None
+    settings = quick.Settings.from_config({"quick": {"docker_host": "localhost", "secrets_file": "~/s/rpc.yml", "collector_dir": ""}})
+    assert settings is not None and settings.secrets_file.endswith("/s/rpc.yml") and not settings.secrets_file.startswith("~")
