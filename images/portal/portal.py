@@ -3,10 +3,11 @@
 Reads: the topology files of the inventory (the same model as the inventory plugin) and the
 observer's /state (each node's latest poll: chain, peers, mempool, alerts). Writes: a change is made
 on the topology file (ruamel.yaml round trip, validated by the model, lock + atomic replace,
-refused when the file changed since the page read it), then applied by running the repository's own
-playbooks/apply.yml (the roles deploy.yml runs for nodes, links and the monitoring's view of them;
-deploy.yml itself for a node on a new Docker host), one job at a time, so the portal never has a
-second way to make containers or links.
+refused when the file changed since the page read it), then applied in one job: first at once by
+the quick apply (quick.py: the engine's own code, in this process, on the portal's Docker host),
+then by the repository's own playbooks/apply.yml (the roles deploy.yml runs for nodes, links and
+the monitoring's view of them; deploy.yml itself for a node on a new Docker host), which confirms
+it. One job at a time; the portal never has a second way to make containers or links.
 
 Runs in the peerlab-portal container on the controller's Docker engine with the host's network
 (listening on 127.0.0.1 unless asked), the repository, inventory, secrets and state directories at
