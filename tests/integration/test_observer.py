@@ -194,13 +194,18 @@ def test_nothing_in_a_lab_can_reach_the_bus(lab: Lab, alerts: Alerts, client: do
     assert result.output.decode().split() == ["peerlab-obs-bus", "gaierror", "peerlab-obs-observer", "gaierror"]
 
 
-def test_network_metrics_from_the_observer_are_true(lab: Lab, alerts: Alerts) -> None:
+def test_network_metrics_from_the_observer_are_true(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    # its own traffic (a quiet lab sends a ping every two minutes): n1 sends a new block to its peers
+    cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)
+
     def settled() -> dict[str, float] | None:
         values = observer_metrics()
-        return values if values.get(f'peerlab_network_edges_connected{{network="{NETWORK}"}}') == 7 else None
+        sent = [key for key in values if key.startswith(f'peerlab_network_traffic{{network="{NETWORK}",source="n1",')]
+        return values if values.get(f'peerlab_network_edges_connected{{network="{NETWORK}"}}') == 7 and sent else None
 
     values = wait_for(settled, timeout=4 * INTERVAL, interval=2)
-    assert values, observer_metrics()
+    observer = client.containers.get("peerlab-obs-observer").attrs
+    assert values, (observer_metrics(), observer["RestartCount"], observer["State"]["StartedAt"])
     assert values[f'peerlab_network_nodes_up{{network="{NETWORK}"}}'] == 5
     assert values[f'peerlab_network_tip_agreement{{network="{NETWORK}"}}'] == 1
     assert values[f'peerlab_network_edges_expected{{network="{NETWORK}"}}'] == 7
