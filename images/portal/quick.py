@@ -139,7 +139,7 @@ class QuickApply:
         return True
 
     def apply(self, network: Any) -> str:
-        from ansible_collections.peerlab.bitcoin.plugins.filter.lab import collector_config, container_ip, link_specs
+        from ansible_collections.peerlab.bitcoin.plugins.filter.lab import container_ip, link_specs
         from ansible_collections.peerlab.bitcoin.plugins.module_utils._atomic import replace_file
         from ansible_collections.peerlab.bitcoin.plugins.module_utils._linking import link
         from ansible_collections.peerlab.bitcoin.plugins.module_utils._names import docker_network
@@ -203,13 +203,13 @@ class QuickApply:
         # Then what the playbook does, in its order.
         if created:
             replace_file(settings.secrets_file, dump(stored).encode(), 0o600, prefix=".credentials-")
-        self._tell_collectors(network.name, list(hostvars), hostvars, collector_config, replace_file)
+        self._tell_collectors(hostvars)
         results = {name: reconcile(self.docker, plans[name], "hash", "present", False) for name in plans}
         done = {"create": "created", "recreate": "made again", "start": "started"}
         actions = sorted(f"{name} {done.get(result['action'], result['action'])}" for name, result in results.items()
                          if result["action"] != "none")
         for name in hostvars:
-            address = container_ip(self.docker.inspect(name))
+            address = container_ip(results[name])  # reconcile's answer holds the container's networks
             hostvars[name].update(_network_ip=address, _network_address=address,
                                   _network_password=stored[name]["peerlab"]["password"])
         specs = link_specs(list(hostvars), hostvars, network.name, settings.docker_host)
@@ -220,24 +220,26 @@ class QuickApply:
             sorted(f"{node.spec['name']} -{peer}" for node in nodes for peer in node.plan.remove)
         return ", ".join(actions + linked) or "nothing to change"
 
-    def _tell_collectors(self, network: str, hosts: list[str], hostvars: dict[str, Any], collector_config: Any, replace_file: Any) -> None:
-        """Replace the network's part of the collector's and the observer's configuration, as the
-        playbook would write it (each rereads its file within half a second)."""
+    def _tell_collectors(self, hostvars: dict[str, Any]) -> None:
+        """Replace the network's part (its nodes' host variables) of the collector's and the
+        observer's configuration, as the playbook would write it (each rereads its file within
+        half a second)."""
+        from ansible_collections.peerlab.bitcoin.plugins.filter.lab import collector_config
+        from ansible_collections.peerlab.bitcoin.plugins.module_utils._atomic import replace_file
+
         if not self.settings.collector_dir:
             return
         for name, docker_host in (("collector.json", self.settings.docker_host), ("observer.json", "")):
             path = os.path.join(self.settings.collector_dir, name)
             try:
                 with open(path, encoding="utf-8") as handle:
-                    current = json.load(handle)
+                    text = handle.read()
+                current = json.loads(text)
             except (OSError, ValueError):
                 continue  # monitoring is off, or another host's
             if docker_host and current.get("host") != docker_host:
                 continue
-            part = collector_config(hosts, hostvars, docker_host, current.get("interval"), current.get("carbon", ""))["networks"]
-            wanted = dict(current, networks={**(current.get("networks") or {}), **part})
-            text = nice_json(wanted)
-            with open(path, encoding="utf-8") as handle:
-                if handle.read() == text:
-                    continue
-            replace_file(path, text.encode(), 0o644)
+            part = collector_config(list(hostvars), hostvars, docker_host, current.get("interval"), current.get("carbon", ""))["networks"]
+            wanted = nice_json(dict(current, networks={**(current.get("networks") or {}), **part}))
+            if wanted != text:
+                replace_file(path, wanted.encode(), 0o644)
