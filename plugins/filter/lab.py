@@ -325,7 +325,8 @@ def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str,
                extra: dict[str, Any] | None = None, paused_now: list[str] | None = None) -> list[dict[str, Any]]:
     """The `nodes` option of peerlab.bitcoin.links for one network on one Docker host. A paused
     node is left out; a link across a partition is `cut` (kept as an added node, closed while the
-    partition holds), one to a paused node `frozen` (kept, neither closed nor waited for).
+    partition holds, and its far end closes it too: the source's address is `unheard` there), one
+    to a paused node `frozen` (kept, neither closed nor waited for).
     `paused_now`: nodes still paused that this run would unpause (check mode): planned as new."""
     specs = []
     for host, variables in _vars(hosts, hostvars):
@@ -343,6 +344,11 @@ def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str,
                          if test(faults, variables["peerlab_node"], hostvars[peer]["peerlab_node"])]
                 if peers:
                     specs[-1][key] = peers
+            unheard = [hostvars[other].get("_network_address") or hostvars[other].get("_network_ip")
+                        for other in hosts if faults and host in hostvars[other].get("peerlab_peers_out", [])
+                        and _faults.cut(faults, hostvars[other]["peerlab_node"], variables["peerlab_node"])]
+            if any(unheard):
+                specs[-1]["unheard"] = sorted(filter(None, unheard))
             if variables.get("_network_address") and variables["_network_address"] != variables.get("_network_ip"):
                 specs[-1]["address"] = variables["_network_address"]
     return specs

@@ -10,7 +10,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from ._peering import PeerPlan, added, apply, close, drop_duplicates, plan, unverified, wait_connected
+from ._peering import PeerPlan, added, apply, close, cut_inbound, drop_duplicates, plan, unverified, wait_connected
 from ._rpc import Rpc, RpcError
 from ._status import chain_and_peers, wait_for_tip
 
@@ -50,11 +50,13 @@ class LinkedNode:
         self.before = added(self.rpc)
         self.plan = plan(self.before, self.spec["peers"], "present", exclusive=True)
         self.plan.reconnect = [peer for peer in self.plan.reconnect if peer in self.reachable]
+        unheard = self.spec.get("unheard") or []
         self.closed = [peer for peer in self.spec.get("cut") or [] if self.before.get(peer)]
         if self.check_mode:
+            self.closed += cut_inbound(self.rpc.call("getpeerinfo"), unheard) if unheard else []
             return
         apply(self.rpc, self.plan)
-        self.closed = close(self.rpc, self.spec.get("cut") or [])
+        self.closed = close(self.rpc, self.spec.get("cut") or [], unheard)
         wait_connected(self.rpc, self.reachable, self.params["link_timeout"])
         self.deduplicated = drop_duplicates(self.rpc, self.reachable)
         if self.params["wait_for_tip"]:

@@ -119,14 +119,27 @@ def apply(rpc: Caller, todo: PeerPlan) -> None:
         _tolerating(rpc, RPC_CLIENT_NODE_ALREADY_ADDED, "addnode", peer, "add")
 
 
-def close(rpc: Caller, peers: list[str]) -> list[str]:
-    """Close the outbound connections to `peers` (links a fault cuts); the peers that were connected."""
-    if not peers:
+def cut_inbound(info: list[dict[str, Any]], inbound_from: list[str]) -> list[str]:
+    """`from <address>` for each address of `inbound_from` with an inbound connection in getpeerinfo."""
+    return [f"from {address}" for address in sorted({p["addr"].rsplit(":", 1)[0] for p in info if p["inbound"]} & set(inbound_from))]
+
+
+def close(rpc: Caller, peers: list[str], inbound_from: list[str] | None = None) -> list[str]:
+    """Close the links a fault cuts: the outbound connections to `peers`, and the inbound ones
+    from the addresses `inbound_from` (a cut link's far end: the partition drops the closing
+    side's FIN, so without this the far end lists the link until its own next send fails).
+    What was closed: each outbound peer, and `from <address>` for each inbound one."""
+    if not peers and not inbound_from:
         return []
-    connected = sorted({p["addr"] for p in rpc.call("getpeerinfo") if not p["inbound"] and p["addr"] in peers})
+    info = rpc.call("getpeerinfo")
+    connected = sorted({p["addr"] for p in info if not p["inbound"] and p["addr"] in peers})
     for peer in connected:
         _tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", peer)
-    return connected
+    far = set(inbound_from or [])
+    for peer in info:
+        if peer["inbound"] and peer["addr"].rsplit(":", 1)[0] in far:
+            _tolerating(rpc, RPC_CLIENT_NODE_NOT_CONNECTED, "disconnectnode", "", peer["id"])
+    return connected + cut_inbound(info, inbound_from or [])
 
 
 def wait_connected(rpc: Caller, peers: list[str], timeout: float) -> dict[str, bool]:

@@ -74,6 +74,13 @@ options:
         type: list
         elements: str
         default: []
+      unheard:
+        description:
+          - Addresses of nodes across a partition that link to this node. Their inbound connections
+            are closed now, as the partition drops the FIN of the side that closes the link.
+        type: list
+        elements: str
+        default: []
       frozen:
         description:
           - Peers of O(nodes[].peers) that are paused, kept as added nodes, neither closed, waited for nor verified.
@@ -144,6 +151,7 @@ def main() -> None:
             nodes=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
                 cut=dict(type="list", elements="str", default=[]),
+                unheard=dict(type="list", elements="str", default=[]),
                 frozen=dict(type="list", elements="str", default=[]),
                 rpc_host=dict(type="str", required=True),
                 rpc_port=dict(type="int", required=True),

@@ -291,7 +291,9 @@ class Run:
             peers = self.specs[name]["peers"]
             cut = [peer for peer in peers if _faults.cut(faults, name, by_container.get(peer.rsplit(":", 1)[0], ""))]
             reachable = [peer for peer in peers if peer not in cut and by_container.get(peer.rsplit(":", 1)[0], "") in self.live()]
-            close(rpc, cut)
+            unheard = [addresses[other] for other, spec in self.specs.items()
+                       if f"{self.specs[name]['name']}:{self.params['p2p_port']}" in spec["peers"] and _faults.cut(faults, other, name)]
+            close(rpc, cut, unheard)
             todo = peer_plan(added(rpc), reachable, "present", exclusive=False)
             apply(rpc, todo)  # the links module's way: onetry first, so the added-node thread finds them made
             reopened[name] = (rpc, reachable)

@@ -73,6 +73,16 @@ def outbound(client: docker.DockerClient, node: str) -> set[str]:
     return {peer["addr"] for peer in cli(client, f"{NETWORK}-{node}", "getpeerinfo") if not peer["inbound"]}
 
 
+def inbound(client: docker.DockerClient, node: str) -> set[str]:
+    """The nodes `node` has inbound connections from (by their addresses on the lab's network)."""
+    names = {}
+    for other in NODES:
+        networks = client.containers.get(f"{NETWORK}-{other}").attrs["NetworkSettings"]["Networks"]
+        names.update({settings["IPAddress"]: other for settings in networks.values()})
+    return {names.get(peer["addr"].rsplit(":", 1)[0], peer["addr"])
+            for peer in cli(client, f"{NETWORK}-{node}", "getpeerinfo") if peer["inbound"]}
+
+
 def test_latency_is_refused_before_anything_changes_and_the_same_lab_without_it_deploys(
         lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
     _made, refused = lab
@@ -84,6 +94,7 @@ def test_latency_is_refused_before_anything_changes_and_the_same_lab_without_it_
     # The deploy that followed (the same topology without latency) made every node, linked.
     assert {c.name for c in containers(client, NETWORK)} == {f"{NETWORK}-{node}" for node in NODES}
     assert outbound(client, "n1") == {f"{NETWORK}-n2:18444", f"{NETWORK}-n3:18444"}
+    assert wait_for(lambda: inbound(client, "n3") == {"n1", "n2"}, timeout=30), inbound(client, "n3")
 
 
 def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
@@ -153,10 +164,12 @@ def test_adhoc_partition_kill_and_clear(lab: tuple[Lab, Run], client: docker.Doc
     assert "node 'n9' is not a node of this network" in bad.output and "loss 'percent' must be a number above 0" in bad.output
     assert holders(client) == {}
 
+    assert inbound(client, "n3") == {"n1", "n2"}
     split = made.playbook("playbooks/fault.yml", "-e", "fault=partition", "-e", '{"sides": [["n1", "n2"], ["n3", "n4", "n5"]]}')
     assert split.rc == 0, split.output[-3000:]
     assert len(holders(client)) == 5
     assert outbound(client, "n1") == {f"{NETWORK}-n2:18444"}, "the link n1 -> n3 across the cut is closed"
+    assert inbound(client, "n3") == set() and inbound(client, "n1") == set(), "and closed at the far end too"
     cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
     cli(client, f"{NETWORK}-n3", "generatetoaddress", "2", "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080")
     time.sleep(3)
@@ -168,6 +181,7 @@ def test_adhoc_partition_kill_and_clear(lab: tuple[Lab, Run], client: docker.Doc
     assert holders(client) == {}
     assert wait_for(lambda: len(set(tips(client, NODES).values())) == 1, timeout=60)
     assert outbound(client, "n1") == {f"{NETWORK}-n2:18444", f"{NETWORK}-n3:18444"}
+    assert wait_for(lambda: inbound(client, "n3") == {"n1", "n2"}, timeout=30), inbound(client, "n3")
 
     killed = made.playbook("playbooks/fault.yml", "-e", "fault=kill", "-e", "node=n5")
     assert killed.rc == 0, killed.output[-3000:]

@@ -172,6 +172,9 @@ def test_links_across_a_partition_are_cut_and_a_paused_node_is_left_out() -> Non
     specs = {spec["name"]: spec for spec in link_specs(hosts, variables, "lab", "localhost")}
     assert "lab-n4" not in specs
     assert specs["lab-n2"]["cut"] == ["lab-n3:18444"] and specs["lab-n5"]["cut"] == ["lab-n1:18444"]
+    # The far ends close them too: n3 drops what comes in from n2, n1 what comes in from n5.
+    assert specs["lab-n3"]["unheard"] == [ADDRESSES["n2"]] and specs["lab-n1"]["unheard"] == [ADDRESSES["n5"]]
+    assert "unheard" not in specs["lab-n2"] and "unheard" not in specs["lab-n5"]
     assert specs["lab-n3"]["frozen"] == ["lab-n4:18444"] and "cut" not in specs["lab-n1"]
     assert link_problems(hosts, variables, {}) == ["lab-n1 -> lab-n2:18444: not connected at lab-n1"]
     assert split_networks(hosts, variables) == ["lab"] and split_networks(hosts, hostvars()) == []

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import apply, diff, drop_duplicates, plan, unverified
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import (
+    apply,
+    close,
+    cut_inbound,
+    diff,
+    drop_duplicates,
+    plan,
+    unverified,
+)
 
 
 def test_nothing_to_do_when_links_are_up() -> None:
@@ -79,3 +87,16 @@ def test_duplicate_connections_keep_the_oldest() -> None:
                           {"id": 4, "addr": "a:1", "inbound": True}, {"id": 5, "addr": "b:1", "inbound": False}])
     assert drop_duplicates(rpc, ["a:1", "b:1"]) == ["a:1"]
     assert rpc.calls == [("disconnectnode", "", 7)]
+
+
+def test_a_cut_link_is_closed_at_both_ends() -> None:
+    """The near end closes its outbound link; the far end drops what comes in from the near end's
+    address (a partition drops the FIN, so the far end would not learn by itself)."""
+    peers = [{"id": 2, "addr": "b:1", "inbound": False}, {"id": 3, "addr": "c:1", "inbound": False},
+             {"id": 8, "addr": "10.0.0.5:40112", "inbound": True}, {"id": 9, "addr": "10.0.0.6:40113", "inbound": True},
+             {"id": 10, "addr": "10.0.0.5:40999", "inbound": True}]
+    rpc = Recorder(peers)
+    assert close(rpc, ["c:1", "d:1"], ["10.0.0.5", "10.0.0.7"]) == ["c:1", "from 10.0.0.5"]
+    assert rpc.calls == [("disconnectnode", "c:1"), ("disconnectnode", "", 8), ("disconnectnode", "", 10)]
+    assert cut_inbound(peers, ["10.0.0.6"]) == ["from 10.0.0.6"] and cut_inbound(peers, ["b"]) == []
+    assert close(Recorder(peers), [], []) == []
