@@ -248,11 +248,13 @@ class Job:
     # they say stays at the top of the output shown.
     before: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    applied: float | None = None  # when a step made the edit (the playbook then confirms it)
 
     def summary(self, lines: int = 40) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "state": self.state, "queued": self.queued, "started": self.started,
                 "finished": self.finished, "changed": self.changed,
                 "seconds": round((self.finished or time.time()) - (self.started or self.queued), 1),
+                "applied": round(self.applied - self.started, 1) if self.applied and self.started else None,
                 "output": self.notes + list(self.output)[-lines:]}
 
 
@@ -363,8 +365,8 @@ def create_app(config: dict[str, Any]) -> Any:
         if quick is None:
             return
         networks, _problems = current()
-        if name in networks:
-            quick_module().QuickApply(quick, job.notes.append)(networks[name]["model"])
+        if name in networks and quick_module().QuickApply(quick, job.notes.append)(networks[name]["model"]):
+            job.applied = time.time()
 
     @app.after_request
     def headers(response: Any) -> Any:

@@ -277,7 +277,8 @@ def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: A
     said = finished(browser, previous)
     assert "connect n2 → n4: done in" in said, browser.find_element(By.ID, "job-output").text[-3000:]
     # the portal's quick apply made the link; the playbook after it found nothing left to change
-    assert "(changed=0)" in said and f"quick apply: {NETWORK}-n2 +{NETWORK}-n4:18444 in" in job_output(browser), job_output(browser)
+    assert "(changed=0; applied in " in said, said
+    assert f"quick apply: {NETWORK}-n2 +{NETWORK}-n4:18444 in" in job_output(browser), job_output(browser)
     assert wait_for(lambda: linked(client, "n2", "n4"), timeout=30), (peers(client, "n2"), peers(client, "n4"))
     added = "      - {from: n2, to: n5}\n      - {from: n2, to: n4}\n"
     assert lab.topology.read_text() == original.replace("      - {from: n2, to: n5}\n", added)
@@ -292,7 +293,7 @@ def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: A
     assert alert and "n2 - n4" in alert.text
     alert.accept()
     said = finished(browser, previous)
-    assert "remove n2 - n4: done in" in said and "(changed=0)" in said, said
+    assert "remove n2 - n4: done in" in said and "(changed=0; applied in " in said, said
     assert f"quick apply: {NETWORK}-n2 -{NETWORK}-n4:18444 in" in job_output(browser), job_output(browser)
     assert lab.topology.read_text() == original
     assert wait_for(lambda: not any(addr.startswith(f"{NETWORK}-n4:") for addr in peers(client, "n2")), timeout=30)
@@ -389,11 +390,15 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
     if not shown:
         (lab.directory / "job.txt").write_text(browser.find_element(By.ID, "job-output").text)
     assert shown, (status(browser), lab.directory / "job.txt", graph(browser))
+    # shown before the confirming playbook ends, and the status line says so
+    confirming = wait_for(lambda: re.search(r"add n6: (applied in [0-9.]+ s; the playbook confirms|done in)", status(browser)), timeout=5)
+    assert confirming, status(browser)
     said = finished(browser, previous)
     assert "add n6: done in" in said
     # made by the quick apply, confirmed by apply.yml: it had nothing left to change
     assert f"quick apply: {NETWORK}-n6 created, {NETWORK}-n6 +{NETWORK}-n1:18444 in" in job_output(browser), job_output(browser)
-    assert "(changed=0)" in said, (said, job_output(browser))
+    assert "(changed=0; applied in " in said, (said, job_output(browser))
+    TIMINGS["create_node_applied_seconds"] = float(re.search(r"applied in ([0-9.]+) s", said)[1])  # type: ignore[index]
     assert client.containers.get(f"{NETWORK}-n6").attrs["Config"]["StopTimeout"] == 300, "the inventory's setting, not the default"
     TIMINGS["create_node_job_seconds"] = float(re.search(r"done in ([0-9.]+) s", said)[1])  # type: ignore[index]
     assert "      - {name: n6}\n" in lab.topology.read_text() and "      - {from: n6, to: n1}\n" in lab.topology.read_text()

@@ -160,6 +160,9 @@ def test_a_jobs_steps_run_once_before_its_playbook_and_a_failing_step_does_not_s
     assert seen == ["lab", "web"] and first.state == "ok" and first.changed == 0
     shown = first.summary(lines=1)["output"]
     assert shown == ["RuntimeError: engine gone", "lab-n1 : ok=3 changed=0 unreachable=0 failed=0"], "the steps' words stay on top"
+    assert first.summary()["applied"] is None, "no step made the edit: the page waits for the playbook"
+    first.applied = (first.started or 0) + 1.5
+    assert first.summary()["applied"] == 1.5, "seconds from the job's start until a step made the edit"
 
 
 def test_the_inventory_is_read_again_for_its_hosts_not_for_a_topology_edit(tmp_path: Path) -> None:

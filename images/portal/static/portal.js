@@ -198,7 +198,9 @@
     state.job = job;
     state.fastUntil = Infinity;
     for (;;) {
-      say(`${title}: ${job.state} (${job.seconds} s)`, job.state === "failed" ? "error" : "busy");
+      // the quick apply made the edit: the page shows it now, the playbook's run confirms it
+      say(job.applied != null && job.state === "running" ? `${title}: applied in ${job.applied} s; the playbook confirms (${job.seconds} s)`
+        : `${title}: ${job.state} (${job.seconds} s)`, job.state === "failed" ? "error" : "busy");
       output.textContent = job.output.join("\n");
       section.dataset.state = job.state;
       if (job.state === "ok" || job.state === "failed") break;
@@ -207,7 +209,8 @@
       job = await response.json();
       state.job = job;
     }
-    say(job.state === "ok" ? `${title}: done in ${job.seconds} s (changed=${job.changed})` : `${title}: failed after ${job.seconds} s (see below)`,
+    const quick = job.applied != null ? `; applied in ${job.applied} s` : "";
+    say(job.state === "ok" ? `${title}: done in ${job.seconds} s (changed=${job.changed}${quick})` : `${title}: failed after ${job.seconds} s (see below)`,
       job.state === "ok" ? "ok" : "error");
     state.fastUntil = Date.now() + FAST_AFTER_MS;
     await refresh();
