@@ -75,7 +75,7 @@ unit: setup deps  ## Fast tests of pure logic
 	$(BIN)/pytest -q tests/unit
 
 integration: setup deps  ## Real Docker, real bitcoind: image build and a regtest node
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q --durations=20 tests/integration
 
 molecule: setup  ## Scenarios default (the local lab) and swarm (three Docker hosts): converge, idempotence, verify
 	cd $(CURDIR) && $(BIN)/molecule test -s default

@@ -112,15 +112,17 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
     ]),
 }
 
-# uid, title, Graphite target (all networks), reducer, comparison, threshold, for, summary
+# uid, title, Graphite target (all networks), reducer, comparison, threshold, for, summary.
+# A derivative skips the step across a missing point (its first value after a gap has nothing
+# before it): keepLastValue() bridges the gap, so a restart or a drop during one still counts.
 ALERTS: list[tuple[str, str, str, str, str, float, str, str]] = [
     ("peerlab-node-down", "Node down", "peerlab.*.nodes.*.up", "last", "lt", 1, "1m",
      "A node does not answer RPC or its container is not running."),
-    ("peerlab-node-restart", "Node restarted", "movingSum(nonNegativeDerivative(peerlab.*.nodes.*.restarts), '10min')",
+    ("peerlab-node-restart", "Node restarted", "movingSum(nonNegativeDerivative(keepLastValue(peerlab.*.nodes.*.restarts)), '10min')",
      "last", "gt", 0, "0s", "A node's bitcoind or container restarted in the last 10 minutes."),
     ("peerlab-peers-low", "Peers below threshold", "peerlab.*.nodes.*.peers.total", "last", "lt", 1, "2m",
      "A node has fewer peers than the threshold."),
-    ("peerlab-inbound-drop", "Inbound peers dropped", "movingSum(derivative(peerlab.*.nodes.*.peers.inbound), '5min')",
+    ("peerlab-inbound-drop", "Inbound peers dropped", "movingSum(derivative(keepLastValue(peerlab.*.nodes.*.peers.inbound)), '5min')",
      "last", "lt", -1, "0s", "A node lost more than one inbound peer in five minutes."),
     ("peerlab-tip-lag", "Tip lagging", "peerlab.*.nodes.*.chain.blocks_behind", "last", "gt", 2, "1m",
      "A node is 3 or more blocks behind its network's highest node."),

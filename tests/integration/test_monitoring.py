@@ -271,8 +271,9 @@ def test_another_inventorys_purge_keeps_this_labs_monitoring(lab: Lab, monitorin
 
 def mined_since(start: float) -> dict[str, float]:
     """Blocks each node mined since `start`, per Graphite (the counter's increments: restarts of the
-    observer, which start it again from 0, do not count against it)."""
-    targets = [f"summarize(nonNegativeDerivative(peerlab.{NETWORK}.nodes.{node}.mining.blocks_mined),'1h','sum',true)"
+    observer, which start it again from 0, do not count against it; keepLastValue, as docs/metrics.md
+    says: a run lost the block mined across a missed point, 199 of 200)."""
+    targets = [f"summarize(nonNegativeDerivative(keepLastValue(peerlab.{NETWORK}.nodes.{node}.mining.blocks_mined)),'1h','sum',true)"
                for node in NODES]
     series = render(*targets, since=str(int(start) - 25))
     return {re.search(r"nodes\.([^.]+)\.mining", item["target"]).group(1): sum(v for v, _stamp in item["datapoints"] if v)  # type: ignore[union-attr]
