@@ -344,9 +344,9 @@ def link_specs(hosts: list[str], hostvars: Any, network: str, docker_host: str,
                          if test(faults, variables["peerlab_node"], hostvars[peer]["peerlab_node"])]
                 if peers:
                     specs[-1][key] = peers
-            unheard = [hostvars[other].get("_network_address") or hostvars[other].get("_network_ip")
-                        for other in hosts if faults and host in hostvars[other].get("peerlab_peers_out", [])
-                        and _faults.cut(faults, hostvars[other]["peerlab_node"], variables["peerlab_node"])]
+            sources = [hostvars[other] for other in hosts if faults and host in hostvars[other].get("peerlab_peers_out", [])]
+            unheard = [source.get("_network_address") or source.get("_network_ip") for source in sources
+                       if _faults.cut(faults, source["peerlab_node"], variables["peerlab_node"])]
             if any(unheard):
                 specs[-1]["unheard"] = sorted(filter(None, unheard))
             if variables.get("_network_address") and variables["_network_address"] != variables.get("_network_ip"):
