@@ -285,7 +285,10 @@ class Metrics:
                 out += [Sample(scope, "alerts", count, detector) for detector, count in sorted(state.alerts.items())]
                 for (source, target), size in sorted(state.traffic.items()):
                     out.append(Sample(scope, "traffic", size, (source, target)))
-                for node, counts in sorted(state.counts.items()):
+                # Every configured node from the start, counted or not: a counter's first point must
+                # be its 0, or a derivative loses the first block a node mines after an observer start.
+                for node in sorted(set(state.nodes) | set(state.counts)):
+                    counts = state.counts.get(node) or NodeCounts()
                     node_scope = ("node", network, node)
                     out += [Sample(node_scope, "message.received", count, msg) for msg, count in sorted(counts.received.items())]
                     out += [Sample(node_scope, "message.sent", count, msg) for msg, count in sorted(counts.sent.items())]

@@ -19,7 +19,7 @@ import docker
 import pytest
 import yaml
 
-from .conftest import ROOT, Lab, remove_docker_network, remove_network, wait_for
+from .conftest import ROOT, Lab, cli, remove_docker_network, remove_network, wait_for
 
 NETWORK = "mon"
 NODES = ["n1", "n2", "n3", "n4"]
@@ -292,7 +292,11 @@ def test_hashrate_shares_hold_over_200_blocks_and_graphite_agrees(lab: Lab) -> N
              for node, seen, declared in re.findall(rf"{NETWORK}-(n\d)\s+([0-9.]+)%\s+\(declared\s+([0-9.]+)%\)", run.output)}
     assert set(found) == {"n1", "n2", "n3"} and re.search(r"200\s+block\(s\)", run.output), run.output[-2000:]
     assert all(abs(seen - declared) <= 10 for seen, declared in found.values()), found
-    assert wait_for(lambda: sum(mined_since(start).values()) >= 200, timeout=90), mined_since(start)
+    if not wait_for(lambda: sum(mined_since(start).values()) >= 200, timeout=90):
+        client = docker.from_env()  # what the nodes say: a block off the main chain, an observer restart?
+        observer = client.containers.get("peerlab-test-observer").attrs
+        forks = {node: [tip for tip in cli(client, f"{NETWORK}-{node}", "getchaintips") if tip["status"] != "active"] for node in NODES}
+        raise AssertionError((mined_since(start), found, forks, observer["RestartCount"], observer["State"]["StartedAt"]))
     counted = mined_since(start)
     assert counted.get("n4", 0) == 0 and sum(counted.values()) == 200, counted
     graphite = {node: 100.0 * counted[node] / 200 for node in found}

@@ -523,3 +523,14 @@ def test_state_shows_a_link_when_the_log_opens_it_and_drops_it_when_the_log_clos
     assert view() == (["n3"], [False, True])
     metrics.take(events.make("poll", "lab", "n1", 104.0, up=True, peers=[{"id": 5, "addr": "lab-n2:18444", "node": "n2"}]), 104.0)
     assert view() == (["n2"], [True, False])
+
+
+def test_every_configured_nodes_mined_counter_starts_at_zero() -> None:
+    # A counter first written at 1 (the node's first event after the observer started was its own
+    # block) has no point before it: Graphite's derivative lost that block (199 of 200 in a CI run).
+    metrics = observer.Metrics()
+    metrics.configure(config(["n1", "n2", "n3"], []))
+    seen = values(metrics)
+    assert [seen[f"peerlab.lab.nodes.{node}.mining.blocks_mined"] for node in ("n1", "n2", "n3")] == [0, 0, 0]
+    metrics.take(block("n3", "c" * 64, 1, 10.0, mined=True), 11.0)
+    assert values(metrics)["peerlab.lab.nodes.n3.mining.blocks_mined"] == 1
