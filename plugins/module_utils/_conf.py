@@ -102,6 +102,18 @@ def value_problem(value: object) -> str | None:
     return None
 
 
+def line_problem(line: str) -> str | None:
+    """Why a rendered `key=value` line cannot go into bitcoin.conf (a phrase after the line), or None.
+    Checked where lines are rendered and again where the node reads them: whatever produced them."""
+    key, equals, value = line.partition("=")
+    if not equals:
+        return "is not key=value"
+    problem = key_problem(key)
+    if problem:
+        return f"sets '{key}', which peerlab manages" if problem.startswith("is managed") else f"has a key that {problem}"
+    return value_problem(value)
+
+
 def render_value(value: object) -> list[str]:
     """Return the conf-file spellings of one value (a list gives the key once per item)."""
     if isinstance(value, bool):

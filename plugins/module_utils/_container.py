@@ -1,14 +1,18 @@
 # Copyright: peerlab developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A node container's settings as the Docker Engine API takes them, and what a running one lacks.
-
-Pure functions: the containers module sends what they build; the unit tests check them alone.
+"""A container's or a Swarm service's settings as the Docker Engine API takes them, and what a
+running container lacks of them. Pure functions: the engine sends what they build; unit tests check
+them alone. Every container peerlab runs (nodes, Graphite, the collector, the bus, the observer,
+Grafana, the portal) goes through `create_body`, every Swarm service through `service_body`.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from ._names import SPEC
+from ._spec import ContainerSpec, Mount, ServiceSpec
 
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([bkmg]?)b?$")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -24,7 +28,7 @@ def memory_bytes(value: object) -> int:
     return int(float(found.group(1)) * _UNITS[found.group(2)])
 
 
-def port_bindings(published: list[str]) -> dict[str, list[dict[str, str]]]:
+def port_bindings(published: tuple[str, ...] | list[str]) -> dict[str, list[dict[str, str]]]:
     """`[ip:]host:container[/proto]` entries -> the API's PortBindings."""
     bindings: dict[str, list[dict[str, str]]] = {}
     for entry in published:
@@ -37,38 +41,62 @@ def port_bindings(published: list[str]) -> dict[str, list[dict[str, str]]]:
     return bindings
 
 
-def create_body(spec: dict[str, Any]) -> dict[str, Any]:
-    """POST /containers/create's body for one node (`spec` as the containers module takes it)."""
-    labels = dict(spec["labels"], **{"peerlab.spec": spec["spec"]})
-    mounts = [{"Type": mount["type"], "Source": mount["source"], "Target": mount["target"],
-               "ReadOnly": bool(mount.get("read_only") or mount.get("readonly")),
-               **({"VolumeOptions": {"Labels": mount["labels"]}} if mount.get("labels") else {})}
-              for mount in spec.get("mounts", [])]
-    bindings = port_bindings(spec.get("published_ports", []))
-    return {
-        "Hostname": spec.get("hostname") or spec["name"],
-        "Image": spec["image"],
-        "Env": [f"{key}={value}" for key, value in sorted(spec.get("env", {}).items())],
-        "Labels": labels,
-        "StopTimeout": int(spec.get("stop_timeout", 10)),
+def _source(mount: Mount, docker_root: str) -> str:
+    return mount.source.replace("{docker_root}", docker_root)
+
+
+def api_mounts(mounts: tuple[Mount, ...], docker_root: str) -> list[dict[str, Any]]:
+    return [{"Type": mount.type, "Source": _source(mount, docker_root), "Target": mount.target, "ReadOnly": mount.read_only,
+             **({"VolumeOptions": {"Labels": dict(mount.labels)}} if mount.labels else {})} for mount in mounts]
+
+
+def create_body(spec: ContainerSpec, docker_root: str = "/var/lib/docker") -> dict[str, Any]:
+    """POST /containers/create's body. A container on several networks is created on the first
+    and connected to the others before it starts (`extra_networks`)."""
+    bindings = port_bindings(spec.published)
+    host_network = spec.networks[:1] == ("host",)
+    network = spec.networks[0] if spec.networks else "bridge"
+    body: dict[str, Any] = {
+        "Hostname": "" if host_network else spec.name,
+        "Image": spec.image,
+        "Env": [f"{key}={value}" for key, value in sorted(spec.env.items())],
+        "Labels": {**spec.labels, SPEC: spec.spec},
+        "StopTimeout": int(spec.stop_timeout),
         "ExposedPorts": {port: {} for port in bindings},
         "HostConfig": {
-            "Memory": memory_bytes(spec["memory"]) if spec.get("memory") else 0,
-            "NanoCpus": int(float(spec["cpus"]) * 1e9) if spec.get("cpus") else 0,
-            "RestartPolicy": {"Name": spec.get("restart_policy", "no")},
-            "Mounts": mounts,
-            "NetworkMode": spec["network"],
+            "Memory": memory_bytes(spec.memory) if spec.memory else 0,
+            "NanoCpus": int(float(spec.cpus) * 1e9) if spec.cpus else 0,
+            "RestartPolicy": {"Name": spec.restart_policy or "no"},
+            "Mounts": api_mounts(spec.mounts, docker_root),
+            "NetworkMode": network,
             "PortBindings": bindings,
-            "LogConfig": {"Type": "json-file", "Config": {key: str(value) for key, value in spec.get("log_options", {}).items()}},
+            "LogConfig": {"Type": "json-file", "Config": {key: str(value) for key, value in spec.log_options.items()}},
         },
-        "NetworkingConfig": {"EndpointsConfig": {spec["network"]: {}}},
+        "NetworkingConfig": {"EndpointsConfig": {} if host_network else {network: {}}},
     }
+    if spec.entrypoint:
+        body["Entrypoint"] = list(spec.entrypoint)
+    if spec.command:
+        body["Cmd"] = list(spec.command)
+    if spec.user:
+        body["User"] = spec.user
+    if spec.groups:
+        body["HostConfig"]["GroupAdd"] = list(spec.groups)
+    if spec.tmpfs:
+        body["HostConfig"]["Tmpfs"] = dict(spec.tmpfs)
+    if spec.healthcheck:
+        body["Healthcheck"] = dict(spec.healthcheck)
+    return body
 
 
-def differences(spec: dict[str, Any], found: dict[str, Any]) -> list[str]:
+def extra_networks(spec: ContainerSpec) -> list[str]:
+    return [] if spec.networks[:1] == ("host",) else list(spec.networks[1:])
+
+
+def differences(spec: ContainerSpec, found: dict[str, Any], docker_root: str = "/var/lib/docker") -> list[str]:
     """What a container (its inspect answer) lacks of `spec`, in full; [] when it matches.
     Used with compare=full: it also sees out-of-band changes (docker update) the hash cannot."""
-    wanted = create_body(spec)
+    wanted = create_body(spec, docker_root)
     config, host = found.get("Config") or {}, found.get("HostConfig") or {}
     problems = []
     if config.get("Image") != wanted["Image"]:
@@ -89,42 +117,51 @@ def differences(spec: dict[str, Any], found: dict[str, Any]) -> list[str]:
         problems.append("mounts")
     if (host.get("PortBindings") or {}) != wanted["HostConfig"]["PortBindings"]:
         problems.append("published ports")
-    if spec["network"] not in ((found.get("NetworkSettings") or {}).get("Networks") or {}):
-        problems.append(f"not on network {spec['network']}")
+    attached = set((found.get("NetworkSettings") or {}).get("Networks") or {})
+    if spec.networks[:1] != ("host",) and attached != set(spec.networks):
+        problems.append(f"networks {sorted(attached)} -> {sorted(spec.networks)}")
     return problems
 
 
-def plan(spec: dict[str, Any], found: dict[str, Any] | None, compare: str = "hash") -> tuple[str, str]:
-    """(action, why) for one container: create, recreate, start or none."""
-    if found is None:
-        return "create", "missing"
-    labels = (found.get("Config") or {}).get("Labels") or {}
-    if labels.get("peerlab.spec") != spec["spec"]:
-        return "recreate", f"settings changed (spec {labels.get('peerlab.spec') or '-'} -> {spec['spec']})"
-    if compare == "full":
-        problems = differences(spec, found)
-        if problems:
-            return "recreate", "differs: " + ", ".join(problems)
-    if not (found.get("State") or {}).get("Running"):
-        return "start", f"{(found.get('State') or {}).get('Status', 'stopped')}"
-    return "none", "running, up to date"
-
-
-def plan_state(state: str, found: dict[str, Any] | None) -> tuple[str, str]:
-    """(action, why) for one existing container under `state` started, stopped or absent.
-
-    started: start a stopped container (a missing one is an error: deploy.yml makes containers);
-    stopped: stop a running one; absent: stop and remove. A missing container is already stopped
-    and absent.
-    """
-    if found is None:
-        if state == "started":
-            raise ValueError("no such container (deploy.yml makes it)")
-        return "none", "missing"
-    status = (found.get("State") or {}).get("Status", "stopped")
-    running = bool((found.get("State") or {}).get("Running"))
-    if state == "absent":
-        return "remove", status
-    if state == "stopped":
-        return ("stop", status) if running else ("none", status)
-    return ("none", status) if running else ("start", status)
+def service_body(spec: ServiceSpec, docker_root: str = "/var/lib/docker") -> dict[str, Any]:
+    """POST /services/create's (and /services/<id>/update's) body: one task of a node placed on
+    its host (or a task on every host for a global service), DNS round robin rather than a virtual
+    IP (peers see each other's own addresses; no IPVS needed), stop-first updates (one bitcoind per
+    data directory)."""
+    container: dict[str, Any] = {
+        "Image": spec.image,
+        "Labels": {**spec.labels, SPEC: spec.spec},
+        "Env": [f"{key}={value}" for key, value in sorted(spec.env.items())],
+        "Mounts": api_mounts(spec.mounts, docker_root),
+        "StopGracePeriod": int(spec.stop_timeout) * 10**9,
+    }
+    if spec.mode != "global":
+        container["Hostname"] = spec.name
+    if spec.entrypoint:
+        container["Command"] = list(spec.entrypoint)
+    resources = {}
+    if spec.memory:
+        resources["MemoryBytes"] = memory_bytes(spec.memory)
+    if spec.cpus:
+        resources["NanoCPUs"] = int(float(spec.cpus) * 1e9)
+    body: dict[str, Any] = {
+        "Name": spec.name,
+        "Labels": dict(spec.labels),
+        "TaskTemplate": {
+            "ContainerSpec": container,
+            "Resources": {"Limits": resources},
+            "RestartPolicy": {"Condition": "any", "Delay": 2 * 10**9},
+            "Placement": {"Constraints": list(spec.placement)},
+            "Networks": [{"Target": network} for network in spec.networks],
+            "LogDriver": {"Name": "json-file", "Options": {key: str(value) for key, value in spec.log_options.items()}}
+            if spec.log_options else None,
+        },
+        "Mode": {"Global": {}} if spec.mode == "global" else {"Replicated": {"Replicas": 1}},
+        "UpdateConfig": {"Order": "stop-first", "Parallelism": 1},
+        "EndpointSpec": {"Mode": "dnsrr", "Ports": [{"Protocol": port.get("protocol", "tcp"), "TargetPort": int(port["target_port"]),
+                                                     "PublishedPort": int(port["published_port"]), "PublishMode": "host"}
+                                                    for port in spec.published]},
+    }
+    if body["TaskTemplate"]["LogDriver"] is None:
+        del body["TaskTemplate"]["LogDriver"]
+    return body

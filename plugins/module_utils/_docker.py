@@ -41,11 +41,14 @@ class Docker:
         self.socket_path = socket_path
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: Any = None, timeout: float | None = None, raw: bool = False) -> Any:
+    def request(self, method: str, path: str, body: Any = None, timeout: float | None = None, raw: bool = False,
+                data: Any = None) -> Any:
+        """`body` goes as JSON; `data` (bytes or a file) as it is (an image archive to load)."""
         connection = _UnixConnection(self.socket_path, timeout or self.timeout)
         try:
-            payload = json.dumps(body) if body is not None else None
-            connection.request(method, path, payload, {"Content-Type": "application/json"} if payload else {})
+            payload = json.dumps(body) if body is not None else data
+            headers = {"Content-Type": "application/json"} if body is not None else ({"Content-Type": "application/x-tar"} if data else {})
+            connection.request(method, path, payload, headers)
             response = connection.getresponse()
             data = response.read()
         except OSError as error:

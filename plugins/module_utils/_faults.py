@@ -274,16 +274,26 @@ class NodePlan:
     faults: tuple[str, ...]  # the faults' descriptions, for diffs and reports
 
 
+def _literal(where: str) -> str:
+    """An address as the script uses it: an IPv4 address as it is; a name (a node on another Docker
+    host of a Swarm) resolved in the node's own namespace when the holder starts, by Docker's DNS."""
+    if not where or re.match(r"^[0-9.]+$", where):
+        return where
+    return f"$(getent ahostsv4 {where} | awk 'NR==1 {{print $1}}')"
+
+
 def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str, str], p2p_port: int) -> NodePlan:
     """The script that gives `node` (own `address`) its network faults; `addresses` maps every node
-    of its network to the address its peers see. Only P2P traffic (the chain's P2P port, either
-    direction) is touched: RPC, the collector and the Docker host's own traffic stay as they were."""
+    of its network to the address its peers see (or, for a node on another Docker host, its name).
+    Only P2P traffic (the chain's P2P port, either direction) is touched: RPC, the collector and the
+    Docker host's own traffic stay as they were."""
     mine = [fault for fault in faults if fault.kind != "pause" and (
         fault.node == node or (fault.kind == "partition" and side([fault], node) is not None))]
     if not mine:
         return NodePlan(node, "", "", ())
     port = int(p2p_port)
     p2p = [f"-p tcp --dport {port}", f"-p tcp --sport {port}"]
+    addresses = {name: _literal(where) for name, where in addresses.items()}
     rules: list[str] = []
     tc: list[str] = []
     classes = 0

@@ -42,11 +42,14 @@ class LinkedNode:
     def changed(self) -> bool:
         return self.plan.changed or bool(self.deduplicated) or bool(self.closed)
 
+    def ready(self) -> None:
+        if self.rpc is not None:
+            self.rpc.wait_ready(self.params["ready_timeout"])
+
     def run(self) -> None:
         if self.rpc is None:
             self.plan = plan({}, self.spec["peers"], "present", exclusive=True)
             return
-        self.rpc.wait_ready(self.params["ready_timeout"])
         self.before = added(self.rpc)
         self.plan = plan(self.before, self.spec["peers"], "present", exclusive=True)
         self.plan.reconnect = [peer for peer in self.plan.reconnect if peer in self.reachable]
@@ -105,6 +108,8 @@ def link(specs: list[dict[str, Any]], params: dict[str, Any], check_mode: bool =
     node that did not answer) and the links not verified."""
     params = {**DEFAULTS, **params}
     nodes = [LinkedNode(spec, params, check_mode) for spec in specs]
-    failures = each(nodes, "run")
+    # Every node answers first: a link opened to a bitcoind still starting fails, and bitcoind
+    # tries an added node again only about once a minute.
+    failures = each(nodes, "ready") or each(nodes, "run")
     problems = [] if failures else verified(nodes, params, settle=0.0 if check_mode else 5.0)
     return nodes, failures, problems

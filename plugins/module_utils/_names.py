@@ -1,15 +1,37 @@
 # Copyright: peerlab developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""peerlab's naming rules, each written once.
+"""peerlab's naming rules, labels and ports, each written once.
 
-The inventory plugin, the plan, the filters, the modules and the tests take names from here; the
-roles take them from the host variables the inventory plugin publishes (peerlab_container,
-peerlab_volume, peerlab_docker_network) or from the plan.
+The inventory plugin, the engine (its desired state, plan and apply), the portal, the collector's
+configuration and the tests take names from here.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# Labels every object peerlab makes carries (docs/architecture.md, "Ownership").
+NETWORK = "peerlab.network"    # the Bitcoin network (a comma-separated list on shared monitoring containers)
+NODE = "peerlab.node"          # a node's name within its network
+ROLE = "peerlab.role"          # node, node-data, fault, network, monitoring, graphite, collector, bus, observer, ...
+SPEC = "peerlab.spec"          # the hash of the settings an object was made from
+OWNER = "peerlab.owner"        # the id of the inventory that made it (peerlab_lab_id)
+INVENTORY = "peerlab.inventory"  # where that inventory is, for messages that name the owner
+
+# Ports inside the containers (published addresses are settings of the roles).
+CARBON_PORT = 2003          # Graphite's plaintext intake
+GRAPHITE_WEB_PORT = 8080    # graphite-web's render and find API
+COLLECTOR_METRICS_PORT = 9332   # each collector's Prometheus /metrics
+STATSD_PORT = 8125          # the collector's statsd intake (Statoshi nodes), UDP
+BUS_PORT = 4222             # NATS
+BUS_MONITOR_PORT = 8222     # NATS's monitoring endpoint (health check)
+FEED_PORT = 8091            # the observer's websocket feed
+OBSERVER_METRICS_PORT = 9333    # the observer's /metrics, /healthz and /state
+GRAFANA_PORT = 3000
+
+# Paths inside a node container.
+DATA_DIR = "/home/bitcoin/.bitcoin"
+PEERS_FILE = "/etc/peerlab/peers"
 
 
 def container(network: str, node: str) -> str:
@@ -33,9 +55,14 @@ def fault_holder(container_name: str) -> str:
     return f"peerlab-fault-{container_name}"
 
 
+def peers_file(state_dir: str, container_name: str) -> str:
+    """A node's file of outbound peers on its Docker host, read by the node at each start."""
+    return f"{state_dir}/peers/{container_name}"
+
+
 def labelled_container(labels: dict[str, Any] | None) -> str:
     """The node container name a container's peerlab labels stand for ('' if it is not a node's)."""
     labels = labels or {}
-    if "peerlab.node" not in labels:
+    if NODE not in labels:
         return ""
-    return container(str(labels.get("peerlab.network")), str(labels["peerlab.node"]))
+    return container(str(labels.get(NETWORK)), str(labels[NODE]))

@@ -20,8 +20,7 @@ from urllib.parse import quote
 
 from ._docker import Docker, DockerError
 from ._faults import NETEM_MISSING, NodePlan, holder_command
-from ._names import container, fault_holder, labelled_container
-from ._plan import DATA_DIR
+from ._names import DATA_DIR, container, fault_holder, labelled_container
 
 READY = "peerlab-fault-ready"
 

@@ -142,13 +142,24 @@ def close(rpc: Caller, peers: list[str], inbound_from: list[str] | None = None) 
     return connected + cut_inbound(info, inbound_from or [])
 
 
-def wait_connected(rpc: Caller, peers: list[str], timeout: float) -> dict[str, bool]:
-    """Poll until every peer is connected or the timeout passes; the last added-node list."""
+def wait_connected(rpc: Caller, peers: list[str], timeout: float, retry: float = 3.0) -> dict[str, bool]:
+    """Poll until every peer is connected or the timeout passes; the last added-node list. A peer
+    still not connected after `retry` seconds is tried again at once (a peer on another Docker host
+    may have been starting): bitcoind itself tries an added node only about once a minute."""
     deadline = time.monotonic() + timeout
+    again = time.monotonic() + retry
     while True:
         now = added(rpc)
         if all(now.get(peer) for peer in peers) or time.monotonic() > deadline:
             return now
+        if time.monotonic() > again:
+            for peer in peers:
+                if not now.get(peer):
+                    try:
+                        rpc.call("addnode", peer, "onetry")
+                    except RpcError:
+                        pass  # tried again at the next round, or reported when the wait ends
+            again = time.monotonic() + retry
         time.sleep(0.1)
 
 

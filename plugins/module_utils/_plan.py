@@ -1,114 +1,201 @@
 # Copyright: peerlab developers
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What each Docker host must hold for its nodes, decided in one place.
+"""One Docker host's plan: its desired state (`_spec.HostSpec`) against what its engine holds
+(`_facts.EngineFacts`): what to create, make again, start or remove, and why; and every reason to
+refuse before anything changes (an object of the same name that peerlab did not make or that
+another inventory owns, missing images, no disk for unpruned nodes).
 
-From a node's host variables (what the inventory plugin published from the topology model) and
-what this run learned (the node image, the RPC credentials, the Docker network's subnet), the plan
-gives the node's container settings and their hash (the container's `peerlab.spec` label), and
-whether a container found on the engine must be made again. The network role hands these plans to
-the `containers` module (one run per Docker host) or, on a Swarm, to docker_swarm_service.
+Pure: the engine module and the portal apply it (`_apply.py`); unit tests check it alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
-from typing import Any
+import ipaddress
+from dataclasses import dataclass, field
 
-from ._names import data_volume, docker_network
+from . import _names
+from ._facts import EngineFacts
+from ._spec import OVERLAY_POOL, ContainerSpec, HostSpec, NetworkSpec, ServiceSpec
 
-DATA_DIR = "/home/bitcoin/.bitcoin"
-PEERS_FILE = "/etc/peerlab/peers"
-# bitcoind logs to stdout (the collector reads it); Docker keeps at most 5 x 10 MB of it.
-LOG_OPTIONS = {"max-size": "10m", "max-file": "5"}
+# Swarm labels the containers of its services' tasks; such a container is never removed directly.
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 
 
-def node_settings(node: Mapping[str, Any], *, image: str, rpcauth: str, rpcallowip: str,
-                  restart_policy: str, stop_timeout: int) -> dict[str, Any]:
-    """A node's container as docker_container would take it (the hash covers all of it)."""
-    network, name, container = node["peerlab_network"], node["peerlab_node"], node["peerlab_container"]
-    labels = {"peerlab.network": network, "peerlab.node": name, "peerlab.role": "node",
-              "peerlab.chain": node["peerlab_chain"], "peerlab.implementation": node["peerlab_implementation"]}
-    publish = node.get("peerlab_publish_p2p")
-    return {
-        "image": image,
-        "restart_policy": restart_policy,
-        "stop_timeout": stop_timeout,
-        "memory": str(node["peerlab_resources"]["memory"]),
-        "cpus": float(node["peerlab_resources"]["cpus"]),
-        "network": docker_network(network),
-        "labels": labels,
-        "env": {
-            "PEERLAB_CHAIN": node["peerlab_chain"],
-            "PEERLAB_RPCAUTH": rpcauth,
-            "PEERLAB_RPCALLOWIP": rpcallowip,
-            "PEERLAB_CONF": "\n".join(node["peerlab_conf_lines"]),
-        },
-        # The volume is created with these labels on first use and kept when the container goes.
-        "mounts": [{"type": "volume", "source": data_volume(container), "target": DATA_DIR,
-                    "labels": {"peerlab.network": network, "peerlab.node": name, "peerlab.role": "node-data"}}],
-        "log_options": dict(LOG_OPTIONS),
-        "published_ports": [f"{publish}:{node['peerlab_p2p_port']}"] if publish else [],
-    }
+@dataclass(frozen=True)
+class Step:
+    action: str          # create, recreate, start, update, remove, none
+    name: str            # the container, service or network
+    why: str
+    node: str = ""       # the node container it concerns ('' for the monitoring stack)
 
 
-def peers_mount(peers_dir: str, container: str) -> dict[str, Any]:
-    """A Swarm node's file of outbound peers, read by the node at its start."""
-    return {"type": "bind", "source": f"{peers_dir}/{container}", "target": PEERS_FILE, "readonly": True}
+@dataclass
+class HostPlan:
+    refusals: list[str] = field(default_factory=list)
+    missing_images: list[str] = field(default_factory=list)
+    networks: list[tuple[NetworkSpec, str]] = field(default_factory=list)      # to create, with the subnet chosen
+    removals: list[Step] = field(default_factory=list)                         # containers and services that left the topology
+    containers: list[tuple[ContainerSpec, Step]] = field(default_factory=list)
+    services: list[tuple[ServiceSpec, Step]] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Step]:
+        return [step for _spec, step in self.containers + self.services if step.action != "none"] + self.removals
 
 
-def settings_hash(settings: Mapping[str, Any]) -> str:
-    """16 hex digits of the SHA-256 of the settings as sorted JSON (what the peerlab.spec label holds)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def looped(results: Any) -> list[dict[str, Any]]:
-    """The per-item results of a looped task, given its registered variable or the list itself."""
-    return list(results.get("results", [])) if isinstance(results, Mapping) else list(results or [])
-
-
-def subnet(created: Any, engines: Any, network: str, host: str) -> str:
-    """The subnet of a network's Docker network on a Docker host: from this run's creation, else the engine read."""
-    for result in looped(created):
-        item = result.get("item") or {}
-        if item.get("network") == network and item.get("host") == host and result.get("network"):
-            configs = ((result["network"].get("IPAM") or {}).get("Config")) or [{}]
-            return str(configs[0].get("Subnet") or "")
-    for result in looped(engines):
-        if result.get("item") == host and not result.get("skipped") and not result.get("failed"):
-            subnets = ((result.get("networks") or {}).get(docker_network(network)) or {}).get("subnets") or [""]
-            return str(subnets[0])
+def owner_problem(kind: str, name: str, labels: dict[str, str] | None, owner_id: str, host: str) -> str:
+    """Why an object found under a name this run wants must not be touched ('' when it is ours).
+    An object with peerlab's role label and no owner label was made before owners were recorded:
+    the inventory that deploys it first takes it."""
+    labels = labels or {}
+    if _names.ROLE not in labels:
+        return (f"{kind} {name} exists on {host} and peerlab did not make it (it has no {_names.ROLE} label): "
+                f"peerlab will not replace or remove it; rename or remove it yourself, or choose another network name")
+    found = labels.get(_names.OWNER)
+    if found and found != owner_id:
+        inventory = labels.get(_names.INVENTORY) or "another inventory"
+        return (f"{kind} {name} on {host} belongs to the inventory at {inventory} ({_names.OWNER}={found}), not this one "
+                f"({owner_id}): each inventory acts only on what it made; give this network another name, "
+                "or tear it down from that inventory")
     return ""
 
 
-def node_plan(node: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
-    """A node's container (or Swarm service) settings with `name`, `hostname` and `spec` (its hash).
-
-    `node` is the node's host variables plus what earlier steps set on it (images_node_image,
-    _network_rpcauth); `run` holds the role's settings (restart_policy, stop_timeout, peers_dir) and
-    this run's results (created: the Docker networks made; engines: the engine read at the start).
-    A Swarm node's hash also covers its placement and its peers file; its RPC is allowed from the
-    networks its task is attached to.
-    """
-    swarm = bool(node.get("peerlab_swarm"))
-    container = node["peerlab_container"]
-    rpcallowip = "attached" if swarm else subnet(run.get("created"), run.get("engines"),
-                                                 node["peerlab_network"], node["peerlab_docker_host"])
-    settings = node_settings(node, image=node["images_node_image"], rpcauth=node["_network_rpcauth"], rpcallowip=rpcallowip,
-                             restart_policy=run["restart_policy"], stop_timeout=int(run["stop_timeout"]))
-    hashed = {**settings, "placement": node["peerlab_docker_host"],
-              "peers": peers_mount(run["peers_dir"], container)} if swarm else settings
-    plan = {**settings, "name": container, "hostname": container, "spec": settings_hash(hashed)}
-    if swarm:
-        plan["placement"] = node["peerlab_docker_host"]
-        plan["mounts"] = [*settings["mounts"], peers_mount(run["peers_dir"], container)]
-    return plan
+def container_step(spec: ContainerSpec, found: object, compare: str) -> Step:
+    """What one container needs: create (missing), recreate (made from other settings), start
+    (stopped), or nothing. A paused container is the faults step's to unpause."""
+    node = spec.node
+    if found is None:
+        return Step("create", spec.name, "missing", node)
+    labels = getattr(found, "labels", {}) or {}
+    state = getattr(found, "state", "")
+    have = labels.get(_names.SPEC)
+    if have != spec.spec:
+        return Step("recreate", spec.name, f"settings changed (spec {have or '-'} -> {spec.spec})", node)
+    if compare == "full":
+        return Step("compare", spec.name, "compare: full", node)
+    if state not in ("running", "paused", "restarting"):
+        return Step("start", spec.name, state or "stopped", node)
+    return Step("none", spec.name, "running, up to date", node)
 
 
-def outdated(plan: Mapping[str, Any], found: Mapping[str, Any] | None, compare: str = "hash") -> bool:
-    """Whether the container (or Swarm task) found must be made again: missing, not running, other settings."""
-    found = found or {}
-    state = found.get("State")
-    running = (state.get("Status") if isinstance(state, Mapping) else state) == "running"
-    return compare == "full" or not running or (found.get("Labels") or {}).get("peerlab.spec") != plan["spec"]
+def service_step(spec: ServiceSpec, found: object) -> Step:
+    if found is None:
+        return Step("create", spec.name, "missing", spec.node)
+    have = getattr(found, "spec", "")
+    if have != spec.spec:
+        return Step("update", spec.name, f"settings changed (spec {have or '-'} -> {spec.spec})", spec.node)
+    if getattr(found, "replicas", -1) == 0:
+        return Step("update", spec.name, "scaled to no task (stopped)", spec.node)
+    return Step("none", spec.name, "up to date", spec.node)
+
+
+def free_subnet(prefix: str, taken: list[str], pool: str = OVERLAY_POOL) -> str:
+    """The first block of size `prefix` ('/22') in `pool` that overlaps none of the `taken` subnets."""
+    length = int(prefix.lstrip("/"))
+    used = [ipaddress.ip_network(subnet, strict=False) for subnet in taken if subnet]
+    for candidate in ipaddress.ip_network(pool).subnets(new_prefix=length):
+        if not any(candidate.overlaps(other) for other in used):
+            return str(candidate)
+    raise ValueError(f"no free {prefix} left in {pool}: remove unused networks")
+
+
+def plan(spec: HostSpec, facts: EngineFacts) -> HostPlan:
+    """The host's plan. Refusals come first: when there is any, nothing else is meant to happen."""
+    result = HostPlan()
+    host, owner = spec.host, spec.owner.id
+
+    def refuse(kind: str, name: str, labels: dict[str, str] | None) -> bool:
+        problem = owner_problem(kind, name, labels, owner, host)
+        if problem:
+            result.refusals.append(problem)
+        return bool(problem)
+
+    for network in spec.docker_networks:
+        found = facts.networks.get(network.name)
+        if found is not None:
+            refuse("Docker network", network.name, found.labels)
+            continue
+        subnet = network.subnet
+        if subnet.startswith("/"):
+            try:
+                subnet = free_subnet(subnet, [item for other in facts.networks.values() for item in other.subnets])
+            except ValueError as error:
+                result.refusals.append(f"Docker network {network.name}: {error}")
+                continue
+        result.networks.append((network, subnet))
+    for container in spec.containers:
+        found = facts.containers.get(container.name)
+        if found is not None and refuse("container", container.name, found.labels):
+            continue
+        for mount in container.mounts:
+            volume = facts.volumes.get(mount.source) if mount.type == "volume" else None
+            if volume is not None:
+                refuse("volume", mount.source, volume.labels)
+        result.containers.append((container, container_step(container, found, spec.engine.compare)))
+    for node in spec.nodes:
+        holder = facts.containers.get(_names.fault_holder(node.container))
+        if holder is not None:
+            refuse("container", holder.name, holder.labels)
+        if node.swarm:
+            volume = facts.volumes.get(_names.data_volume(node.container))
+            if volume is not None:
+                refuse("volume", volume.name, volume.labels)
+    for service in spec.services:
+        found_service = facts.services.get(service.name)
+        if found_service is not None and refuse("Swarm service", service.name, found_service.labels):
+            continue
+        result.services.append((service, service_step(service, found_service)))
+    result.removals = stale(spec, facts)
+    result.missing_images = sorted(set(spec.images) - set(facts.images))
+    result.refusals += room(spec, facts)
+    return result
+
+
+def stale(spec: HostSpec, facts: EngineFacts) -> list[Step]:
+    """Node containers and services this owner made here that left the topology: those of a network
+    this run acts on that its topology no longer lists, and (on a run of the whole inventory) those of
+    networks no longer in it. Their volumes stay."""
+    steps = []
+    for network in spec.networks:
+        if not network.keep:
+            continue
+        for found in facts.node_containers(network.name):
+            if found.name not in network.keep and SWARM_SERVICE_LABEL not in found.labels and _ours(found.labels, spec.owner.id):
+                steps.append(Step("remove", found.name, f"not in network {network.name}'s topology", found.name))
+        for service in facts.services.values():
+            if (service.labels.get(_names.NETWORK) == network.name and service.labels.get(_names.ROLE) == "node"
+                    and service.name not in network.keep and _ours(service.labels, spec.owner.id)):
+                steps.append(Step("remove", service.name, f"not in network {network.name}'s topology", service.name))
+    if spec.whole:
+        kept = set(spec.owned_networks)
+        for found in facts.node_containers():
+            network = found.labels.get(_names.NETWORK, "")
+            if (network not in kept and found.labels.get(_names.OWNER) == spec.owner.id
+                    and SWARM_SERVICE_LABEL not in found.labels):
+                steps.append(Step("remove", found.name, f"its network {network} is no longer in the topology", found.name))
+        for service in facts.services.values():
+            network = service.labels.get(_names.NETWORK, "")
+            if (service.labels.get(_names.ROLE) == "node" and network not in kept
+                    and service.labels.get(_names.OWNER) == spec.owner.id):
+                steps.append(Step("remove", service.name, f"its network {network} is no longer in the topology", service.name))
+    return steps
+
+
+def _ours(labels: dict[str, str], owner: str) -> bool:
+    return labels.get(_names.OWNER) in (None, "", owner)
+
+
+def room(spec: HostSpec, facts: EngineFacts) -> list[str]:
+    """Unpruned public-chain nodes need hundreds of GiB: refuse new ones the Docker host has no room
+    for, rather than fail days into the initial block download. A node whose volume exists already
+    holds its chain (or part of it): only new nodes claim room."""
+    if not spec.engine.disk_check or not spec.disk_needs or facts.free_gib < 0:
+        return []
+    new = {name: gib for name, gib in spec.disk_needs.items() if _names.data_volume(name) not in facts.volumes}
+    need = sum(new.values())
+    if not new or need <= facts.free_gib:
+        return []
+    listed = ", ".join(f"{name} (about {gib} GiB)" for name, gib in sorted(new.items()))
+    return [f"Not enough disk on {spec.host} for unpruned nodes {listed}: they need about {need} GiB and Docker's data "
+            f"directory {facts.root_dir} has {facts.free_gib} GiB free. Set conf prune (for example prune: 550) on these "
+            "nodes, give Docker more disk, or skip this check with -e network_disk_check=false."]

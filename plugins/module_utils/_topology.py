@@ -25,10 +25,14 @@ NODE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 MEMORY = re.compile(r"^[0-9]+[bkmg]?$")
 
 IMPLEMENTATIONS: dict[str, dict[str, str]] = {
-    # implementation -> built-in defaults; versions are what the image build pins
-    "knots": {"version": "29.5"},
-    "core": {"version": "29.1"},
-    "statoshi": {"version": "277036f30ce47da59164337f556b917d45e4a797"},
+    # implementation -> its default version and what a version of it looks like (what the image
+    # build pins: a Debian package version, a release number, a commit)
+    "knots": {"version": "29.5", "versions": r"^[0-9]+(\.[0-9]+){1,2}([.-][A-Za-z0-9]+){0,3}$",
+              "looks": "a Debian version of bitcoin-knots such as 29.5 or 29.1.knots20250903"},
+    "core": {"version": "29.1", "versions": r"^[0-9]+\.[0-9]+(\.[0-9]+)?(rc[0-9]+)?$",
+             "looks": "a Bitcoin Core release such as 29.1, 28.2 or 30.0rc1"},
+    "statoshi": {"version": "277036f30ce47da59164337f556b917d45e4a797", "versions": r"^[0-9a-f]{40}$",
+                 "looks": "a 40-digit commit of jlopp/statoshi"},
 }
 
 NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults"})
@@ -148,9 +152,9 @@ def _check_settings(check: _Checker, where: str, raw: dict[str, Any], valid: fro
     """Type-check node settings (used for `defaults` and each node) without merging them."""
     check.keys(where, raw, valid, "node settings" if "name" in valid else "defaults")
     implementation = raw.get("implementation")
-    if implementation is not None and implementation not in IMPLEMENTATIONS:
+    if implementation is not None and (not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS):
         hint = _suggest(str(implementation), set(IMPLEMENTATIONS), "implementations")
-        check.fail(where, f"unknown implementation '{implementation}'{hint}")
+        check.fail(where, f"unknown implementation {implementation!r}{hint}")
     for key in ("version", "host"):
         if key in raw and not isinstance(raw[key], str):
             check.fail(where, f"'{key}' must be a string, got {_typename(raw[key])} (quote versions: \"29.1\")")
@@ -175,6 +179,12 @@ def _check_settings(check: _Checker, where: str, raw: dict[str, Any], valid: fro
             check.fail(where, f"resources.cpus must be a positive number, got {cpus!r}")
 
 
+def _part(settings: dict[str, Any], key: str) -> dict[str, Any]:
+    """A mapping-valued setting, or nothing (a value of another type is one of the problems already listed)."""
+    value = settings.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _check_conf_keys(check: _Checker, where: str, implementation: str, conf: dict[str, Any]) -> None:
     known = KNOWN_KEYS[implementation]
     for key in conf:
@@ -188,7 +198,7 @@ def _generate(check: _Checker, where: str, raw: object) -> tuple[list[str], list
     if spec is None:
         return [], []
     kind = spec.get("type")
-    if kind not in GENERATOR_PARAMS:
+    if not isinstance(kind, str) or kind not in GENERATOR_PARAMS:
         check.fail(where, f"unknown generator type {kind!r}{_suggest(str(kind), set(GENERATOR_PARAMS), 'types')}")
         return [], []
     required, optional = GENERATOR_PARAMS[kind]
@@ -233,7 +243,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
     where = f"network '{name}'"
     check.keys(where, raw, NETWORK_KEYS, "a network")
     chain = raw.get("chain")
-    if chain not in CHAINS:
+    if not isinstance(chain, str) or chain not in CHAINS:
         check.fail(where, f"unknown chain {chain!r}{_suggest(str(chain), set(CHAINS), 'chains')}")
         return None
     defaults = check.mapping(f"{where}: defaults", raw.get("defaults"), "'defaults'") or {}
@@ -340,11 +350,19 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
         node_raw = explicit.get(node_name, {})
         merged = {**defaults, **node_raw}
         implementation = merged.get("implementation", "knots")
-        if implementation not in IMPLEMENTATIONS:
+        if not isinstance(implementation, str) or implementation not in IMPLEMENTATIONS:
             continue
-        conf = {**chain_defaults(chain), **(defaults.get("conf") or {}), **(node_raw.get("conf") or {})}
+        version = merged.get("version", IMPLEMENTATIONS[implementation]["version"])
+        if not isinstance(version, str):
+            continue  # said by _check_settings
+        if not re.match(IMPLEMENTATIONS[implementation]["versions"], version):
+            check.fail(f"{where}: node '{node_name}'", f"version {version!r} is not {IMPLEMENTATIONS[implementation]['looks']}")
+            continue
+        conf = {**chain_defaults(chain), **_part(defaults, "conf"), **_part(node_raw, "conf")}
         _check_conf_keys(check, f"{where}: node '{node_name}'", implementation, conf)
         host = merged.get("host", DEFAULT_HOST)
+        if not isinstance(host, str):
+            continue  # said by _check_settings
         if known_hosts is not None and host not in known_hosts:
             check.fail(f"{where}: node '{node_name}'",
                        f"host '{host}' is not in the inventory{_suggest(str(host), known_hosts, 'inventory hosts')}")
@@ -354,10 +372,10 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
             publish = None
         nodes.append(Node(
             network=name, name=node_name, chain=chain, host=str(host), implementation=implementation,
-            version=str(merged.get("version", IMPLEMENTATIONS[implementation]["version"])),
+            version=version,
             conf=conf,
-            conf_unchecked={**(defaults.get("conf_unchecked") or {}), **(node_raw.get("conf_unchecked") or {})},
-            resources={**DEFAULT_RESOURCES, **(defaults.get("resources") or {}), **(node_raw.get("resources") or {})},
+            conf_unchecked={**_part(defaults, "conf_unchecked"), **_part(node_raw, "conf_unchecked")},
+            resources={**DEFAULT_RESOURCES, **_part(defaults, "resources"), **_part(node_raw, "resources")},
             publish_p2p=publish, miner=node_name in miners_raw, peers_out=tuple(outbound[node_name]),
         ))
     on_swarm = sorted({node.host for node in nodes if node.host in swarm_hosts})

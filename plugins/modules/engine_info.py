@@ -6,15 +6,16 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: engine_info
-short_description: Read what a Docker engine holds for peerlab, in one run
+short_description: Read what a Docker engine holds, in one run
 version_added: 0.5.0
 description:
-  - One read of a Docker host at the start of a deploy, giving its image tags, its networks (with
-    their subnets), peerlab's containers (label C(peerlab.role)) and volumes (label
-    C(peerlab.network)), its data directory.
-  - The roles use it to skip work that is already done (an image whose content-hash tag exists,
-    a network that exists, a container whose settings hash matches) without one module run per
-    check. Anything it reports missing is then made by the task that owns it, which checks again.
+  - One read of a Docker host (module_utils/_facts.py) gives its image tags, networks (with their
+    subnets and labels), every container (name, labels, state, addresses), every volume, and on a
+    Swarm manager peerlab's services and their tasks, and the free disk of its data directory.
+  - A deploy over several Docker hosts reads every host first, so that a refusal on one (an object
+    of the same name that peerlab did not make, or that another inventory owns) stops every host
+    before anything changes, and so that each host knows the addresses of the nodes on the others.
+  - Sets the fact C(peerlab_engine_facts) (module_utils/_facts.EngineFacts as plain values).
 author: peerlab developers (@peerlab)
 attributes:
   check_mode:
@@ -38,80 +39,32 @@ requirements:
 EXAMPLES = r"""
 - name: Read each Docker host's engine
   peerlab.bitcoin.engine_info:
-  delegate_to: "{{ item }}"
-  loop: [localhost]
-  register: images_engines
 """
 
 RETURN = r"""
-images:
-  description: Every image tag the engine holds.
-  returned: always
-  type: list
-  elements: str
-networks:
-  description: Network name -> driver, subnets and labels.
+ansible_facts:
+  description:
+    - C(peerlab_engine_facts), what the engine holds (images, networks, containers, volumes,
+      services, tasks, root_dir, swarm, free_gib).
   returned: always
   type: dict
-containers:
-  description:
-    - peerlab's containers as the engine lists them, trimmed to Id, Names, Labels, State, Status,
-      Created and each network's IPAddress.
-  returned: always
-  type: list
-  elements: dict
-volumes:
-  description: peerlab's volumes (Name, Labels).
-  returned: always
-  type: list
-  elements: dict
-root_dir:
-  description: The engine's data directory (DockerRootDir).
-  returned: always
-  type: str
-swarm:
-  description: The engine's Swarm state (inactive, active, ...).
-  returned: always
-  type: str
 """
-
-import json
-from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ..module_utils._docker import Docker, DockerError
+from ..module_utils._facts import read
+from ..module_utils._typed import dump
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=dict(docker_socket=dict(type="str", default="/var/run/docker.sock")),
                            supports_check_mode=True)
-    docker = Docker(module.params["docker_socket"])
     try:
-        info = docker.request("GET", "/info")
-        images = docker.request("GET", "/images/json")
-        networks = docker.request("GET", "/networks")
-        containers = docker.request("GET", "/containers/json?all=1&filters=" + quote(json.dumps({"label": ["peerlab.role"]})))
-        volumes = docker.request("GET", "/volumes?filters=" + quote(json.dumps({"label": ["peerlab.network"]})))
+        facts = read(Docker(module.params["docker_socket"]))
     except DockerError as error:
         module.fail_json(msg=str(error))
-    module.exit_json(
-        changed=False,
-        images=sorted({tag for image in images for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"}),
-        networks={network["Name"]: {"driver": network.get("Driver"), "labels": network.get("Labels") or {},
-                                    "subnets": [config.get("Subnet") for config in (network.get("IPAM") or {}).get("Config") or []
-                                                if config.get("Subnet")]}
-                  for network in networks},
-        # Trimmed to what the roles read: every later task templates this result.
-        containers=[{"Id": container.get("Id"), "Names": container.get("Names") or [], "Labels": container.get("Labels") or {},
-                     "State": container.get("State"), "Status": container.get("Status"), "Created": container.get("Created"),
-                     "NetworkSettings": {"Networks": {name: {"IPAddress": network.get("IPAddress", "")} for name, network
-                                                      in ((container.get("NetworkSettings") or {}).get("Networks") or {}).items()}}}
-                    for container in containers],
-        volumes=[{"Name": volume.get("Name"), "Labels": volume.get("Labels") or {}} for volume in (volumes or {}).get("Volumes") or []],
-        root_dir=info.get("DockerRootDir", "/var/lib/docker"),
-        swarm=(info.get("Swarm") or {}).get("LocalNodeState", ""),
-    )
+    module.exit_json(changed=False, ansible_facts={"peerlab_engine_facts": dump(facts)})
 
 
 if __name__ == "__main__":

@@ -46,9 +46,13 @@ options:
         type: str
         required: true
       rpc_host:
-        description: Address of its RPC.
+        description: Address of its RPC; empty - read from the Docker engine.
         type: str
-        required: true
+        default: ""
+      swarm:
+        description: Whether it runs as a Swarm service.
+        type: bool
+        default: false
       rpc_port:
         description: RPC port.
         type: int
@@ -147,6 +151,7 @@ from ansible.module_utils.urls import ConnectionError as UrlError
 from ansible.module_utils.urls import open_url
 
 from ..module_utils import _faults
+from ..module_utils._access import resolve
 from ..module_utils._docker import Docker, DockerError
 from ..module_utils._netfault import holders, kill, node_containers, reconcile
 from ..module_utils._peering import added, apply, close, drop_duplicates, wait_connected
@@ -479,7 +484,8 @@ def main() -> None:
             nodes=dict(type="list", elements="dict", required=True, options=dict(
                 node=dict(type="str", required=True),
                 name=dict(type="str", required=True),
-                rpc_host=dict(type="str", required=True),
+                rpc_host=dict(type="str", default=""),
+                swarm=dict(type="bool", default=False),
                 rpc_port=dict(type="int", required=True),
                 rpc_user=dict(type="str", default="peerlab"),
                 rpc_password=dict(type="str", required=True, no_log=True),
@@ -499,6 +505,11 @@ def main() -> None:
         ),
         supports_check_mode=False,
     )
+    for node in module.params["nodes"]:
+        node["network"] = module.params["network"]
+    missing = resolve(Docker(module.params["docker_socket"]), module.params["nodes"])
+    if missing:
+        module.fail_json(msg="the scenario needs every node of its network running: " + "; ".join(missing))
     try:
         run = Run(module.params)
     except ValueError as error:

@@ -26,8 +26,11 @@ options:
     elements: dict
     required: true
     suboptions:
-      name: {description: Node name., type: str, required: true}
-      rpc_host: {description: Address of its RPC., type: str, required: true}
+      name: {description: Node container., type: str, required: true}
+      node: {description: Its name in its network (not used)., type: str, default: ""}
+      network: {description: Its network (its Docker network is peerlab-<network>)., type: str, default: ""}
+      swarm: {description: Whether it runs as a Swarm service., type: bool, default: false}
+      rpc_host: {description: Address of its RPC; empty - read from the Docker engine., type: str, default: ""}
       rpc_port: {description: RPC port., type: int, required: true}
       rpc_user: {description: RPC user., type: str, default: peerlab}
       rpc_password: {description: RPC password., type: str, required: true}
@@ -74,6 +77,10 @@ options:
     description: Wallet name on every node.
     type: str
     default: peerlab
+  docker_socket:
+    description: The Docker engine's socket on this host (where the nodes' addresses are read).
+    type: str
+    default: /var/run/docker.sock
   rpc_timeout:
     description: Seconds to wait for one RPC answer.
     type: float
@@ -121,6 +128,8 @@ failed_payments:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ..module_utils._access import resolve
+from ..module_utils._docker import Docker
 from ..module_utils._rpc import Rpc, RpcError
 from ..module_utils._schedule import Miners, Payments, observed
 from ..module_utils._traffic import Traffic
@@ -131,7 +140,10 @@ def main() -> None:
         argument_spec=dict(
             nodes=dict(type="list", elements="dict", required=True, options=dict(
                 name=dict(type="str", required=True),
-                rpc_host=dict(type="str", required=True),
+                node=dict(type="str", default=""),
+                network=dict(type="str", default=""),
+                swarm=dict(type="bool", default=False),
+                rpc_host=dict(type="str", default=""),
                 rpc_port=dict(type="int", required=True),
                 rpc_user=dict(type="str", default="peerlab"),
                 rpc_password=dict(type="str", required=True, no_log=True),
@@ -148,6 +160,7 @@ def main() -> None:
             tx_interval=dict(type="float", default=1.0),
             wallet=dict(type="str", default="peerlab"),
             rpc_timeout=dict(type="float", default=30.0),
+            docker_socket=dict(type="str", default="/var/run/docker.sock"),
         ),
         supports_check_mode=True,
     )
@@ -158,6 +171,9 @@ def main() -> None:
         module.fail_json(msg=f"traffic needs nodes, and miners and payers among them (unknown: {', '.join(unknown) or '-'})")
     if module.check_mode:
         module.exit_json(changed=True, blocks=0, transactions=0, failed_payments=0, summary="check mode: nothing made")
+    missing = resolve(Docker(params["docker_socket"]), params["nodes"])
+    if missing:
+        module.fail_json(msg="traffic needs every node running: " + "; ".join(missing))
 
     specs = {spec["name"]: spec for spec in params["nodes"]}
 

@@ -13,11 +13,6 @@ def is_local(host: str, hostvars: Any) -> bool:
     return variables.get("ansible_connection") == "local" or host in ("localhost", "127.0.0.1")
 
 
-def on_swarm(host: str, hostvars: Any) -> bool:
-    """True for a Bitcoin node that runs as a Swarm service (its network is on a Swarm)."""
-    return bool(hostvars.get(host, {}).get("peerlab_swarm"))
-
-
 class TestModule:
     def tests(self) -> dict[str, Any]:
-        return {"is_local": is_local, "on_swarm": on_swarm}
+        return {"is_local": is_local}
