@@ -19,9 +19,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import sys
 
 SECTIONS = {"mainnet": "main", "testnet3": "test", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
+# Keys peerlab writes itself (plugins/module_utils/_conf.py MANAGED_KEYS; a unit test keeps the two
+# equal): PEERLAB_CONF may not set them, nor their negation, whatever produced it.
+MANAGED = frozenset({
+    "chain", "regtest", "testnet", "testnet4", "signet", "datadir", "conf", "includeconf",
+    "daemon", "daemonwait", "pid", "server", "rpcauth", "rpcuser", "rpcpassword", "rpcbind",
+    "rpcallowip", "rpcport", "rpccookiefile", "port", "bind", "listenonion", "printtoconsole",
+})
+KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+BREAKERS = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029#]")
 DATADIR = os.path.expanduser("~/.bitcoin")
 PEERS_FILE = "/etc/peerlab/peers"
 ROUTES = "/proc/net/route"
@@ -57,6 +67,22 @@ def peer_lines(path: str = PEERS_FILE) -> list[str]:
         return []
 
 
+def conf_problems(text: str) -> list[str]:
+    """Lines of PEERLAB_CONF that are not one `key=value` bitcoin.conf line of a key peerlab does not manage."""
+    problems = []
+    for line in text.split("\n"):
+        key, equals, value = line.partition("=")
+        if not line.strip():
+            continue
+        if not equals or not KEY.match(key):
+            problems.append(f"{line!r} is not key=value with a plain key")
+        elif key in MANAGED or (key.startswith("no") and key[2:] in MANAGED):
+            problems.append(f"{line!r} sets {key}, which peerlab manages")
+        elif BREAKERS.search(value):
+            problems.append(f"{line!r} has a control character or '#' in its value")
+    return problems
+
+
 def render(environ: dict[str, str], routes_path: str = ROUTES, peers_path: str = PEERS_FILE) -> str:
     chain = environ.get("PEERLAB_CHAIN", "regtest")
     if chain not in SECTIONS:
@@ -70,7 +96,11 @@ def render(environ: dict[str, str], routes_path: str = ROUTES, peers_path: str =
         # never publishes RPC. Without PEERLAB_RPCALLOWIP, bitcoind's default binds localhost only.
         lines += ["rpcbind=0.0.0.0"] + [f"rpcallowip={network}" for network in allowed]
     lines += [f"rpcauth={entry}" for entry in environ.get("PEERLAB_RPCAUTH", "").split()]
-    lines += [line.strip() for line in environ.get("PEERLAB_CONF", "").splitlines() if line.strip()]
+    conf = environ.get("PEERLAB_CONF", "")
+    problems = conf_problems(conf)
+    if problems:
+        raise SystemExit("peerlab-entrypoint: refusing PEERLAB_CONF: " + "; ".join(problems))
+    lines += [line.strip() for line in conf.split("\n") if line.strip()]
     lines += peer_lines(peers_path)
     return "\n".join(lines) + "\n"
 

@@ -115,13 +115,16 @@ class Inventory:
             return
         self.problem = ""
         listing = json.loads(result.stdout)
-        groups = {name: set(value.get("hosts", [])) for name, value in listing.items() if isinstance(value, dict) and name != "_meta"}
-        nodes = groups.get("peerlab_nodes", set())
-        networks = {name for name, members in groups.items() if members and members <= nodes and not name.startswith("peerlab")}
-        every = set(listing.get("_meta", {}).get("hostvars", {})) | {host for members in groups.values() for host in members}
-        self.hosts = every - nodes
+        entries = {name: value for name, value in listing.items() if isinstance(value, dict) and name != "_meta"}
+        groups = {name: set(value.get("hosts", [])) for name, value in entries.items()}
+        children = {name: set(value.get("children", [])) for name, value in entries.items()}
+        # Each node is a group of its Docker host (plugins/inventory/topology.py), each network a group of node groups.
+        nodes = children.get("peerlab_nodes", set())
+        networks = {name for name, members in children.items() if members and members <= nodes and not name.startswith("peerlab")}
+        self.hosts = set(listing.get("_meta", {}).get("hostvars", {})) | {host for members in groups.values() for host in members}
         self.swarm = groups.get("peerlab_swarm_managers", set()) | groups.get("peerlab_swarm_workers", set())
-        self.taken = self.hosts | (set(groups) - networks - {"peerlab_nodes", "peerlab_miners", "peerlab_engines"})
+        self.taken = self.hosts | (set(groups) - networks - nodes - {"peerlab_nodes", "peerlab_miners", "peerlab_engines",
+                                                                     "peerlab_monitoring"})
 
     def networks(self) -> tuple[dict[str, Any], list[str]]:
         """name -> (model Network, its file); and the problems of files that do not parse."""
@@ -359,13 +362,27 @@ def create_app(config: dict[str, Any]) -> Any:
         return inventory.networks()
 
     quick = quick_module().Settings.from_config(config)
+    grafana_seen = {"at": 0.0, "up": False}
+
+    def shown() -> dict[str, Any]:
+        """The configuration as pages use it: Grafana's link only while Grafana answers (its image
+        may be missing on a machine without a registry; checked at most every 30 s)."""
+        if config.get("grafana") and time.monotonic() - grafana_seen["at"] > 30:
+            grafana_seen["at"] = time.monotonic()
+            try:
+                with urllib.request.urlopen(config["grafana"] + "/api/health", timeout=1) as response:
+                    grafana_seen["up"] = response.status == 200
+            except OSError:
+                grafana_seen["up"] = False
+        return dict(config, grafana=config.get("grafana", "") if grafana_seen["up"] else "")
 
     def quick_apply(job: Job, name: str) -> None:
         """The edit made on the portal's own Docker host at once (quick.py), the playbook after."""
         if quick is None:
             return
         networks, _problems = current()
-        if name in networks and quick_module().QuickApply(quick, job.notes.append)(networks[name]["model"]):
+        every = [entry["model"] for entry in networks.values()]
+        if name in networks and quick_module().QuickApply(quick, job.notes.append)(networks[name]["model"], every):
             job.applied = time.time()
 
     @app.after_request
@@ -442,7 +459,7 @@ def create_app(config: dict[str, Any]) -> Any:
             rows.append({"name": name, "chain": found["model"].chain, "nodes": len(found["model"].nodes),
                          "edges": len(found["model"].edges), "up": up, "heights": heights, "file": found["file"]})
         return render_template("index.html", networks=rows, problems=problems + ([inventory.problem] if inventory.problem else []),
-                               csrf=session["csrf"], config=config)
+                               csrf=session["csrf"], config=shown())
 
     @app.get("/network/<name>")
     def network_page(name: str) -> Any:
@@ -450,14 +467,14 @@ def create_app(config: dict[str, Any]) -> Any:
         if name not in networks:
             abort(404)
         return render_template("network.html", name=name, chain=networks[name]["model"].chain, csrf=session["csrf"],
-                               config=config, file=networks[name]["file"])
+                               config=shown(), file=networks[name]["file"])
 
     @app.get("/network/<name>/node/<node>")
     def node_page(name: str, node: str) -> Any:
         networks, _problems = current()
         if name not in networks or node not in {item.name for item in networks[name]["model"].nodes}:
             abort(404)
-        return render_template("node.html", name=name, node=node, csrf=session["csrf"], config=config)
+        return render_template("node.html", name=name, node=node, csrf=session["csrf"], config=shown())
 
     @app.get("/api/networks/<name>")
     def network_api(name: str) -> Any:
@@ -467,7 +484,7 @@ def create_app(config: dict[str, Any]) -> Any:
         found = networks[name]
         view = network_view(found["model"], (observer_state(config.get("observer", "")) or {}).get(name), found["version"])
         view["file"] = found["file"]
-        view["graphite"], view["grafana"], view["feed"] = config.get("graphite", ""), config.get("grafana", ""), feed
+        view["graphite"], view["grafana"], view["feed"] = config.get("graphite", ""), shown()["grafana"], feed
         view["implementations"] = implementations()
         view["docker_hosts"] = sorted(inventory.hosts)
         return jsonify(view)

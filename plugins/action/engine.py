@@ -41,13 +41,19 @@ class ActionModule(ActionBase):
         state = str(args.get("state", "present"))
         check = bool(self._task.check_mode)
         host = str(task_vars["inventory_hostname"])
+        def lock(path: str, settings: Any) -> None:
+            if state in CHANGING and not check:
+                hold_run(path, os.getppid(), f"ansible-playbook on {self._task.get_name()!r}", settings.common.lock_timeout)
+
         try:
-            context = build(task_vars, self._templar, self._loader, check=check, faults_extra=args.get("faults") or {},
+            context = build(task_vars, self._templar, self._loader, check=check, faults_extra=args.get("faults") or {}, lock=lock,
                             kill=list(args.get("kill") or []), nodes_only=bool(args.get("nodes_only")),
                             adhoc_faults=(str(args.get("network") or ""), list(args.get("adhoc") or [])),
                             need_credentials=state not in ("verify", "check", "access"))
         except DeploymentError as error:
             return dict(result, failed=True, msg=str(error))
+        except LockBusy as busy:
+            return dict(result, failed=True, msg=str(busy))
         except OSError as error:
             return dict(result, failed=True, msg=f"peerlab cannot read its inputs: {error}")
         if state == "verify":
@@ -57,12 +63,6 @@ class ActionModule(ActionBase):
         if state == "access":
             return dict(result, changed=False, nodes=access(context, host))
         spec = host_spec(context.deployment, host, whole_stack=not args.get("nodes_only"))
-        if state in CHANGING and not check:
-            try:
-                hold_run(context.lock_file, os.getppid(), f"ansible-playbook on {self._task.get_name()!r}",
-                         context.deployment.settings.common.lock_timeout)
-            except LockBusy as busy:
-                return dict(result, failed=True, msg=str(busy))
         hostvars = task_vars.get("hostvars") or {}
         read = {}
         for name in task_vars.get("ansible_play_hosts_all") or []:

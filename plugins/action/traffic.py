@@ -49,6 +49,7 @@ class ActionModule(ActionBase):
             if answer.get("failed"):
                 break
         failed = [run for run in runs if run.get("failed")]
-        summary = [f"{run['network']}: {run.get('summary') or run.get('msg')}" for run in runs] or [f"{host}: no regtest node of this run here"]
+        summary = ([f"{run['network']}: {run.get('summary') or run.get('msg')}" for run in runs]
+                   or [f"{host}: no regtest node of this run here"])
         return dict(result, changed=any(run.get("changed") for run in runs), failed=bool(failed), runs=runs, summary=summary,
                     msg="; ".join(str(run.get("msg")) for run in failed) if failed else "")

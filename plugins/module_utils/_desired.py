@@ -598,8 +598,9 @@ OVERLAY_SPARE = 64
 
 def overlay_subnet(nodes: int) -> str:
     """'' when Docker's default (a /24 from Swarm's pool, about 250 addresses) holds a network of
-    `nodes` nodes with room to spare; else the prefix length it needs ('/22' for 300 to 900 nodes),
-    for which `_plan.free_subnet` picks a free block on the manager."""
+    `nodes` nodes and OVERLAY_SPARE more; else the prefix length of a block with twice that room
+    ('/22' up to about 440 nodes, '/20' for 1,000), for which `_plan.free_subnet` picks a free
+    block on the manager. Twice: a task replaced keeps its old address a while."""
     needed = nodes + OVERLAY_SPARE
     if needed <= 250:
         return ""

@@ -169,3 +169,28 @@ def _start_helper(path: str, run_pid: int, started: str, info: str) -> str:
     if answer != "held":
         process.wait(timeout=10)
     return answer
+
+
+@contextmanager
+def holding(path: str, what: str, timeout: float) -> Iterator[None]:
+    """The run lock held by this process for a while (the portal's quick apply): waits up to
+    `timeout` seconds, says who it is for a run that waits in turn, lets go at the end. Raises
+    LockBusy naming the holder."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise LockBusy(f"another run holds {path}: {describe(holder(path))}") from None
+                time.sleep(0.1)
+        os.ftruncate(handle, 0)
+        os.write(handle, json.dumps({"pid": os.getpid(), "started": start_time(os.getpid()), "what": what,
+                                     "host": socket.gethostname(), "since": time.time()}).encode())
+        yield
+    finally:
+        os.close(handle)

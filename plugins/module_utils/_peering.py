@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -155,10 +156,9 @@ def wait_connected(rpc: Caller, peers: list[str], timeout: float, retry: float =
         if time.monotonic() > again:
             for peer in peers:
                 if not now.get(peer):
-                    try:
+                    # Tried again at the next round, or reported when the wait ends.
+                    with contextlib.suppress(RpcError):
                         rpc.call("addnode", peer, "onetry")
-                    except RpcError:
-                        pass  # tried again at the next round, or reported when the wait ends
             again = time.monotonic() + retry
         time.sleep(0.1)
 

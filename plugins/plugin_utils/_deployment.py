@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets as random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import S
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import problems as setting_problems
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import TopologyError, parse
 
+# One run at a time per inventory: this file in its secrets directory (module_utils/_lock.py).
+RUN_LOCK = ".peerlab-run.lock"
 # The collection's root: plugins/plugin_utils/ is two levels down.
 ROOT = Path(__file__).resolve().parents[2]
 SWARM_GROUPS = ("peerlab_swarm_managers", "peerlab_swarm_workers")
@@ -201,8 +204,10 @@ def adhoc(networks: tuple[Any, ...], network: str, entries: list[Any]) -> tuple[
 
 def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, faults_extra: dict[str, Any] | None = None,
           kill: list[str] | None = None, nodes_only: bool = False, need_credentials: bool = True,
-          adhoc_faults: tuple[str, list[Any]] | None = None) -> Context:
-    """The run's Deployment (and this host's secrets) from the task's variables."""
+          adhoc_faults: tuple[str, list[Any]] | None = None, lock: Callable[[str, Settings], None] | None = None) -> Context:
+    """The run's Deployment (and this host's secrets) from the task's variables. `lock(path,
+    settings)` is called with the inventory's run lock before the topology and the credentials are
+    read: a run that waited for another reads what that one left."""
     problems = retired(task_vars)
     value_of = value_reader(templar, task_vars)
     try:
@@ -213,6 +218,10 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
     if problems:
         raise DeploymentError(problems)
     problems += setting_problems(settings, _detectors())
+    secrets_dir = os.path.expanduser(settings.common.secrets_dir)
+    lock_file = os.path.join(secrets_dir, RUN_LOCK)
+    if lock is not None:
+        lock(lock_file, settings)
     hosts = hosts_of(task_vars, value_of)
     networks = topology(task_vars, hosts)
     selected, limited = selection(task_vars, networks)
@@ -229,7 +238,6 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
         kill = [*(kill or []), *killed]
     if problems:
         raise DeploymentError(problems)
-    secrets_dir = os.path.expanduser(settings.common.secrets_dir)
     owner = Owner(lab_id(settings, secrets_dir, write=not check), _inventory_name(task_vars))
     vault = _Vault(loader)
     rpcauth: dict[str, str] = {}
@@ -258,7 +266,7 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
                             rpcauth=rpcauth, portal_login=login,
                             faults_extra={name: tuple(entries) for name, entries in (faults_extra or {}).items()},
                             kill=tuple(kill or ()), limited=limited, nodes_only=nodes_only, paths=_paths(task_vars))
-    return Context(deployment, passwords, grafana_password, secrets_dir, os.path.join(secrets_dir, ".peerlab-run.lock"))
+    return Context(deployment, passwords, grafana_password, secrets_dir, lock_file)
 
 
 def _detectors() -> set[str]:

@@ -1,8 +1,8 @@
-"""A node container's Engine API body and the plan of the containers module."""
+"""A container's and a Swarm service's Engine API bodies, and the full comparison with a running container."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -10,27 +10,26 @@ import pytest
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._container import (
     create_body,
     differences,
+    extra_networks,
     memory_bytes,
-    plan,
     port_bindings,
+    service_body,
 )
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._spec import ContainerSpec, Mount, ServiceSpec
 
-SPEC: dict[str, Any] = {
-    "name": "lab-n1", "hostname": "lab-n1", "image": "peerlab/bitcoin-node:knots-29.5-abc", "spec": "1234abcd",
-    "network": "peerlab-lab", "memory": "512m", "cpus": 0.5, "restart_policy": "unless-stopped", "stop_timeout": 600,
-    "labels": {"peerlab.network": "lab", "peerlab.node": "n1", "peerlab.role": "node"},
-    "env": {"PEERLAB_CHAIN": "regtest", "PEERLAB_CONF": "dbcache=50\nmaxmempool=50"},
-    "mounts": [{"type": "volume", "source": "lab-n1-data", "target": "/home/bitcoin/.bitcoin",
-                "labels": {"peerlab.role": "node-data"}}],
-    "log_options": {"max-size": "10m", "max-file": "5"},
-    "published_ports": ["127.0.0.1:28444:18444"],
-}
+SPEC = ContainerSpec(
+    name="lab-n1", role="node", image="peerlab/bitcoin-node:knots-29.5-abc", spec="1234abcd", networks=("peerlab-lab",),
+    memory="512m", cpus=0.5, restart_policy="unless-stopped", stop_timeout=600,
+    labels={"peerlab.network": "lab", "peerlab.node": "n1", "peerlab.role": "node"},
+    env={"PEERLAB_CHAIN": "regtest", "PEERLAB_CONF": "dbcache=50\nmaxmempool=50"},
+    mounts=(Mount("volume", "lab-n1-data", "/home/bitcoin/.bitcoin", labels={"peerlab.role": "node-data"}),),
+    log_options={"max-size": "10m", "max-file": "5"}, published=("127.0.0.1:28444:18444",))
 
 
-def running(spec: dict[str, Any], **changes: Any) -> dict[str, Any]:
+def running(spec: ContainerSpec, **changes: Any) -> dict[str, Any]:
     """An inspect answer of a container made from `spec` by the engine."""
     body = create_body(spec)
-    found = {"Id": "c0ffee", "Name": f"/{spec['name']}", "State": {"Running": True, "Status": "running"},
+    found = {"Id": "c0ffee", "Name": f"/{spec.name}", "State": {"Running": True, "Status": "running"},
              "Config": {"Image": body["Image"], "Env": body["Env"] + ["PATH=/usr/bin"], "Labels": dict(body["Labels"])},
              "HostConfig": dict(body["HostConfig"]),
              "Mounts": [{"Type": "volume", "Name": "lab-n1-data", "Source": "/var/lib/docker/volumes/lab-n1-data/_data",
@@ -49,7 +48,20 @@ def test_body_carries_limits_labels_ports_and_the_hash() -> None:
     assert body["StopTimeout"] == 600 and body["HostConfig"]["RestartPolicy"] == {"Name": "unless-stopped"}
     assert "PEERLAB_CONF=dbcache=50\nmaxmempool=50" in body["Env"]
     assert body["HostConfig"]["Mounts"][0]["VolumeOptions"] == {"Labels": {"peerlab.role": "node-data"}}
-    assert body["NetworkingConfig"] == {"EndpointsConfig": {"peerlab-lab": {}}}
+    assert body["NetworkingConfig"] == {"EndpointsConfig": {"peerlab-lab": {}}} and body["Hostname"] == "lab-n1"
+
+
+def test_a_monitoring_container_joins_its_networks_and_reads_the_engines_data_directory() -> None:
+    collector = ContainerSpec(name="peerlab-collector", role="collector", image="c", labels={}, networks=("peerlab-monitoring", "peerlab-lab"),
+                              mounts=(Mount("bind", "{docker_root}", "/host/docker", read_only=True),),
+                              healthcheck={"Test": ["NONE"]}, user="1000:1000", groups=("998",))
+    body = create_body(collector, docker_root="/srv/docker")
+    assert body["HostConfig"]["Mounts"][0]["Source"] == "/srv/docker" and body["HostConfig"]["Mounts"][0]["ReadOnly"]
+    assert body["HostConfig"]["NetworkMode"] == "peerlab-monitoring" and extra_networks(collector) == ["peerlab-lab"]
+    assert body["User"] == "1000:1000" and body["HostConfig"]["GroupAdd"] == ["998"] and body["Healthcheck"] == {"Test": ["NONE"]}
+    host = dataclasses.replace(collector, networks=("host",))
+    assert create_body(host)["HostConfig"]["NetworkMode"] == "host" and create_body(host)["Hostname"] == ""
+    assert extra_networks(host) == []
 
 
 @pytest.mark.parametrize(("value", "expected"), [("512m", 512 << 20), ("2g", 2 << 30), (1048576, 1048576), ("256mb", 256 << 20)])
@@ -65,38 +77,29 @@ def test_bad_memory_and_ports_name_the_value() -> None:
     assert port_bindings(["28444:18444"]) == {"18444/tcp": [{"HostIp": "", "HostPort": "28444"}]}
 
 
-def test_plan_create_none_start_recreate() -> None:
-    assert plan(SPEC, None)[0] == "create"
-    assert plan(SPEC, running(SPEC)) == ("none", "running, up to date")
-    stopped = running(SPEC, State={"Running": False, "Status": "exited"})
-    assert plan(SPEC, stopped) == ("start", "exited")
-    changed = dict(SPEC, spec="99999999")
-    action, why = plan(changed, running(SPEC))
-    assert action == "recreate" and "1234abcd -> 99999999" in why
-
-
 def test_full_compare_sees_an_out_of_band_update_the_hash_does_not() -> None:
+    assert differences(SPEC, running(SPEC)) == []
     updated = running(SPEC)
     updated["HostConfig"] = dict(updated["HostConfig"], Memory=1 << 30)
-    assert plan(SPEC, updated)[0] == "none"
-    action, why = plan(SPEC, updated, compare="full")
-    assert action == "recreate" and "Memory" in why
-    assert differences(SPEC, running(SPEC)) == []
+    assert any("Memory" in problem for problem in differences(SPEC, updated))
     moved = running(SPEC, NetworkSettings={"Networks": {"bridge": {}}})
-    assert differences(SPEC, moved) == ["not on network peerlab-lab"]
-    other = copy.deepcopy(SPEC)
-    other["env"]["PEERLAB_CHAIN"] = "signet"
+    assert differences(SPEC, moved) == ["networks ['bridge'] -> ['peerlab-lab']"]
+    other = dataclasses.replace(SPEC, env={**SPEC.env, "PEERLAB_CHAIN": "signet"})
     assert "environment" in differences(other, running(SPEC))
 
 
-def test_start_stop_and_remove_act_only_where_needed() -> None:
-    from ansible_collections.peerlab.bitcoin.plugins.module_utils._container import plan_state
-
-    running = {"State": {"Status": "running", "Running": True}}
-    exited = {"State": {"Status": "exited", "Running": False}}
-    assert plan_state("stopped", running) == ("stop", "running") and plan_state("stopped", exited) == ("none", "exited")
-    assert plan_state("started", exited) == ("start", "exited") and plan_state("started", running) == ("none", "running")
-    assert plan_state("absent", exited) == ("remove", "exited") and plan_state("absent", running) == ("remove", "running")
-    assert plan_state("absent", None) == ("none", "missing") and plan_state("stopped", None) == ("none", "missing")
-    with pytest.raises(ValueError, match="no such container"):
-        plan_state("started", None)
+def test_a_service_is_one_task_placed_on_its_host_with_dns_round_robin_and_stop_first_updates() -> None:
+    service = ServiceSpec(name="sw-b", role="node", image="peerlab/bitcoin-node:knots-29.5-abc", spec="feed",
+                          labels={"peerlab.role": "node"}, networks=("peerlab-sw",), memory="256m", cpus=0.5,
+                          placement=("node.labels.peerlab.host == w1",), stop_timeout=600,
+                          published=({"published_port": 38333, "target_port": 38333, "protocol": "tcp"},))
+    body = service_body(service)
+    assert body["Mode"] == {"Replicated": {"Replicas": 1}} and body["UpdateConfig"]["Order"] == "stop-first"
+    assert body["EndpointSpec"] == {"Mode": "dnsrr", "Ports": [{"Protocol": "tcp", "TargetPort": 38333, "PublishedPort": 38333,
+                                                                "PublishMode": "host"}]}
+    template = body["TaskTemplate"]
+    assert template["Placement"] == {"Constraints": ["node.labels.peerlab.host == w1"]}
+    assert template["ContainerSpec"]["Labels"]["peerlab.spec"] == "feed" and template["ContainerSpec"]["Hostname"] == "sw-b"
+    assert template["ContainerSpec"]["StopGracePeriod"] == 600 * 10**9
+    assert template["Resources"]["Limits"] == {"MemoryBytes": 256 << 20, "NanoCPUs": 500_000_000}
+    assert service_body(dataclasses.replace(service, mode="global"))["Mode"] == {"Global": {}}

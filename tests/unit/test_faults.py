@@ -5,17 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.peerlab.bitcoin.plugins.filter.faults import adhoc_faults, fault_hosts, fault_specs, latency_hosts, split_networks
-from ansible_collections.peerlab.bitcoin.plugins.filter.lab import link_problems, link_specs
 from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._apply import _link_specs
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import Deployment, Hosts, Owner, host_spec
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._facts import ContainerFact, EngineFacts
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._images import Tags
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import Common, Settings
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._spec import NetworkPart, NodePart
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._schedule import Miners, Payments, observed
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import TopologyError, parse
+from ansible_collections.peerlab.bitcoin.plugins.plugin_utils._deployment import DeploymentError, adhoc
 
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 ADDRESSES = {name: f"172.20.0.{index + 2}" for index, name in enumerate(NODES)}
 SPLIT = {"kind": "partition", "groups": [["n1", "n2"], ["n3", "n4", "n5"]]}
+TAGS = Tags("h", "b", {"node": "peerlab/bitcoin-node"}, {})
 
 
 def faults(*entries: dict[str, Any], adhoc: bool = False) -> list[_faults.Fault]:
@@ -154,54 +158,54 @@ def test_payments_follow_the_pairs_and_the_fee_rate_range() -> None:
     assert all("fee_rate" not in p for p in [Payments(["a", "b"]).next()])
 
 
-def hostvars(*entries: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    network_faults = list(entries)
-    made = {}
-    for index, name in enumerate(NODES):
-        made[f"lab-{name}"] = {
-            "peerlab_network": "lab", "peerlab_node": name, "peerlab_container": f"lab-{name}", "peerlab_docker_host": "localhost",
-            "peerlab_p2p_port": 18444, "peerlab_rpc_port": 18443, "_network_ip": ADDRESSES[name], "_network_password": "p",
-            "peerlab_peers_out": [f"lab-{NODES[(index + 1) % 5]}"], "peerlab_network_faults": network_faults,
-            "peerlab_network_nodes": [f"lab-{n}" for n in NODES], "images_node_image": "peerlab/bitcoin-node:x"}
-    return made
+def part(*entries: dict[str, Any]) -> NetworkPart:
+    """The default lab's ring as one Docker host acts on it, with faults."""
+    nodes = {f"lab-{name}": name for name in NODES}
+    return NetworkPart("lab", "regtest", 18444, 18443, False, nodes, ("localhost",), miner="lab-n1", faults=tuple(entries))
+
+
+def here() -> list[NodePart]:
+    return [NodePart(f"lab-{name}", "lab", name, (f"lab-{NODES[(index + 1) % 5]}",)) for index, name in enumerate(NODES)]
+
+
+def facts() -> EngineFacts:
+    containers = {f"lab-{name}": ContainerFact(name, f"lab-{name}", "i", {"peerlab.role": "node", "peerlab.network": "lab",
+                                                                           "peerlab.node": name}, "running", "Up", 1,
+                                                {"peerlab-lab": ADDRESSES[name]}) for name in NODES}
+    return EngineFacts(containers=containers)
 
 
 def test_links_across_a_partition_are_cut_and_a_paused_node_is_left_out() -> None:
-    variables = hostvars(SPLIT, {"kind": "pause", "node": "n4"})
-    hosts = list(variables)
-    specs = {spec["name"]: spec for spec in link_specs(hosts, variables, "lab", "localhost")}
+    specs = {spec["name"]: spec for spec in _link_specs(facts(), part(SPLIT, {"kind": "pause", "node": "n4"}), here(),
+                                                          {"rpc": {}}, False, {})}
     assert "lab-n4" not in specs
     assert specs["lab-n2"]["cut"] == ["lab-n3:18444"] and specs["lab-n5"]["cut"] == ["lab-n1:18444"]
     # The far ends close them too: n3 drops what comes in from n2, n1 what comes in from n5.
     assert specs["lab-n3"]["unheard"] == [ADDRESSES["n2"]] and specs["lab-n1"]["unheard"] == [ADDRESSES["n5"]]
     assert "unheard" not in specs["lab-n2"] and "unheard" not in specs["lab-n5"]
     assert specs["lab-n3"]["frozen"] == ["lab-n4:18444"] and "cut" not in specs["lab-n1"]
-    assert link_problems(hosts, variables, {}) == ["lab-n1 -> lab-n2:18444: not connected at lab-n1"]
-    assert split_networks(hosts, variables) == ["lab"] and split_networks(hosts, hostvars()) == []
+    assert specs["lab-n1"]["rpc_host"] == ADDRESSES["n1"] and specs["lab-n1"]["peers"] == ["lab-n2:18444"]
+    assert _faults.split(_faults.from_dicts([SPLIT])) and not _faults.split([])
 
 
-def test_fault_specs_and_the_hosts_to_visit() -> None:
-    variables = hostvars({"kind": "loss", "node": "n3", "percent": 20})
-    hosts = list(variables)
-    specs = {spec["node"]: spec for spec in fault_specs(hosts, variables, "localhost", {"lab": [{"kind": "pause", "node": "n5"}]})}
-    assert specs["n3"]["faults"] == ["loss 20% on n3"] and specs["n3"]["commands"] and not specs["n3"]["pause"]
-    assert specs["n5"] == {"network": "lab", "node": "n5", "commands": "", "spec": "", "faults": [], "pause": True}
-    # Without faults, the deploy's engine read decides: a holder (or paused node) left there is a reason to visit.
-    quiet = hostvars()
-    assert fault_hosts(hosts, quiet, [{"item": "localhost", "containers": []}]) == []
-    left = [{"item": "localhost", "containers": [{"Labels": {"peerlab.network": "lab", "peerlab.role": "fault"}}]}]
-    assert fault_hosts(hosts, quiet, left) == ["localhost"] and fault_hosts(hosts, variables, []) == ["localhost"]
-    assert latency_hosts(hosts, hostvars({"kind": "latency", "node": "n1", "delay": 5})) == [
-        {"host": "localhost", "image": "peerlab/bitcoin-node:x"}]
+def test_a_runs_faults_join_the_topologys_and_latency_asks_for_the_kernel_probe() -> None:
+    networks = {"lab": {"chain": "regtest", "generators": [{"type": "ring", "nodes": 5, "prefix": "n"}],
+                        "faults": [{"kind": "loss", "node": "n3", "percent": 20}]}}
+    model = parse(networks, "t.peerlab.yml")
+    extra, killed = adhoc(tuple(model), "", [{"kind": "kill", "node": "n2"}, {"kind": "latency", "node": "n1", "delay": 5}])
+    assert extra == {"lab": [{"kind": "latency", "node": "n1", "delay": 5.0}]} and killed == ["lab-n2"]
+    containers = frozenset(node.container for node in model[0].nodes)
+    d = Deployment(networks=tuple(model), selected=containers, hosts=Hosts(names=("localhost",)), owner=Owner("o", "i"),
+                   settings=Settings(common=Common(monitoring=False)), tags=TAGS, rpcauth={},
+                   faults_extra={name: tuple(entries) for name, entries in extra.items()}, kill=tuple(killed))
+    spec = host_spec(d, "localhost")
+    assert [fault["kind"] for fault in spec.networks[0].faults] == ["loss", "latency"] and spec.latency and spec.kill == ("lab-n2",)
 
 
 def test_adhoc_faults_are_validated_like_the_topology() -> None:
-    variables = hostvars()
-    hosts = list(variables)
-    asked = adhoc_faults(hosts, variables, "", [{"kind": "kill", "node": "n2"}, {"kind": "loss", "node": "n1", "percent": 5}])
-    assert asked == {"lab": [{"kind": "loss", "node": "n1", "percent": 5.0}], "_kill": ["lab-n2"]}
-    with pytest.raises(AnsibleFilterError, match=r"fault.yml: network 'lab': faults\[0\]: loss 'percent'"):
-        adhoc_faults(hosts, variables, "lab", [{"kind": "loss", "node": "n1"}])
-    with pytest.raises(AnsibleFilterError, match="network 'other' is not in this inventory"):
-        adhoc_faults(hosts, variables, "other", [{"kind": "pause", "node": "n1"}])
-    assert adhoc_faults(hosts, variables, "", []) == {"_kill": []}, "clear=true: every network back to its topology's faults"
+    model = tuple(parse({"lab": {"chain": "regtest", "generators": [{"type": "ring", "nodes": 5, "prefix": "n"}]}}, "t.peerlab.yml"))
+    with pytest.raises(DeploymentError, match=r"fault.yml: network 'lab': faults\[0\]: loss 'percent'"):
+        adhoc(model, "lab", [{"kind": "loss", "node": "n1"}])
+    with pytest.raises(DeploymentError, match="network 'other' is not in this inventory"):
+        adhoc(model, "other", [{"kind": "pause", "node": "n1"}])
+    assert adhoc(model, "", []) == ({}, []), "clear=true: every network back to its topology's faults"

@@ -13,8 +13,9 @@ sys.path.insert(0, str(ROOT / "images" / "portal"))
 import portal
 import quick
 
-from ansible_collections.peerlab.bitcoin.plugins.filter.portal import portal_login, portal_mounts
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import portal_mounts
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._login import check_password, hash_password
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import Settings
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import parse
 
 LAB = {"lab": {"chain": "regtest", "generators": [{"type": "ring", "nodes": 3, "prefix": "n"}], "miners": ["n1"]}}
@@ -57,10 +58,10 @@ def test_view_shows_links_nobody_declared_and_works_without_the_observer() -> No
 
 
 def test_login_hash_is_salted_and_checked() -> None:
-    stored = portal_login("correct horse", "salt1")
+    stored = hash_password("correct horse", "salt1")
     assert stored.startswith("pbkdf2_sha256$200000$salt1$") and "correct horse" not in stored
     assert check_password("correct horse", stored) and not check_password("correct hors", stored)
-    assert portal_login("correct horse", "salt2") != stored
+    assert hash_password("correct horse", "salt2") != stored
     assert not check_password("x", "plain") and not check_password("x", "md5$1$s$h") and not check_password("x", "pbkdf2_sha256$x$s$h")
     assert hash_password("p", "s", 1000) != hash_password("p", "s", 2000)
 
@@ -73,9 +74,9 @@ def test_csrf_token_must_be_present_and_equal() -> None:
 def test_mounts_show_each_directory_at_its_own_path_once() -> None:
     mounts = portal_mounts(["/work/main", "/work/main/inventories/local/../../.secrets/local", "/work/main/.state/local",
                             "/tmp/lab/inventory", "/tmp/lab/inventory/x", "", "/tmp/lab2"])
-    assert [(m["source"], m["target"]) for m in mounts] == [
+    assert [(m.source, m.target) for m in mounts] == [
         ("/tmp/lab/inventory", "/tmp/lab/inventory"), ("/tmp/lab2", "/tmp/lab2"), ("/work/main", "/work/main")]
-    assert portal_mounts(["/work/mainly", "/work/main"])[1]["source"] == "/work/mainly", "a prefix of a name is not a parent"
+    assert portal_mounts(["/work/mainly", "/work/main"])[1].source == "/work/mainly", "a prefix of a name is not a parent"
 
 
 def test_an_edit_is_applied_by_apply_yml_unless_a_node_lands_on_a_new_docker_host() -> None:
@@ -104,40 +105,14 @@ def test_a_node_that_does_not_answer_says_whether_it_is_paused_or_stopped() -> N
 # --- the quick apply's pure parts (images/portal/quick.py); tests/integration/test_portal.py runs it for real
 
 
-def test_quick_apply_leaves_swarm_other_hosts_and_faults_to_the_playbook() -> None:
+def test_quick_apply_leaves_swarm_networks_and_other_hosts_to_the_playbook() -> None:
     hosts = {"localhost", "h2"}
     lab = parse(LAB, "t.peerlab.yml", known_hosts=hosts)[0]
     assert quick.why_not(lab, "localhost") == ""
     elsewhere = parse({"lab": {**LAB["lab"], "defaults": {"host": "h2"}}}, "t.peerlab.yml", known_hosts=hosts)[0]
     assert quick.why_not(elsewhere, "localhost") == "nodes on h2, not the portal's Docker host localhost"
     faulty = parse({"lab": {**LAB["lab"], "faults": [{"kind": "pause", "node": "n2"}]}}, "t.peerlab.yml", known_hosts=hosts)[0]
-    assert quick.why_not(faulty, "localhost") == "faults are declared"
-
-
-def test_quick_apply_reads_the_playbooks_settings_from_a_container_it_made() -> None:
-    found = {"Config": {"Image": "peerlab/bitcoin-node:knots-29.1-0a1b2c3d", "StopTimeout": 600,
-                        "Labels": {"peerlab.implementation": "knots", "peerlab.spec": "x"},
-                        "Env": ["PEERLAB_CHAIN=regtest", "PEERLAB_RPCAUTH=peerlab:s$h other:t$i", "PEERLAB_RPCALLOWIP=172.20.0.0/16",
-                                "PEERLAB_CONF=a=b=c"]},
-             "HostConfig": {"RestartPolicy": {"Name": "unless-stopped"}}}
-    inputs = quick.run_inputs(found)
-    assert (inputs["restart_policy"], inputs["stop_timeout"], inputs["rpcallowip"], inputs["users"]) == (
-        "unless-stopped", 600, "172.20.0.0/16", ["peerlab", "other"]), "the users in the order the playbook joined them"
-    assert quick.image_for(inputs, "29.1", "core", "28.0") == "peerlab/bitcoin-node:core-28.0-0a1b2c3d", "one content hash for all"
-    try:
-        quick.image_for(inputs, "28.0", "knots", "29.1")
-    except quick.NotHere as reason:
-        assert "is not named as the playbook names them" in str(reason)
-    else:
-        raise AssertionError("an image tag of another version must not be trusted")
-
-
-def test_quick_apply_writes_json_as_the_playbook_does() -> None:
-    from ansible.plugins.filter.core import to_nice_json
-
-    value = {"networks": {"lab": {"nodes": {"n1": {"container": "lab-n1", "rpc_port": 18443}}, "edges": [["n1", "n2"]]}},
-             "interval": 5, "carbon": "graphite:2003", "host": "localhost", "name": "é"}
-    assert quick.nice_json(value) == to_nice_json(value, sort_keys=True), "else the playbook rewrites what the quick apply wrote"
+    assert quick.why_not(faulty, "localhost") == "", "faults are the engine's to hold, in the quick apply too"
 
 
 def test_a_jobs_steps_run_once_before_its_playbook_and_a_failing_step_does_not_stop_it(tmp_path: Path) -> None:
@@ -184,19 +159,38 @@ def test_the_inventory_is_read_again_for_its_hosts_not_for_a_topology_edit(tmp_p
     assert inventory._stamp() != after, "a changed hosts file is read"
 
 
+def quick_settings(tmp_path: Path) -> Any:
+    run = Settings()
+    run = Settings.from_dict({**run.as_dict(), "common": {**run.as_dict()["common"], "secrets_dir": str(tmp_path / "secrets"),
+                                                          "state_dir": str(tmp_path / "state")},
+                              "network": {**run.as_dict()["network"], "secrets_file": str(tmp_path / "secrets" / "rpc.yml"),
+                                          "docker_socket": str(tmp_path / "no.sock")}})
+    return quick.Settings.from_config({"root": str(ROOT), "quick": {"docker_host": "localhost", "owner": {"id": "o1", "inventory": "i"},
+                                                                    "hosts": {"names": ["localhost"]}, "settings": run.as_dict()}})
+
+
 def test_quick_apply_says_why_it_leaves_an_edit_to_the_playbook_and_touches_nothing(tmp_path: Path) -> None:
     said: list[str] = []
-    settings = quick.Settings("localhost", str(tmp_path / "rpc.yml"), str(tmp_path / "collector"), str(tmp_path / "no.sock"))
+    settings = quick_settings(tmp_path)
     swarm = parse(LAB, "t.peerlab.yml", known_hosts={"localhost"}, swarm_hosts={"localhost"})[0]
-    assert quick.QuickApply(settings, said.append)(swarm) is False
+    assert quick.QuickApply(settings, said.append)(swarm, [swarm]) is False
     assert said == ["quick apply: left to the playbook (a Swarm network)"] and list(tmp_path.iterdir()) == []
     lab = parse(LAB, "t.peerlab.yml", known_hosts={"localhost"})[0]
-    assert quick.QuickApply(settings, said.append)(lab) is False, "no engine at the socket"
-    assert said[1].startswith("quick apply: stopped (") and said[1].endswith("the playbook applies the edit")
-    assert list(tmp_path.iterdir()) == []
+    assert quick.QuickApply(settings, said.append)(lab, [lab]) is False, "no engine at the socket"
+    assert said[1].startswith("quick apply: stopped (DockerError: ") and said[1].endswith("the playbook applies the edit")
+    assert not (tmp_path / "state").exists(), "nothing was written on the Docker host's side"
+
+
+def test_quick_apply_waits_for_a_run_only_a_moment_and_says_who_holds_the_lock(tmp_path: Path) -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._lock import holding
+
+    said: list[str] = []
+    lab = parse(LAB, "t.peerlab.yml", known_hosts={"localhost"})[0]
+    with holding(str(tmp_path / "secrets" / ".peerlab-run.lock"), "ansible-playbook deploy.yml", 1.0):
+        assert quick.QuickApply(quick_settings(tmp_path), said.append, lock_wait=0.2)(lab, [lab]) is False
+    assert "left to the playbook (another run holds" in said[0] and "ansible-playbook deploy.yml (process" in said[0]
 
 
 def test_quick_apply_is_off_without_its_settings() -> None:
     assert quick.Settings.from_config({}) is None
-    settings = quick.Settings.from_config({"quick": {"docker_host": "localhost", "secrets_file": "~/s/rpc.yml", "collector_dir": ""}})
-    assert settings is not None and settings.secrets_file.endswith("/s/rpc.yml") and not settings.secrets_file.startswith("~")
+    assert quick.Settings.from_config({"quick": {"docker_host": "localhost"}}) is None

@@ -89,24 +89,20 @@ def test_json_that_is_not_json_rpc_is_an_rpc_error() -> None:
             Rpc("127.0.0.1", port, "u", "p", timeout=5).call("getblockcount")
 
 
-def run_links(port: int) -> dict[str, object]:
-    """The links module as Ansible runs it (a subprocess reading its arguments), on one node."""
+def run_links(port: int) -> str:
+    """The engine's links step (module_utils/_linking.link) on one node: its failure, in words."""
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._linking import link
+
     node = {"name": "lab-n1", "rpc_host": "127.0.0.1", "rpc_port": port, "rpc_password": "not-a-real-one", "peers": []}
-    arguments = {"ANSIBLE_MODULE_ARGS": {"nodes": [node], "ready_timeout": 2, "rpc_timeout": 5}}
-    code = (f"import sys; sys.path.insert(0, {str(ROOT / 'collections')!r}); "
-            "from ansible_collections.peerlab.bitcoin.plugins.modules import links; links.main()")
-    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(arguments), capture_output=True, text=True,
-                          check=False, timeout=60)
-    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-2000:]
-    assert "not-a-real-one" not in done.stdout + done.stderr
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+    _nodes, failures, _problems = link([node], {"ready_timeout": 2, "rpc_timeout": 5})
+    said = " ".join(failures)
+    assert "Traceback" not in said and "not-a-real-one" not in said
+    return said
 
 
 @pytest.mark.parametrize("answer", ["odd", "cut_short", "forbidden"])
-def test_links_module_names_the_node_and_what_to_do(answer: str, request: pytest.FixtureRequest) -> None:
-    result = run_links(request.getfixturevalue(answer))
-    assert result["failed"] is True
-    message = str(result["msg"])
+def test_the_links_step_names_the_node_and_what_to_do(answer: str, request: pytest.FixtureRequest) -> None:
+    message = run_links(request.getfixturevalue(answer))
     assert message.startswith("lab-n1: "), message
     expected = {"odd": "failed on an unexpected answer (TypeError: ",
                 "cut_short": "answer cut short", "forbidden": "rpcallowip"}[answer]
