@@ -101,6 +101,10 @@ class ActionModule(ActionBase):
             "changes", "nodes", "tips", "addresses", "container_states", "notes", "missing_images", "builds", "rows")}},
             "peerlab_urls": urls, "peerlab_monitoring_host": context.deployment.monitoring_host()}
         answer["summary"] = summary(host, answer.get("changes") or {}, answer.get("notes") or [], answer.get("missing_images") or [])
+        if answer.get("failed"):
+            # A failure says what failed and what had changed by then, not every node's state.
+            answer = {key: value for key, value in answer.items() if key in ("failed", "msg", "changed", "changes", "refusals", "notes",
+                                                                            "summary", "diff", "exception")}
         return dict(result, **answer)
 
 

@@ -51,6 +51,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     def change(self, name: str, what: str, before: str = "", after: str = "") -> None:
+        if what in self.changes.get(name, []):
+            return  # a second pass (the links step after the tip wait) reports nothing twice
         self.changes.setdefault(name, []).append(what)
         if before:
             self.before.append(f"{name}: {before}")
@@ -75,7 +77,7 @@ def _each(items: list[Any], work: Any, threads: int = 8) -> list[tuple[Any, Any,
         return []
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(threads, len(items))) as pool:
         futures = [(item, pool.submit(work, item)) for item in items]
-        done = []
+        done: list[tuple[Any, Any, Exception | None]] = []
         for item, future in futures:
             try:
                 done.append((item, future.result(), None))
@@ -100,8 +102,8 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
     if report.refusals:
         return report
     report.missing_images = list(host_plan.missing_images)
-    if report.missing_images:
-        return report
+    if report.missing_images and not check:
+        return report  # the images role builds or carries them, then the engine runs again
     for network, subnet in host_plan.networks:
         report.change(network.name, f"created ({network.driver}{', ' + subnet if subnet else ''})", "absent", "present")
         if not check:
@@ -217,7 +219,7 @@ def _grafana_image(docker: Docker, spec: HostSpec, report: Report, check: bool, 
     grafana = spec.grafana
     image = str(grafana.get("image", ""))
     provisioning = any("/grafana/" in path for path in written)
-    error = "no pull tried on this run: provisioning unchanged; -e grafana_pull=true tries again"
+    error = "no pull tried: provisioning unchanged, -e grafana_pull=true tries"
     if not check and grafana.get("tarball"):
         try:
             with open(str(grafana["tarball"]), "rb") as handle:
@@ -235,6 +237,10 @@ def _grafana_image(docker: Docker, spec: HostSpec, report: Report, check: bool, 
             error = answer.decode(errors="replace").strip().splitlines()[-1][:200]
         except DockerError as failure:
             error = str(failure)[:200]
+    if error.startswith("no pull tried"):
+        report.notes.append(f"Grafana skipped: its image {image} is not on {spec.host} ({error}; roles/grafana/README.md says how "
+                            "to load it)")
+        return False
     report.notes.append(
         f"Grafana skipped: the image {image} is not on {spec.host} and no registry answered ({error}). The dashboards and "
         "alert rules are rendered and validated in the state directory's grafana/. To run Grafana: on a machine with a "
@@ -441,9 +447,12 @@ def _links_to(part: NetworkPart, source: str, target: str, here: list[NodePart])
 def _report_links(linked: list[Any], report: Report) -> None:
     for node in linked:
         name = node.spec["name"]
-        for peer in node.plan.add:
+        # A container made in this run read its links from its peers file at its start: they are
+        # this run's too (check mode plans them as links to add).
+        made = any(what.startswith(("created", "made again")) for what in report.changes.get(name, []))
+        for peer in node.plan.add + ([peer for peer in node.reachable if peer not in node.plan.add] if made else []):
             report.change(name, f"+{peer}", "", f"{peer} (connected)")
-        for peer in node.plan.reconnect:
+        for peer in [] if made else node.plan.reconnect:
             report.change(name, f"reconnected {peer}", f"{peer} (not connected)", f"{peer} (connected)")
         for peer in node.plan.remove:
             report.change(name, f"-{peer}", f"{peer}", "")
@@ -545,8 +554,8 @@ def teardown(docker: Docker, spec: HostSpec, check: bool) -> Report:
     for network in spec.docker_networks:
         if network.name in spec.stack_networks:
             continue
-        found = remaining.networks.get(network.name)
-        if found is None or owner_problem("Docker network", network.name, found.labels, owner, spec.host):
+        there = remaining.networks.get(network.name)
+        if there is None or owner_problem("Docker network", network.name, there.labels, owner, spec.host):
             continue
         part = network.labels.get(_names.NETWORK)
         if part and remaining.node_containers(part) and not check:

@@ -17,6 +17,10 @@ ROLE = "peerlab.role"          # node, node-data, fault, network, monitoring, gr
 SPEC = "peerlab.spec"          # the hash of the settings an object was made from
 OWNER = "peerlab.owner"        # the id of the inventory that made it (peerlab_lab_id)
 INVENTORY = "peerlab.inventory"  # where that inventory is, for messages that name the owner
+# The roles of what peerlab makes: an object with one of them and no owner label was made before
+# owners were recorded (a container also carries its image's labels: the base image says "base").
+MADE_ROLES = frozenset({"node", "node-data", "network", "monitoring", "graphite", "graphite-data", "collector", "bus", "observer",
+                        "events-archive", "grafana", "grafana-data", "portal", "fault"})
 
 # Ports inside the containers (published addresses are settings of the roles).
 CARBON_PORT = 2003          # Graphite's plaintext intake

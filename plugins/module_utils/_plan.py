@@ -48,9 +48,12 @@ def owner_problem(kind: str, name: str, labels: dict[str, str] | None, owner_id:
     An object with peerlab's role label and no owner label was made before owners were recorded:
     the inventory that deploys it first takes it."""
     labels = labels or {}
-    if _names.ROLE not in labels:
-        return (f"{kind} {name} exists on {host} and peerlab did not make it (it has no {_names.ROLE} label): "
-                f"peerlab will not replace or remove it; rename or remove it yourself, or choose another network name")
+    # An image's labels reach its containers (peerlab's base image says peerlab.role=base): only the
+    # roles peerlab gives what it makes count.
+    if _names.OWNER not in labels and labels.get(_names.ROLE) not in _names.MADE_ROLES:
+        return (f"{kind} {name} exists on {host} and peerlab did not make it (no {_names.OWNER} label, nor a "
+                f"{_names.ROLE} peerlab gives): peerlab will not replace or remove it; rename or remove it yourself, or choose "
+                "another network name")
     found = labels.get(_names.OWNER)
     if found and found != owner_id:
         inventory = labels.get(_names.INVENTORY) or "another inventory"
@@ -111,9 +114,9 @@ def plan(spec: HostSpec, facts: EngineFacts) -> HostPlan:
         return bool(problem)
 
     for network in spec.docker_networks:
-        found = facts.networks.get(network.name)
-        if found is not None:
-            refuse("Docker network", network.name, found.labels)
+        made = facts.networks.get(network.name)
+        if made is not None:
+            refuse("Docker network", network.name, made.labels)
             continue
         subnet = network.subnet
         if subnet.startswith("/"):
@@ -169,15 +172,13 @@ def stale(spec: HostSpec, facts: EngineFacts) -> list[Step]:
     if spec.whole:
         kept = set(spec.owned_networks)
         for found in facts.node_containers():
-            network = found.labels.get(_names.NETWORK, "")
-            if (network not in kept and found.labels.get(_names.OWNER) == spec.owner.id
-                    and SWARM_SERVICE_LABEL not in found.labels):
-                steps.append(Step("remove", found.name, f"its network {network} is no longer in the topology", found.name))
+            gone = found.labels.get(_names.NETWORK, "")
+            if gone not in kept and found.labels.get(_names.OWNER) == spec.owner.id and SWARM_SERVICE_LABEL not in found.labels:
+                steps.append(Step("remove", found.name, f"its network {gone} is no longer in the topology", found.name))
         for service in facts.services.values():
-            network = service.labels.get(_names.NETWORK, "")
-            if (service.labels.get(_names.ROLE) == "node" and network not in kept
-                    and service.labels.get(_names.OWNER) == spec.owner.id):
-                steps.append(Step("remove", service.name, f"its network {network} is no longer in the topology", service.name))
+            gone = service.labels.get(_names.NETWORK, "")
+            if service.labels.get(_names.ROLE) == "node" and gone not in kept and service.labels.get(_names.OWNER) == spec.owner.id:
+                steps.append(Step("remove", service.name, f"its network {gone} is no longer in the topology", service.name))
     return steps
 
 

@@ -145,7 +145,7 @@ class Settings:
         parts = {}
         for part in dataclasses.fields(cls):
             kind = _part_types()[part.name]
-            parts[part.name] = _build(kind, data.get(part.name) or {}, lambda name, _kind=kind: name)
+            parts[part.name] = _build(kind, data.get(part.name) or {}, str)
         return cls(**parts)
 
     @classmethod
@@ -164,7 +164,7 @@ class Settings:
                 except KeyError:
                     continue
             try:
-                parts[part.name] = _build(kind, values, lambda name, _kind=kind: _kind.PREFIX + name)
+                parts[part.name] = _build(kind, values, kind.PREFIX.__add__)
             except SettingsError as error:
                 problems += error.problems
         if problems:

@@ -38,7 +38,7 @@ def _hints(kind: type) -> dict[str, Any]:
 def _load(kind: Any, data: Any) -> Any:
     if kind is Any:
         return data
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if not isinstance(data, dict):
             raise TypeError(f"{kind.__name__}: expected a mapping, got {type(data).__name__}")
         hints = _hints(kind)

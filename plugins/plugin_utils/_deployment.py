@@ -218,26 +218,33 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
     if problems:
         raise DeploymentError(problems)
     problems += setting_problems(settings, _detectors())
+    hosts = hosts_of(task_vars, value_of)
+
+    def model() -> tuple[tuple[Any, ...], frozenset[str], bool, dict[str, Any], list[str]]:
+        """The topology as its files are now, checked with this run's inputs (every problem at once)."""
+        networks = topology(task_vars, hosts)
+        selected, limited = selection(task_vars, networks)
+        found = list(problems)
+        leaving = sorted(node.container for network in networks for node in network.nodes
+                         if node.container in selected and node.host in hosts.leaving)
+        if leaving:
+            found.append(f"{', '.join(leaving)} are placed on hosts that leave the Swarm (swarm_member: false): place them "
+                         "on another host in the topology, or keep their host in the Swarm")
+        found += placement_problems(settings, hosts, networks)
+        found += fault_problems(networks, faults_extra or {}, kill or [])
+        extra, killed = adhoc(networks, *adhoc_faults) if adhoc_faults and adhoc_faults[1] else ({}, [])
+        if found:
+            raise DeploymentError(found)
+        return networks, selected, limited, {**(faults_extra or {}), **extra}, [*(kill or []), *killed]
+
+    # Everything is checked before anything is written (the lock file included); the topology is
+    # read again once the run holds the inventory's lock.
+    networks, selected, limited, faults_extra, kill = model()
     secrets_dir = os.path.expanduser(settings.common.secrets_dir)
     lock_file = os.path.join(secrets_dir, RUN_LOCK)
     if lock is not None:
         lock(lock_file, settings)
-    hosts = hosts_of(task_vars, value_of)
-    networks = topology(task_vars, hosts)
-    selected, limited = selection(task_vars, networks)
-    leaving = sorted(node.container for network in networks for node in network.nodes
-                     if node.container in selected and node.host in hosts.leaving)
-    if leaving:
-        raise DeploymentError([f"{', '.join(leaving)} are placed on hosts that leave the Swarm (swarm_member: false): place them "
-                               "on another host in the topology, or keep their host in the Swarm"])
-    problems += placement_problems(settings, hosts, networks)
-    problems += fault_problems(networks, faults_extra or {}, kill or [])
-    if adhoc_faults and adhoc_faults[1]:
-        extra, killed = adhoc(networks, *adhoc_faults)
-        faults_extra = {**(faults_extra or {}), **extra}
-        kill = [*(kill or []), *killed]
-    if problems:
-        raise DeploymentError(problems)
+        networks, selected, limited, faults_extra, kill = model()
     owner = Owner(lab_id(settings, secrets_dir, write=not check), _inventory_name(task_vars))
     vault = _Vault(loader)
     rpcauth: dict[str, str] = {}

@@ -47,6 +47,23 @@ class Run:
     def total_changed(self) -> int:
         return sum(self.changed.values())
 
+    @property
+    def changes(self) -> dict[str, list[str]]:
+        """What the run changed, per node (or monitoring container, Docker network, file), as its
+        "Say what changed, per node" task printed it: `<host>: <name>: <what>`."""
+        found: dict[str, list[str]] = {}
+        for block in re.split(r"^TASK \[", self.output, flags=re.MULTILINE):
+            if not block.startswith("peerlab.bitcoin.engine : Say what changed"):
+                continue
+            for result in re.split(r"^(?:ok|changed): \[[^\]]+\] => *$", block, flags=re.MULTILINE)[1:]:
+                said = yaml.safe_load(result.split("\n\n")[0]) or {}
+                for line in said.get("msg") or []:
+                    _host, _colon, rest = str(line).partition(": ")
+                    name, colon, what = rest.partition(": ")
+                    if colon and not name.startswith(("missing images", "Grafana", "kept")):
+                        found.setdefault(name, []).append(what)
+        return found
+
 
 def ansible_playbook(playbook: str, inventory: Path, *args: str, timeout: float = 900) -> Run:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
@@ -67,7 +84,8 @@ class Lab:
         (self.inventory / "group_vars" / "all").mkdir(parents=True, exist_ok=True)
         # The monitoring stack is off unless a test asks for it with names of its own.
         (self.inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
-            {"peerlab_secrets_dir": str(directory / "secrets"), "peerlab_monitoring": False, **(settings or {})}))
+            {"peerlab_secrets_dir": str(directory / "secrets"), "peerlab_state_dir": str(directory / "state"),
+             "peerlab_monitoring": False, **(settings or {})}))
         self.networks = networks
         self.write(networks)
 

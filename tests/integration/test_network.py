@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
 
@@ -52,41 +53,45 @@ def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.Do
         assert labels["peerlab.node"] == container.name.removeprefix("drift-")
 
     again = lab.playbook("deploy.yml")
-    assert again.rc == 0 and again.total_changed == 0, again.output[-3000:]
+    assert again.rc == 0 and again.total_changed == 0 and again.changes == {}, again.output[-3000:]
+    # The plays run on Docker hosts; --limit still chooses a node (its Docker host does the work).
     limited = lab.playbook("deploy.yml", "--limit", "drift-b")
-    assert limited.rc == 0 and set(limited.changed) == {"drift-b"} and limited.total_changed == 0
+    assert limited.rc == 0 and set(limited.changed) == {"localhost"} and limited.total_changed == 0, limited.output[-3000:]
 
     # A stopped node is drift: check mode names it, start.yml brings it back, deploy re-links.
-    stopped = lab.playbook("playbooks/stop.yml", "--limit", "drift-c", "-e", "stop_timeout=60")
-    assert stopped.rc == 0 and not client.containers.get("drift-c").attrs["State"]["Running"]
+    stopped = lab.playbook("playbooks/stop.yml", "--limit", "drift-c", "-e", "network_stop_timeout=60")
+    assert stopped.rc == 0 and stopped.changes == {"drift-c": ["stopped"]}, stopped.output[-3000:]
+    assert not client.containers.get("drift-c").attrs["State"]["Running"]
     assert lab.playbook("playbooks/stop.yml", "--limit", "drift-c").total_changed == 0, "a stopped node is not stopped again"
     drift = lab.playbook("deploy.yml", "--check", "--diff")
-    # One containers run per Docker host (its change counts on the play's first node) names the node.
-    assert drift.rc == 0 and drift.changed.get("drift-a") and "drift-c: exited" in drift.output, drift.output[-3000:]
+    assert drift.rc == 0 and drift.changes["drift-c"][0] == "started: exited", drift.output[-3000:]
+    assert "-drift-c: exited" in drift.output and "+drift-c: running" in drift.output, drift.output[-3000:]
     assert not client.containers.get("drift-c").attrs["State"]["Running"], "check mode must not start it"
     started = lab.playbook("playbooks/start.yml", "--limit", "drift", "-e", "network_link_timeout=90")
-    assert started.rc == 0, started.output[-3000:]
+    assert started.rc == 0 and started.changes["drift-c"] == ["started"], started.output[-3000:]
     assert links(client, "drift") == expected(SMALL, "drift")
     mined = lab.playbook("playbooks/mine.yml", "-e", "blocks=2", "--limit", "drift-b")
-    assert mined.rc == 0, mined.output[-3000:]
+    assert mined.rc == 0 and mined.changes == {"drift-b": ["mined 2 blocks (height 103)"]}, mined.output[-3000:]
     assert {cli(client, c.name, "getblockcount") for c in containers(client, "drift")} == {"103"}
     status = lab.playbook("playbooks/status.yml", "--limit", "drift")
-    assert status.rc == 0 and status.total_changed == 0 and "drift-d" in status.output
+    assert status.rc == 0 and status.total_changed == 0
+    assert re.search(r"drift-d\s+localhost\s+knots 29.5\s+\S+\s+1\s+1\s+103\s", status.output), status.output[-3000:]
 
     edited = {"drift": dict(SMALL["drift"], nodes=[{"name": n} for n in "abcde"],
                             edges=[["a", "b"], ["b", "c"], ["c", "d"], ["d", "a"], ["e", "b"]])}
     lab.write(edited)
     check = lab.playbook("deploy.yml", "--check", "--diff")
     assert check.rc == 0, check.output[-3000:]
-    assert {host for host, count in check.changed.items() if count} == {"drift-a"}
-    assert "drift-e: missing" in check.output and "create: missing" in check.output
-    assert "+drift-e drift-b:18444 (connected)" in check.output and "-drift-a drift-c:18444 (connected)" in check.output
+    # Each change is reported against its node: a new container and its link; a link removed.
+    assert {"created: missing", "+drift-b:18444"} <= set(check.changes["drift-e"]), check.output[-3000:]
+    assert {"-drift-c:18444", "peers file rewritten"} == set(check.changes["drift-a"]), check.output[-3000:]
+    assert set(check.changes) == {"drift-a", "drift-e"}, check.output[-3000:]
     assert links(client, "drift") == expected(SMALL, "drift"), "check mode must not touch anything"
     assert len(containers(client, "drift")) == 4
 
     applied = lab.playbook("deploy.yml")
     assert applied.rc == 0, applied.output[-3000:]
-    assert {host for host, count in applied.changed.items() if count} == {"drift-a"}
+    assert applied.changes == check.changes, "the run does what check mode said, no more"
     assert links(client, "drift") == expected(edited, "drift")
     assert lab.playbook("deploy.yml").total_changed == 0
 
@@ -95,6 +100,7 @@ def test_deploy_rerun_edit_check_apply_teardown(make_lab: Any, client: docker.Do
     assert len(containers(client, "drift")) == 5, "check mode must not remove anything"
     down = lab.playbook("playbooks/teardown.yml")
     assert down.rc == 0 and containers(client, "drift") == []
+    assert set(down.changes) == {"drift-a", "drift-b", "drift-c", "drift-d", "drift-e", "peerlab-drift"}, down.output[-3000:]
     orphan = lab.playbook("playbooks/start.yml")
     assert orphan.rc != 0 and "drift-a: no such container (deploy.yml makes it)" in orphan.output
     assert {v.name for v in client.volumes.list(filters={"label": "peerlab.network=drift"})} == {
@@ -139,7 +145,7 @@ def test_secrets_file_stays_vault_encrypted(make_lab: Any, client: docker.Docker
     lab.write({"vault": dict(networks["vault"], nodes=[{"name": n} for n in "abc"], edges=[["a", "b"], ["c", "a"]])})
     grown = lab.playbook("deploy.yml", *vault)
     assert grown.rc == 0, grown.output[-3000:]
-    assert grown.changed["vault-b"] == 0, "existing nodes keep their credentials"
+    assert set(grown.changes) == {"vault-c"}, "existing nodes keep their credentials (and their containers)"
     text = secrets.read_text()
     assert text.startswith("$ANSIBLE_VAULT;") and "password" not in text
     assert oct(secrets.stat().st_mode & 0o777) == "0o600"

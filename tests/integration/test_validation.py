@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import containers
+from .conftest import Lab, containers
 
 NETWORK = "badlab"
 
@@ -43,6 +43,11 @@ CASES = [
                                 {"name": "b", "conf_unchecked": {"regtest.rpcallowip": "0.0.0.0/0"}}]),
                  "node 'a': conf 'uacomment' has a value", id="newline-in-conf-value"),
     pytest.param({"Bad-Lab": {"chain": "regtest", "nodes": [{"name": "a"}]}}, "network 'Bad-Lab': name must be", id="unsafe-name"),
+    pytest.param(network(nodes=[{"name": "a", "version": "../../x y;$(id)"}, {"name": "b"}]),
+                 "node 'a': version '../../x y;$(id)' is not a Debian version of bitcoin-knots", id="version-injection"),
+    pytest.param(network(chain=["regtest"]), "unknown chain ['regtest']", id="chain-as-a-list"),
+    pytest.param(network(defaults={"implementation": ["knots"], "host": ["localhost"]}),
+                 "unknown implementation ['knots']", id="implementation-as-a-list"),
 ]
 
 
@@ -67,23 +72,86 @@ def test_malformed_yaml_is_refused(make_lab: Any, client: Any) -> None:
     assert containers(client, NETWORK) == []
 
 
+def test_every_problem_of_a_topology_is_listed_at_once(make_lab: Any, client: Any) -> None:
+    lab = make_lab({NETWORK: {}})
+    lab.write(network(chain=["regtest"]) | {"other": {"chain": "regtest", "nodes": [{"name": "a", "version": "../../x y;$(id)"}],
+                                                       "generators": [{"type": ["ring"], "nodes": 3}]}})
+    run = lab.playbook("deploy.yml")
+    said = " ".join(run.output.split())
+    assert run.rc != 0 and "Traceback" not in said and "TypeError" not in said, said[-2000:]
+    for expected in ("unknown chain ['regtest']", "version '../../x y;$(id)' is not", "unknown generator type ['ring']"):
+        assert expected in said, said[-2000:]
+    assert not (lab.directory / "secrets").exists()
+
+
+def test_a_rendered_conf_line_set_from_outside_the_topology_is_refused(make_lab: Any, client: Any) -> None:
+    """bitcoin.conf lines come from the topology, checked where they are rendered; a variable that
+    once carried them, set with -e or in host or group variables, is refused by name."""
+    lab = make_lab({NETWORK: {}})
+    lab.write(network())
+    run = lab.playbook("deploy.yml", "-e", json.dumps({"peerlab_conf_lines": ["uacomment=x\nrpcallowip=0.0.0.0/0"]}))
+    said = " ".join(run.output.split())
+    assert run.rc != 0 and "peerlab_conf_lines is set (by -e, host or group variables) but peerlab no longer reads it" in said
+    assert containers(client, NETWORK) == [] and not (lab.directory / "secrets").exists()
+
+
 def test_unpruned_mainnet_on_a_small_disk_is_refused(make_lab: Any, client: Any) -> None:
-    """900 GiB of mainnet do not fit this machine's disk: refused by name, before images or credentials."""
+    """900 GiB of mainnet do not fit this machine's disk: refused by name, before any container or image."""
     lab = make_lab({NETWORK: {}})
     lab.write({NETWORK: {"chain": "mainnet", "nodes": [{"name": "a", "conf": {"prune": 0}}, {"name": "b"}]}})
     run = lab.playbook("deploy.yml")
     said = " ".join(run.output.split())
     assert run.rc != 0
-    assert f"Not enough disk on localhost for unpruned nodes {NETWORK}-a (mainnet, about 900 GiB)" in said, said[-2000:]
-    assert "prune: 550" in said and f"{NETWORK}-b" not in said.split("Not enough disk")[1], "b is pruned by default"
-    assert containers(client, NETWORK) == [] and not (lab.directory / "secrets").exists()
-    assert "Build" not in said and "Provide the base image" not in said, "refused before the images role"
+    assert f"Not enough disk on localhost for unpruned nodes {NETWORK}-a (about 900 GiB)" in said, said[-2000:]
+    sentence = said.split("Not enough disk")[1].split("network_disk_check=false")[0]
+    assert "prune: 550" in sentence and f"{NETWORK}-b" not in sentence, "b is pruned by default"
+    assert containers(client, NETWORK) == [] and not client.volumes.list(filters={"label": f"peerlab.network={NETWORK}"})
+    assert "Build each image" not in said and "Provide the base image" not in said, "refused before the images role"
+
+
+def test_a_container_peerlab_did_not_make_keeps_its_name_and_the_deploy_is_refused(make_lab: Any, client: Any) -> None:
+    """`docker run -d --name lab-n1 busybox sleep 1d` before a deploy: the deploy names it and
+    refuses, before any change; the container still runs."""
+    image = client.images.list(name="peerlab/bitcoin-node")[0]
+    stranger = client.containers.run(image.id, ["sleep", "86400"], entrypoint=[], name=f"{NETWORK}-a", detach=True,
+                                     labels={"peerlab.test": "stranger"})
+    try:
+        lab = make_lab({NETWORK: {}})
+        lab.write(network())
+        run = lab.playbook("deploy.yml")
+        said = " ".join(run.output.split())
+        assert run.rc != 0 and f"container {NETWORK}-a exists on localhost and peerlab did not make it" in said, said[-2000:]
+        stranger.reload()
+        assert stranger.status == "running" and stranger.image.id == image.id
+        assert [c.name for c in containers(client, NETWORK)] == [], f"refused before any change: no {NETWORK}-b either"
+        assert not client.networks.list(names=[f"peerlab-{NETWORK}"])
+    finally:
+        stranger.remove(force=True)
+
+
+def test_a_second_inventory_declaring_the_same_network_is_refused(make_lab: Any, client: Any) -> None:
+    first = make_lab(network())
+    assert first.playbook("deploy.yml").rc == 0
+    made = {c.name: c.id for c in containers(client, NETWORK)}
+    # Not make_lab: it clears the network's name on the engine first.
+    second = Lab(first.directory.parent / "second", network(nodes=[{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                                                               edges=[["a", "b"], ["c", "a"]]))
+    run = second.playbook("deploy.yml")
+    said = " ".join(run.output.split())
+    assert run.rc != 0, said[-2000:]
+    assert f"Docker network peerlab-{NETWORK} on localhost belongs to the inventory at {first.inventory}" in said, said[-2000:]
+    assert f"container {NETWORK}-a on localhost belongs to the inventory at {first.inventory}" in said
+    assert {c.name: c.id for c in containers(client, NETWORK)} == made, "the first inventory's nodes are untouched"
+    down = second.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true")
+    assert down.rc == 0 and {c.name: c.id for c in containers(client, NETWORK)} == made, "nor removed by the other's purge"
+    assert f"kept container {NETWORK}-a: container {NETWORK}-a on localhost belongs to the inventory" in " ".join(down.output.split())
+    assert len(client.volumes.list(filters={"label": f"peerlab.network={NETWORK}"})) == 2
 
 
 @pytest.mark.parametrize(("settings", "expected"), [
     pytest.param({"collector_detectors": {"ping_count": 0, "pign_window": 60}},
-                 "collector_detectors: unknown threshold(s) ['pign_window'] or a value that is not a positive number", id="detectors"),
-    pytest.param({"graphite_retention": "forever"}, "graphite_retention must look like 10s:6h,1m:7d,10m:5y (got 'forever')", id="graphite"),
+                 "collector_detectors: unknown threshold(s) pign_window; known: ", id="detectors"),
+    pytest.param({"graphite_retention": "forever"}, "graphite_retention must be like 10s:6h,1m:7d,10m:5y, got 'forever'", id="graphite"),
 ])
 def test_bad_monitoring_settings_are_refused_before_any_change(
         make_lab: Any, client: Any, settings: dict[str, Any], expected: str) -> None:
