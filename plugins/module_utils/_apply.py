@@ -500,6 +500,11 @@ def _kill(docker: Docker, spec: HostSpec, report: Report) -> None:
         if node is None:
             report.failures.append(f"{name}: no such node container on {spec.host}")
         elif _netfault.kill(docker, node):
+            import time
+
+            deadline = time.monotonic() + 10  # the run ends with the node down
+            while ((docker.inspect(name) or {}).get("State") or {}).get("Running") and time.monotonic() < deadline:
+                time.sleep(0.05)
             report.change(name, "killed (SIGKILL; stays down until start.yml or the next deploy)", "running", "killed")
 
 

@@ -53,6 +53,10 @@ options:
         description: Whether it runs as a Swarm service.
         type: bool
         default: false
+      network:
+        description: Its network (the same as O(network); its Docker network is peerlab-<network>).
+        type: str
+        default: ""
       rpc_port:
         description: RPC port.
         type: int
@@ -486,6 +490,7 @@ def main() -> None:
                 name=dict(type="str", required=True),
                 rpc_host=dict(type="str", default=""),
                 swarm=dict(type="bool", default=False),
+                network=dict(type="str", default=""),
                 rpc_port=dict(type="int", required=True),
                 rpc_user=dict(type="str", default="peerlab"),
                 rpc_password=dict(type="str", required=True, no_log=True),

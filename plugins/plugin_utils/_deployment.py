@@ -219,6 +219,7 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
         raise DeploymentError(problems)
     problems += setting_problems(settings, _detectors())
     hosts = hosts_of(task_vars, value_of)
+    asked_faults, asked_kill = dict(faults_extra or {}), list(kill or [])
 
     def model() -> tuple[tuple[Any, ...], frozenset[str], bool, dict[str, Any], list[str]]:
         """The topology as its files are now, checked with this run's inputs (every problem at once)."""
@@ -231,11 +232,11 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
             found.append(f"{', '.join(leaving)} are placed on hosts that leave the Swarm (swarm_member: false): place them "
                          "on another host in the topology, or keep their host in the Swarm")
         found += placement_problems(settings, hosts, networks)
-        found += fault_problems(networks, faults_extra or {}, kill or [])
+        found += fault_problems(networks, asked_faults, asked_kill)
         extra, killed = adhoc(networks, *adhoc_faults) if adhoc_faults and adhoc_faults[1] else ({}, [])
         if found:
             raise DeploymentError(found)
-        return networks, selected, limited, {**(faults_extra or {}), **extra}, [*(kill or []), *killed]
+        return networks, selected, limited, {**asked_faults, **extra}, [*asked_kill, *killed]
 
     # Everything is checked before anything is written (the lock file included); the topology is
     # read again once the run holds the inventory's lock.
