@@ -538,17 +538,17 @@ class ConfigFile:
         self.stamp = stamp
         return config
 
-    def wait(self, seconds: float, step: float = 0.5) -> None:
+    def wait(self, seconds: float, step: float = 0.5, clock: Any = time.monotonic, sleep: Any = time.sleep) -> None:
         """Sleep for `seconds`, or less: until the file changes (a deploy added or removed a node,
         and the portal waits to see it). One stat() per step."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+        deadline = clock() + seconds
+        while (left := deadline - clock()) > 0:
             try:
                 if os.stat(self.path).st_mtime != self.stamp:
                     return
             except OSError:
                 pass
-            time.sleep(min(step, left))
+            sleep(min(step, left))
 
 
 class RpcAuthError(OSError):

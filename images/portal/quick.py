@@ -118,4 +118,18 @@ class QuickApply:
             raise NotHere("refused: " + " ".join(report.refusals))
         if report.failures:
             raise RuntimeError(" ".join(report.failures))
-        return "; ".join(f"{name}: {', '.join(what)}" for name, what in sorted(report.changes.items())) or "nothing to change"
+        return said(report.changes) or "nothing to change"
+
+
+def said(changes: dict[str, list[str]]) -> str:
+    """What the quick apply did to nodes and links, shortly: `lab-n6 created, lab-n6 +lab-n1:18444`
+    (the files it wrote for them are the engine's report's, not the page's)."""
+    shown = []
+    for name, whats in sorted(changes.items()):
+        if name.startswith("/"):
+            continue  # a configuration file
+        for what in whats:
+            if what == "peers file rewritten":
+                continue
+            shown.append(f"{name} {what.split(':', 1)[0] if what.startswith(('created', 'made again', 'started')) else what}")
+    return ", ".join(shown)

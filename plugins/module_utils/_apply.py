@@ -521,6 +521,7 @@ def teardown(docker: Docker, spec: HostSpec, check: bool) -> Report:
     report = Report()
     facts = read(docker)
     owner = spec.owner.id
+    going = []
     for container in spec.containers:
         if container.role != "node":
             continue
@@ -530,8 +531,11 @@ def teardown(docker: Docker, spec: HostSpec, check: bool) -> Report:
         if _keep(found.labels, container.name, "container", spec, report):
             continue
         report.change(container.name, "removed", found.state, "removed")
-        if not check:
-            remove_node(docker, container.name)
+        going.append(container.name)
+    # Each bitcoind flushes its chainstate as it stops: all at once, not one after the other.
+    for name, _done, error in [] if check else _each(going, lambda name: remove_node(docker, name)):
+        if error is not None:
+            report.failures.append(f"{name}: {error}")
     for service in spec.services:
         found_service = facts.services.get(service.name)
         if found_service is None or service.role != "node" or _keep(found_service.labels, service.name, "Swarm service", spec, report):
@@ -610,18 +614,20 @@ def _remove_volume(docker: Docker, name: str) -> None:
 
 
 def _teardown_stack(docker: Docker, spec: HostSpec, facts: EngineFacts, report: Report, check: bool) -> None:
+    going = []
     for name in spec.stack:
         found = facts.containers.get(name)
         service = facts.services.get(name)
         if found is not None and not _keep(found.labels, name, "container", spec, report):
             report.change(name, "removed", found.state, "removed")
-            if not check:
-                stop(docker, name)
-                remove(docker, name)
+            going.append(name)
         if service is not None and spec.manager and not _keep(service.labels, name, "Swarm service", spec, report):
             report.change(name, "service removed", "running", "removed")
             if not check:
                 service_remove(docker, name)
+    for name, _done, error in [] if check else _each(going, lambda name: (stop(docker, name), remove(docker, name))):
+        if error is not None:
+            report.failures.append(f"{name}: {error}")
     for entry in spec.files:
         if entry.path.endswith(("/collector.json", "/observer.json")) and os.path.exists(entry.path):
             report.change(entry.path, "removed", "present", "removed")

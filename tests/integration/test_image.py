@@ -12,9 +12,8 @@ from .conftest import Lab, cli, wait_for
 
 # Test-only repository names, so the build really starts from nothing even on a machine that
 # already has peerlab's images, and so cleanup cannot touch a user's images.
-# The monitoring images are not built here: built FROM the test base, they would pin it.
-REPOSITORIES = ("-e", "images_base_repository=peerlab-test/base", "-e", "images_node_repository=peerlab-test/bitcoin-node",
-                "-e", "images_monitoring=false")
+# The monitoring images are not built here (the lab has no monitoring): built FROM the test base, they would pin it.
+REPOSITORIES = ("-e", "images_base_repository=peerlab-test/base", "-e", "images_node_repository=peerlab-test/bitcoin-node")
 LABEL = {"peerlab.test": "image", "peerlab.network": "imagetest", "peerlab.node": "n1", "peerlab.role": "node"}
 
 

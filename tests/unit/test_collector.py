@@ -221,28 +221,25 @@ def test_the_wait_between_polls_ends_when_the_configuration_changes(tmp_path: Pa
     """A deploy that adds a node rewrites the configuration: the collector (and the observer)
     polls at once instead of after the rest of its interval, so the portal shows the node soon."""
     import os
-    import threading
-    import time
 
     path = tmp_path / "collector.json"
     path.write_text('{"interval": 10}')
     config = collector.ConfigFile(str(path))
     assert config.changed() == {"interval": 10}
-    started = time.monotonic()
-    config.wait(0.3, step=0.05)
-    assert time.monotonic() - started >= 0.3, "an unchanged file: the whole wait"
+    now = [0.0]  # a clock of the test's own: the wait is counted in its steps, not in seconds of this machine
 
-    def rewrite() -> None:
-        time.sleep(0.2)
-        path.write_text('{"interval": 10, "networks": {}}')
-        os.utime(path, (time.time() + 1, time.time() + 1))  # a coarse clock could give the same mtime
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if rewrite_at is not None and now[0] >= rewrite_at and config.stamp == os.stat(path).st_mtime:
+            path.write_text('{"interval": 10, "networks": {}}')
+            os.utime(path, (config.stamp + 1, config.stamp + 1))  # a coarse clock could give the same mtime
 
-    writer = threading.Thread(target=rewrite)
-    started = time.monotonic()
-    writer.start()
-    config.wait(30, step=0.05)
-    writer.join()
-    assert time.monotonic() - started < 5, "a changed file ends the wait"
+    rewrite_at = None
+    config.wait(0.3, step=0.05, clock=lambda: now[0], sleep=sleep)
+    assert now[0] >= 0.3, "an unchanged file: the whole wait"
+    now[0], rewrite_at = 0.0, 0.2
+    config.wait(30, step=0.05, clock=lambda: now[0], sleep=sleep)
+    assert 0.2 <= now[0] < 0.3, "a changed file ends the wait at the next step"
     assert config.changed() == {"interval": 10, "networks": {}}
 
 
