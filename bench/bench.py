@@ -41,14 +41,9 @@ from ansible_collections.peerlab.bitcoin.plugins.module_utils._rpcauth import ne
 BIN = ROOT / ".venv" / "bin"
 LABEL = "peerlab.bench"
 SHAPES: dict[str, dict[str, Any]] = {"ring": {"type": "ring"}, "rr4": {"type": "random-regular", "degree": 4, "seed": 7}}
-PHASES = {  # peerlab task name prefix -> phase
-    "containers": ("Create a Docker network", "Find node containers", "Remove node containers", "Create each node's data volume",
-                   "Run each node's container", "Create the Docker networks", "Note each node's container settings",
-                   "Run every Docker host's node containers"),
-    "rpc": ("Wait for each node's RPC",),
-    "links": ("Make exactly the links", "Read every node's peers", "Verify every link", "Link every node"),
-    "chain": ("Mine the first blocks", "Wait until every node has"),
-}
+# The engine reports when each of its phases ended (module_utils/_apply.Report.timings).
+ENGINE_TASK = "Make every Docker host hold its part of the topology"
+ENGINE_PHASES = {"containers": "containers", "links": "links", "chain": "chain"}
 
 
 def now() -> float:
@@ -138,10 +133,21 @@ def floor(client: docker.DockerClient, image: str, shape: str, count: int) -> di
         wait_until(lambda: all(rpc.call("getbestblockhash") == tip for rpc in clients), wait)
         marks["chain"] = now() - started
         marks["rss_mb"] = median_rss(containers)
+        # Teardown: every bitcoind stopped (its chainstate flushed) and its container removed, at once.
+        stopping = now()
+
+        def gone(container: Any) -> None:
+            container.stop(timeout=600)
+            container.remove(v=True)
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(gone, containers))
+        remove_network(network)
+        marks["teardown"] = now() - stopping
     finally:
         for container in client.containers.list(all=True, filters={"label": f"{LABEL}=floor"}):
             container.remove(force=True, v=True)
-        remove_network(network)
+        if client.networks.list(ids=[network.id]):
+            remove_network(network)
     return marks
 
 
@@ -186,20 +192,27 @@ def playbook(inventory: Path, playbook_path: str, *args: str) -> tuple[float, di
 
 
 def phases(report: dict[str, Any]) -> dict[str, float]:
-    """Seconds from the playbook's first task to the end of each phase's last task."""
+    """Seconds from the playbook's first task to the end of each phase: the images role's last
+    task, and the engine's own phases (from the start of its last run, which did the work)."""
     def stamp(text: str) -> float:
         return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     tasks = [task for play in report["plays"] for task in play["tasks"]]
     first = min(stamp(task["task"]["duration"]["start"]) for task in tasks)
     ends: dict[str, float] = {}
-    for task in tasks:
-        name = task["task"]["name"].split(" : ", 1)[-1]  # "<role> : <task>"
-        for phase, prefixes in PHASES.items():
-            if name.startswith(prefixes) and "end" in task["task"]["duration"]:
-                ends[phase] = max(ends.get(phase, 0.0), stamp(task["task"]["duration"]["end"]) - first)
-    images = [task for task in tasks
-              if task["task"]["name"].split(" : ", 1)[-1].startswith(("Hash what goes", "Build each node image", "Look for the base"))]
+    images = [task for task in tasks if task["task"]["name"].split(" : ", 1)[-1].startswith(("Build each image", "Look for the base"))
+              and "end" in task["task"]["duration"]]
     ends["images"] = max(stamp(task["task"]["duration"]["end"]) - first for task in images) if images else 0.0
+    for task in tasks:
+        if not task["task"]["name"].split(" : ", 1)[-1].startswith(ENGINE_TASK):
+            continue
+        for result in task["hosts"].values():
+            timings = result.get("timings") or {}
+            if not timings.get("containers"):
+                continue  # the run that found images missing changed nothing
+            began = stamp(task["task"]["duration"]["start"]) - first
+            for phase, key in ENGINE_PHASES.items():
+                if key in timings:
+                    ends[phase] = max(ends.get(phase, 0.0), began + float(timings[key]))
     return {phase: round(value, 2) for phase, value in ends.items()}
 
 
@@ -226,8 +239,14 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         result["rss_mb"] = median_rss(client.containers.list(filters={"label": "peerlab.network=bench"}))
         noop, report = playbook(inventory, "deploy.yml")
         changed = sum(host.get("changed", 0) for host in report["stats"].values())
-        result.update(noop=round(noop, 2), noop_changed=changed)
-        down, _report = playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true")
+        result.update(noop=round(noop, 2), noop_changed=changed, trivial=trivial(inventory))
+        # The same network with the monitoring stack on, as `make deploy` runs it (names of its own).
+        stack = ["-e", json.dumps({"peerlab_monitoring": True, **BENCH_STACK})]
+        playbook(inventory, "deploy.yml", *stack)
+        noop_on, report = playbook(inventory, "deploy.yml", *stack)
+        result.update(noop_monitoring=round(noop_on, 2),
+                      noop_monitoring_changed=sum(host.get("changed", 0) for host in report["stats"].values()))
+        down, _report = playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true", *stack)
         result["teardown"] = round(down, 2)
         return result
     finally:
@@ -248,6 +267,22 @@ def machine(client: docker.DockerClient) -> dict[str, Any]:
             "date": datetime.date.today().isoformat(), "commit": commit or "unknown"}
 
 
+# The monitoring stack of the bench's own inventory: names and ports of its own, so it never meets a lab's.
+BENCH_STACK = {"graphite_container": "peerlab-bench-graphite", "graphite_volume": "peerlab-bench-graphite-data",
+               "graphite_network": "peerlab-bench-monitoring", "graphite_publish": "", "collector_container": "peerlab-bench-collector",
+               "collector_prometheus_publish": "", "collector_bus_container": "peerlab-bench-bus",
+               "collector_observer_container": "peerlab-bench-observer", "collector_events_volume": "peerlab-bench-events",
+               "collector_events_publish": "", "collector_observer_prometheus_publish": "", "grafana_container": "peerlab-bench-grafana",
+               "grafana_volume": "peerlab-bench-grafana-data", "grafana_publish": ""}
+
+
+def trivial(inventory: Path) -> float:
+    """Ansible's own floor on this inventory: one ping on its Docker hosts, median of three."""
+    plays = inventory.parent / "trivial.yml"
+    plays.write_text("- hosts: peerlab_docker_hosts\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
+    return round(statistics.median(playbook(inventory, str(plays))[0] for _ in range(3)), 2)
+
+
 def cell(phases_of: dict[str, Any], phase: str) -> str:
     """A phase's end time, or '-' when the playbook has no separate task for it."""
     return f"{phases_of[phase]:.1f}" if phase in phases_of else "-"
@@ -257,15 +292,17 @@ def table(run: dict[str, Any]) -> str:
     info = run["machine"]
     lines = [f"\n### {info['date']}, commit {info['commit']}: {info['cores']} cores, {info['memory_gib']} GiB, "
              f"Docker {info['docker']}, kernel {info['kernel']}{' - ' + run['note'] if run.get('note') else ''}\n",
-             "| shape | N | floor (s) | peerlab cold (s) | ratio | images | containers | rpc | links | chain | no-op re-run (s) "
-             "| no-op changed | teardown (s) | RSS/node floor, peerlab (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| shape | N | floor (s) | peerlab cold (s) | ratio | images | containers | links | chain | no-op re-run (s) "
+             "| no-op, monitoring on (s) | no-op changed | trivial playbook (s) | teardown floor, peerlab (s) "
+             "| RSS/node floor, peerlab (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in run["rows"]:
         fl, pl = row["floor"], row["peerlab"]
         lines.append(f"| {row['shape']} | {row['n']} | {fl['chain']:.2f} | {pl['total']:.2f} | {pl['total'] / fl['chain']:.1f}x "
-                     f"| {cell(pl, 'images')} | {cell(pl, 'containers')} | {cell(pl, 'rpc')} | {cell(pl, 'links')} "
-                     f"| {cell(pl, 'chain')} | {pl['noop']:.2f} | {pl['noop_changed']} | {pl['teardown']:.2f} "
-                     f"| {fl['rss_mb']}, {pl['rss_mb']} |")
+                     f"| {cell(pl, 'images')} | {cell(pl, 'containers')} | {cell(pl, 'links')} "
+                     f"| {cell(pl, 'chain')} | {pl['noop']:.2f} | {pl.get('noop_monitoring', float('nan')):.2f} "
+                     f"| {pl['noop_changed']}, {pl.get('noop_monitoring_changed', '-')} | {pl.get('trivial', float('nan')):.2f} "
+                     f"| {fl.get('teardown', float('nan')):.2f}, {pl['teardown']:.2f} | {fl['rss_mb']}, {pl['rss_mb']} |")
     return "\n".join(lines) + "\n"
 
 

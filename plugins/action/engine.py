@@ -223,18 +223,24 @@ def verify(context: Context, task_vars: dict[str, Any]) -> dict[str, Any]:
         addresses.update(found.get("addresses") or {})
     d = context.deployment
     nodes = []
+    problems: list[str] = []
     for network in d.networks:
         if len({node.host for node in network.nodes}) < 2:
             continue  # its host checked both ends
         faults = d.network_faults(network)
         paused = _faults.paused(faults)
+        chosen = [node.container for node in network.nodes if node.container in d.selected]
+        tips = {states.get(name, {}).get("bestblockhash") for name in chosen}
+        if network.chain == "regtest" and not _faults.split(faults) and len(tips) > 1:
+            problems.append(f"network {network.name}: its nodes are on {len(tips)} tips: "
+                            + ", ".join(f"{name} at {states.get(name, {}).get('blocks')}" for name in chosen))
         for node in network.nodes:
             if node.container not in d.selected or node.name in paused:
                 continue
             peers = [f"{_names.container(network.name, peer)}:{network.p2p_port}" for peer in node.peers_out
                      if not (_faults.cut(faults, node.name, peer) or _faults.frozen(faults, node.name, peer))]
             nodes.append({"name": node.container, "rpc_host": addresses.get(node.container, ""), "peers": peers})
-    problems = unverified(nodes, states) if nodes else []
+    problems += unverified(nodes, states) if nodes else []
     return {"changed": False, "failed": bool(problems), "msg": "links not verified: " + "; ".join(problems) if problems else "ok"}
 
 

@@ -49,6 +49,13 @@ class Report:
     refusals: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)   # phase -> seconds since the run began (the benchmark reads them)
+    started: float = field(default_factory=lambda: __import__("time").monotonic())
+
+    def mark(self, phase: str) -> None:
+        import time
+
+        self.timings[phase] = round(time.monotonic() - self.started, 3)
 
     def change(self, name: str, what: str, before: str = "", after: str = "") -> None:
         if what in self.changes.get(name, []):
@@ -94,6 +101,7 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
     report = Report()
     facts = facts or read(docker)
     host_plan = plan(spec, facts)
+    report.mark("plan")
     report.refusals = list(host_plan.refusals)
     if spec.latency and not report.refusals:
         refusal = _netfault.netem_probe(docker, _probe_image(spec, facts), spec.host)
@@ -122,6 +130,7 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
                 remove_node(docker, step.name)
     _containers(docker, spec, host_plan, facts, secrets, report, check, written)
     _services(docker, spec, host_plan, facts, report, check)
+    report.mark("containers")
     if check:
         current = read(docker)
         _faults_step(docker, spec, current, report, check)
@@ -132,9 +141,11 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
         return report
     current = read(docker)
     _faults_step(docker, spec, current, report, check)
+    report.mark("faults")
     _links(docker, spec, secrets, report, check, remote or {}, current)
     if spec.kill:
         _kill(docker, spec, report)
+    report.mark("done")
     return report
 
 
@@ -361,6 +372,7 @@ def _links(docker: Docker, spec: HostSpec, secrets: Secrets, report: Report, che
         params = {"ready_timeout": settings.rpc_timeout, "link_timeout": settings.link_timeout, "tip_timeout": settings.tip_timeout}
         linked, failures, problems = link(specs, params, check)
         _report_links(linked, report)
+        report.mark("links")
         if check:
             problems = []  # links a real run would make are not there yet
         if failures or problems:
@@ -394,6 +406,7 @@ def _links(docker: Docker, spec: HostSpec, secrets: Secrets, report: Report, che
             states = {node.spec["name"]: node.result for node in linked}
         report.nodes.update(states)
         report.tips[part.name] = tip
+        report.mark("chain")
 
 
 def _link_specs(facts: EngineFacts, part: NetworkPart, here: list[NodePart], secrets: Secrets, check: bool,
@@ -552,11 +565,11 @@ def teardown(docker: Docker, spec: HostSpec, check: bool) -> Report:
         path = _peers_path(spec, node.container)
         if path and os.path.exists(path) and not check:
             os.unlink(path)
-        volume = facts.volumes.get(_names.data_volume(node.container))
-        if spec.engine.purge and volume is not None and not _keep(volume.labels, volume.name, "volume", spec, report):
-            report.change(node.container, f"volume {volume.name} removed (purge)", "present", "removed")
+        name = _names.data_volume(node.container)
+        if spec.engine.purge and not _keep_volume(facts, name, spec, report):
+            report.change(node.container, f"volume {name} removed (purge)", "present", "removed")
             if not check:
-                _remove_volume(docker, volume.name)
+                _remove_volume(docker, name)
     if spec.whole:
         _teardown_stack(docker, spec, facts, report, check)
     remaining = read(docker) if not check else facts
@@ -599,10 +612,33 @@ def _peers_path(spec: HostSpec, container: str) -> str:
 
 
 def _keep(labels: dict[str, str], name: str, kind: str, spec: HostSpec, report: Report) -> bool:
+    """Whether teardown leaves an object: another's, or nobody's that peerlab knows of. Removal is
+    stricter than reuse: an object made before owners were recorded is this inventory's to remove
+    only once a deploy of it has made it again (a volume: when this inventory's containers use it)."""
     problem = owner_problem(kind, name, labels, spec.owner.id, spec.host)
+    if not problem and labels.get(_names.OWNER) != spec.owner.id:
+        problem = (f"{kind} {name} on {spec.host} was made before peerlab recorded owners: deploy from its inventory first "
+                   "(which takes it), or remove it yourself")
     if problem:
         report.notes.append(f"kept {kind} {name}: {problem}")
     return bool(problem)
+
+
+def _keep_volume(facts: EngineFacts, name: str, spec: HostSpec, report: Report) -> bool:
+    """A volume (its labels cannot change): this inventory's when it carries its owner, or, made
+    before owners were recorded, when only this inventory's containers use it."""
+    volume = facts.volumes.get(name)
+    if volume is None:
+        return True
+    if _names.OWNER not in volume.labels and owner_problem("volume", name, volume.labels, spec.owner.id, spec.host) == "":
+        users = [found for found in facts.containers.values() if name in found.volumes]
+        if users and all(found.labels.get(_names.OWNER) == spec.owner.id for found in users):
+            return False
+        shown = ", ".join(sorted(found.name for found in users)) or "no container"
+        report.notes.append(f"kept volume {name}: it was made before peerlab recorded owners and {shown} uses it, not only "
+                            "this inventory's containers; remove it yourself if it is this lab's")
+        return True
+    return _keep(volume.labels, name, "volume", spec, report)
 
 
 def _remove_volume(docker: Docker, name: str) -> None:
@@ -625,7 +661,11 @@ def _teardown_stack(docker: Docker, spec: HostSpec, facts: EngineFacts, report: 
             report.change(name, "service removed", "running", "removed")
             if not check:
                 service_remove(docker, name)
-    for name, _done, error in [] if check else _each(going, lambda name: (stop(docker, name), remove(docker, name))):
+    def gone(name: str) -> None:
+        stop(docker, name)
+        remove(docker, name)
+
+    for name, _done, error in [] if check else _each(going, gone):
         if error is not None:
             report.failures.append(f"{name}: {error}")
     for entry in spec.files:
@@ -635,8 +675,7 @@ def _teardown_stack(docker: Docker, spec: HostSpec, facts: EngineFacts, report: 
                 os.unlink(entry.path)
     if spec.engine.purge:
         for name in spec.stack_volumes:
-            volume = facts.volumes.get(name)
-            if volume is not None and not _keep(volume.labels, name, "volume", spec, report):
+            if not _keep_volume(facts, name, spec, report):
                 report.change(name, "volume removed (purge)", "present", "removed")
                 if not check:
                     _remove_volume(docker, name)

@@ -26,6 +26,7 @@ class ContainerFact:
     status: str                   # Docker's words ("Up 3 minutes")
     created: int
     networks: dict[str, str] = field(default_factory=dict)   # Docker network -> this container's address on it
+    volumes: tuple[str, ...] = ()                             # the named volumes it mounts
 
     @property
     def running(self) -> bool:
@@ -121,8 +122,10 @@ def read(docker: Docker) -> EngineFacts:
         name = (entry.get("Names") or ["/"])[0].lstrip("/")
         addresses = {network: settings.get("IPAddress", "") for network, settings
                      in ((entry.get("NetworkSettings") or {}).get("Networks") or {}).items()}
+        mounted = tuple(mount["Name"] for mount in entry.get("Mounts") or [] if mount.get("Type") == "volume" and mount.get("Name"))
         containers[name] = ContainerFact(entry.get("Id", ""), name, entry.get("Image", ""), entry.get("Labels") or {},
-                                         entry.get("State", ""), entry.get("Status", ""), int(entry.get("Created") or 0), addresses)
+                                         entry.get("State", ""), entry.get("Status", ""), int(entry.get("Created") or 0), addresses,
+                                         mounted)
     volumes = {volume["Name"]: VolumeFact(volume["Name"], volume.get("Labels") or {})
                for volume in (docker.request("GET", "/volumes") or {}).get("Volumes") or []}
     services: dict[str, ServiceFact] = {}

@@ -116,6 +116,10 @@ rows:
   returned: always
   type: list
   elements: dict
+timings:
+  description: Seconds from the start of the run on this host to the end of each of its phases (plan, containers, faults, links, chain).
+  returned: always
+  type: dict
 """
 
 from typing import Any
@@ -163,7 +167,7 @@ def main() -> None:
     result: dict[str, Any] = dict(
         changed=report.changed and state not in ("status", "tip"), changes=report.changes, missing_images=report.missing_images,
         nodes=report.nodes, tips=report.tips, addresses=report.addresses, container_states=report.container_states,
-        notes=report.notes, refusals=report.refusals, rows=report.rows(spec))
+        notes=report.notes, refusals=report.refusals, rows=report.rows(spec), timings=report.timings)
     if module._diff:
         result["diff"] = {"before": "".join(f"{line}\n" for line in sorted(report.before)),
                           "after": "".join(f"{line}\n" for line in sorted(report.after))}

@@ -271,8 +271,9 @@ def test_another_inventorys_purge_keeps_this_labs_monitoring(lab: Lab, monitorin
         assert all(client.containers.get(name).status == "running" for name in kept)
         assert client.volumes.get("peerlab-test-graphite-data")
         # The stack is this lab's: the other inventory names it as another's and leaves it.
-        kept = f"kept container peerlab-test-graphite: container peerlab-test-graphite on localhost belongs to the inventory at {lab.inventory}"
-        assert (kept in said) == monitoring, said[-2000:]
+        named = ("kept container peerlab-test-graphite: container peerlab-test-graphite on localhost belongs to the inventory at "
+                 f"{lab.inventory}")
+        assert (named in said) == monitoring, said[-2000:]
         assert len(client.containers.list(filters={"label": f"peerlab.network={NETWORK}"})) >= len(NODES)
     finally:
         remove_network(client, "other")

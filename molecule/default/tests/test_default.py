@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -13,6 +14,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+import yaml
 
 # Everything runs on this machine: the nodes are containers of its Docker engine.
 testinfra_hosts = ["local://"]
@@ -42,9 +44,14 @@ def cli(host: Any, container: str, *args: str) -> Any:
     return json.loads(text) if text[:1] in "[{" else text
 
 
-def nodes(host: Any) -> dict[str, dict[str, Any]]:
-    listing = inventory(host)
-    return {name: listing["_meta"]["hostvars"][name] for name in listing["peerlab_nodes"]["hosts"]}
+def nodes(host: Any) -> dict[str, list[str]]:
+    """Node container -> its outbound peers' containers, as the topology model reads the default lab."""
+    sys.path.insert(0, os.path.join(PROJECT, "collections"))
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import parse
+
+    with open(os.path.join(PROJECT, "inventories", "local", "02-topology.peerlab.yml"), encoding="utf-8") as handle:
+        (network,) = parse(yaml.safe_load(handle)["networks"], "02-topology.peerlab.yml")
+    return {node.container: [f"{network.name}-{peer}" for peer in node.peers_out] for node in network.nodes}
 
 
 NODES = [f"lab-n{i}" for i in range(1, 6)]
@@ -53,7 +60,10 @@ EDGES_OF_THE_DEFAULT_LAB = [("n1", "n2"), ("n2", "n3"), ("n3", "n4"), ("n4", "n5
 
 
 def test_inventory_is_the_default_lab(host: Any) -> None:
-    assert sorted(nodes(host)) == NODES
+    listing = inventory(host)
+    # Each node is a group holding its Docker host; the network is the group of its nodes.
+    assert sorted(listing["lab"]["children"]) == NODES == sorted(nodes(host))
+    assert all(listing[name]["hosts"] == ["localhost"] for name in NODES)
 
 
 @pytest.mark.parametrize("name", NODES)
@@ -80,8 +90,8 @@ def test_getpeerinfo_matches_the_topology_at_both_ends(host: Any, name: str) -> 
     peers = cli(host, name, "getpeerinfo")
     outbound = {peer["addr"] for peer in peers if not peer["inbound"]}
     inbound = {peer["addr"].rsplit(":", 1)[0] for peer in peers if peer["inbound"]}
-    assert outbound == {f"{target}:18444" for target in topology[name]["peerlab_peers_out"]}
-    initiators = {source for source, variables in topology.items() if name in variables["peerlab_peers_out"]}
+    assert outbound == {f"{target}:18444" for target in topology[name]}
+    initiators = {source for source, variables in topology.items() if name in variables}
     assert inbound == {addresses[source] for source in initiators}
 
 
@@ -127,8 +137,8 @@ def test_graphite_holds_the_true_peers_heights_and_edges(host: Any) -> None:
     observer's network view has every edge connected."""
     declared = nodes(host)
     degree = {name: 0 for name in declared}
-    for name, hostvars in declared.items():
-        for peer in hostvars["peerlab_peers_out"]:
+    for name, peers in declared.items():
+        for peer in peers:
             degree[name] += 1
             degree[peer] += 1
     tip = int(cli(host, "lab-n1", "getblockcount"))

@@ -210,10 +210,11 @@ def test_a_partition_across_hosts_splits_the_chain_and_heals() -> None:
         holders = run(on(PLACEMENT[node]), "docker", "ps", "-q", "--filter", f"label=peerlab.fault_of={NETWORK}-{node}")
         assert holders, f"{node}'s fault holder runs on {PLACEMENT[node]}"
     assert outbound("c") == set() and outbound("d") == {f"{NETWORK}-c:18444"}, "links across the cut are closed"
-    cli("a", "generatetoaddress", "1", address)
+    (ours,) = cli("a", "generatetoaddress", "1", address)
     (theirs,) = cli("c", "generatetoaddress", "2", address)[-1:]
-    time.sleep(3)
-    assert {cli(node, "getbestblockhash") for node in ("c", "d")} == {theirs} != {cli(node, "getbestblockhash") for node in "ab"}
+    expected = {"a": ours, "b": ours, "c": theirs, "d": theirs}
+    assert wait_for(lambda: {node: cli(node, "getbestblockhash") for node in PLACEMENT} == expected, timeout=30, interval=0.5), \
+        "two tips, one per side"
     heal = playbook("playbooks/fault.yml", INVENTORY, "-e", "clear=true")
     assert heal.returncode == 0, heal.stdout[-3000:]
     assert wait_for(lambda: {cli(node, "getbestblockhash") for node in PLACEMENT} == {theirs}, timeout=60, interval=0.5)
@@ -268,6 +269,38 @@ def test_a_node_removed_from_the_topology_loses_its_service_keeps_its_volume_and
     assert back.returncode == 0, back.stdout[-3000:]
     assert int(cli("d", "getblockcount")) >= height
     assert links_complete()
+
+
+def test_a_network_past_one_slash_24_gets_an_overlay_that_holds_it() -> None:
+    """Swarm's default pool gives an overlay a /24 (about 250 addresses): the plan sizes a bigger
+    network's overlay itself and takes a free block beside the networks the manager has; Docker
+    makes it, attachable, and a task on a worker joins it."""
+    import ipaddress
+    import sys
+
+    sys.path.insert(0, str(PROJECT / "collections"))
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import overlay_subnet
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import free_subnet
+
+    manager = on("swarm-m1")
+    taken = [config["Subnet"] for line in run(manager, "docker", "network", "ls", "-q").split()
+             for config in (json.loads(run(manager, "docker", "network", "inspect", "--format", "{{json .IPAM.Config}}", line)) or [])
+             if config.get("Subnet")]
+    prefix = overlay_subnet(300)
+    subnet = free_subnet(prefix, taken)
+    assert prefix == "/22" and ipaddress.ip_network(subnet).num_addresses - 2 >= 2 * 300
+    name = "peerlab-test-wide"
+    run(manager, "docker", "network", "create", "--driver", "overlay", "--attachable", "--subnet", subnet,
+        "--label", "peerlab.test=swarm", name)
+    try:
+        made = json.loads(run(manager, "docker", "network", "inspect", "--format", "{{json .IPAM.Config}}", name))
+        assert [config["Subnet"] for config in made] == [subnet]
+        address = run(on("swarm-w1"), "docker", "run", "--rm", "--network", name, "--entrypoint", "python3",
+                      run(on("swarm-w1"), "docker", "inspect", "--format", "{{.Config.Image}}", task("b")),
+                      "-c", "import socket; print(socket.gethostbyname(socket.gethostname()))")
+        assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet), address
+    finally:
+        run(manager, "docker", "network", "rm", name)
 
 
 def test_a_verbose_rerun_changes_nothing_and_prints_no_secret() -> None:
