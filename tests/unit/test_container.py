@@ -52,7 +52,8 @@ def test_body_carries_limits_labels_ports_and_the_hash() -> None:
 
 
 def test_a_monitoring_container_joins_its_networks_and_reads_the_engines_data_directory() -> None:
-    collector = ContainerSpec(name="peerlab-collector", role="collector", image="c", labels={}, networks=("peerlab-monitoring", "peerlab-lab"),
+    collector = ContainerSpec(name="peerlab-collector", role="collector", image="c", labels={},
+                              networks=("peerlab-monitoring", "peerlab-lab"),
                               mounts=(Mount("bind", "{docker_root}", "/host/docker", read_only=True),),
                               healthcheck={"Test": ["NONE"]}, user="1000:1000", groups=("998",))
     body = create_body(collector, docker_root="/srv/docker")

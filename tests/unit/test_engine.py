@@ -66,7 +66,8 @@ def test_a_node_container_carries_its_owner_its_peers_file_and_no_secret() -> No
         ("volume", "lab-n1-data", _names.DATA_DIR, False), ("bind", "/state/peers/lab-n1", _names.PEERS_FILE, True)]
     assert node.mounts[0].labels[_names.OWNER] == "abc123"
     peers = {entry.path: entry.content for entry in spec.files if "/peers/" in entry.path}
-    assert peers == {"/state/peers/lab-n1": "lab-n2:18444\n", "/state/peers/lab-n2": "lab-n3:18444\n", "/state/peers/lab-n3": "lab-n1:18444\n"}
+    assert peers == {"/state/peers/lab-n1": "lab-n2:18444\n", "/state/peers/lab-n2": "lab-n3:18444\n",
+                     "/state/peers/lab-n3": "lab-n1:18444\n"}
     assert [network.name for network in spec.docker_networks] == ["peerlab-lab"]
     assert spec.images == ("peerlab/bitcoin-node:knots-29.5-hhhhhhhhhhhh",)
 
@@ -187,7 +188,8 @@ def test_an_object_made_before_owners_were_recorded_is_taken_by_the_inventory_th
                            "running", "Up", 1)
     plan = _plan.plan(spec, engine(containers={"lab-n1": legacy}, images=spec.images))
     assert plan.refusals == []
-    assert [(step.action, step.name) for _container, step in plan.containers if step.action != "none"][0] == ("recreate", "lab-n1")
+    assert [(step.action, step.name) for _container, step in plan.containers if step.action != "none"] == [
+        ("recreate", "lab-n1"), ("create", "lab-n2"), ("create", "lab-n3")]
 
 
 def test_each_container_is_created_started_made_again_or_left_alone() -> None:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._apply import _link_specs
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import Deployment, Hosts, Owner, host_spec
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._facts import ContainerFact, EngineFacts
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._images import Tags
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._schedule import Miners, Payments, observed
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import Common, Settings
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._spec import NetworkPart, NodePart
-from ansible_collections.peerlab.bitcoin.plugins.module_utils._schedule import Miners, Payments, observed
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import TopologyError, parse
 from ansible_collections.peerlab.bitcoin.plugins.plugin_utils._deployment import DeploymentError, adhoc
 
