@@ -280,7 +280,7 @@ def trivial(inventory: Path) -> float:
     """Ansible's own floor on this inventory: one ping on its Docker hosts, median of three."""
     plays = inventory.parent / "trivial.yml"
     plays.write_text("- hosts: peerlab_docker_hosts\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n")
-    return round(statistics.median(playbook(inventory, str(plays))[0] for _ in range(3)), 2)
+    return round(statistics.median(playbook(inventory, str(plays))[0] for _run in range(3)), 2)
 
 
 def cell(phases_of: dict[str, Any], phase: str) -> str:

@@ -41,6 +41,7 @@ class ActionModule(ActionBase):
         state = str(args.get("state", "present"))
         check = bool(self._task.check_mode)
         host = str(task_vars["inventory_hostname"])
+
         def lock(path: str, settings: Any) -> None:
             if state in CHANGING and not check:
                 hold_run(path, os.getppid(), f"ansible-playbook on {self._task.get_name()!r}", settings.common.lock_timeout)
@@ -103,8 +104,8 @@ class ActionModule(ActionBase):
         answer["summary"] = summary(host, answer.get("changes") or {}, answer.get("notes") or [], answer.get("missing_images") or [])
         if answer.get("failed"):
             # A failure says what failed and what had changed by then, not every node's state.
-            answer = {key: value for key, value in answer.items() if key in ("failed", "msg", "changed", "changes", "refusals", "notes",
-                                                                            "summary", "diff", "exception")}
+            kept = ("failed", "msg", "changed", "changes", "refusals", "notes", "summary", "diff", "exception")
+            answer = {key: value for key, value in answer.items() if key in kept}
         return dict(result, **answer)
 
 

@@ -239,7 +239,7 @@ def _grafana_image(docker: Docker, spec: HostSpec, report: Report, check: bool, 
         except (OSError, DockerError) as failure:
             error = f"loading {grafana['tarball']} failed: {failure}"
     elif not check and (grafana.get("pull") or provisioning):
-        repository, _colon, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "latest")
+        repository, _colon, tag = image.rpartition(":") if ":" in image.rsplit("/", maxsplit=1)[-1] else (image, "", "latest")
         try:
             answer = docker.request("POST", f"/images/create?fromImage={quote(repository, safe='')}&tag={quote(tag, safe='')}",
                                     timeout=120, raw=True)
@@ -661,6 +661,7 @@ def _teardown_stack(docker: Docker, spec: HostSpec, facts: EngineFacts, report: 
             report.change(name, "service removed", "running", "removed")
             if not check:
                 service_remove(docker, name)
+
     def gone(name: str) -> None:
         stop(docker, name)
         remove(docker, name)

@@ -226,15 +226,27 @@ def node_service(d: Deployment, network: Any, node: Any) -> ServiceSpec:
     return _hashed(spec)
 
 
-# How to wait for a container, not what it is: outside its settings hash.
+# How to wait for a container, not what it is: outside its settings hash. So is where its
+# inventory lies (label peerlab.inventory, for messages): the same inventory moved, or molecule's
+# copy of it, owns the same objects and changes nothing.
 _NOT_HASHED = {"wait_healthy": 0.0, "health_url": ""}
 
 
 def _hashed(spec: Any) -> Any:
     from dataclasses import replace
 
+    from ._typed import dump
+
     unhashed = {key: value for key, value in _NOT_HASHED.items() if hasattr(spec, key)}
-    return replace(spec, spec=settings_hash(replace(spec, spec="", **unhashed)))
+    return replace(spec, spec=settings_hash(_without_inventory(dump(replace(spec, spec="", **unhashed)))))
+
+
+def _without_inventory(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_inventory(item) for key, item in value.items() if key != _names.INVENTORY}
+    if isinstance(value, list):
+        return [_without_inventory(item) for item in value]
+    return value
 
 
 def _stack_labels(d: Deployment, role: str) -> dict[str, str]:
@@ -302,9 +314,8 @@ def bus_container(d: Deployment) -> ContainerSpec:
 
 def observer_container(d: Deployment) -> ContainerSpec:
     collector = d.settings.collector
-    published = tuple(f"{address}:{port}" for address, port in ((collector.events_publish, _names.FEED_PORT),
-                                                                 (collector.observer_prometheus_publish, _names.OBSERVER_METRICS_PORT))
-                      if address)
+    listeners = ((collector.events_publish, _names.FEED_PORT), (collector.observer_prometheus_publish, _names.OBSERVER_METRICS_PORT))
+    published = tuple(f"{address}:{port}" for address, port in listeners if address)
     return _hashed(ContainerSpec(
         name=collector.observer_container, role="observer", image=d.tags.monitoring("collector"),
         labels=_stack_labels(d, "observer"), entrypoint=("python3", "-u", "/usr/local/lib/peerlab/observer.py"),
@@ -348,8 +359,8 @@ def grafana_files(d: Deployment) -> list[FileSpec]:
     directory = d.grafana_dir()
     source = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugin_utils", "_grafana.py")
     with open(source, "rb") as handle:
-        key = hashlib.sha256(handle.read() + json.dumps([directory, grafana.alert_interval, grafana.alert_min_peers,
-                                                          d.settings.graphite.container]).encode()).hexdigest()[:16]
+        inputs = [directory, grafana.alert_interval, grafana.alert_min_peers, d.settings.graphite.container]
+        key = hashlib.sha256(handle.read() + json.dumps(inputs).encode()).hexdigest()[:16]
     cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "peerlab", f"grafana-{key}.json")
     try:
         with open(cache, encoding="utf-8") as handle:

@@ -152,7 +152,7 @@ def read(docker: Docker) -> EngineFacts:
     gateways: dict[str, str] = {}
     if state == "active" and "docker_gwbridge" in networks:
         bridge = docker.request("GET", "/networks/docker_gwbridge") or {}
-        gateways = {key: str(value.get("IPv4Address", "")).split("/")[0]
+        gateways = {key: str(value.get("IPv4Address", "")).split("/", maxsplit=1)[0]
                     for key, value in (bridge.get("Containers") or {}).items() if value.get("IPv4Address")}
     root = str(info.get("DockerRootDir") or "/var/lib/docker")
     return EngineFacts(images=tuple(images), networks=networks, containers=containers, volumes=volumes, services=services,

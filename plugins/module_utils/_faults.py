@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -274,12 +275,27 @@ class NodePlan:
     faults: tuple[str, ...]  # the faults' descriptions, for diffs and reports
 
 
-def _literal(where: str) -> str:
-    """An address as the script uses it: an IPv4 address as it is; a name (a node on another Docker
-    host of a Swarm) resolved in the node's own namespace when the holder starts, by Docker's DNS."""
-    if not where or re.match(r"^[0-9.]+$", where):
-        return where
-    return f"$(getent ahostsv4 {where} | awk 'NR==1 {{print $1}}')"
+# A node on another Docker host of a Swarm is known by name; its address is read in the node's own
+# namespace when the holder starts, from Docker's DNS. A task being replaced has no address for a
+# moment: ask again for up to 30 s, then fail naming it (never a rule without an address).
+RESOLVE = ("resolve() { for _try in $(seq 60); do found=$(getent ahostsv4 \"$1\" | awk 'NR==1 {print $1}'); "
+           "[ -n \"$found\" ] && { echo \"$found\"; return 0; }; sleep 0.5; done; "
+           "echo \"peerlab: $1 does not resolve\" >&2; return 1; }")
+
+
+def _resolved(addresses: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each node's address as the script uses it (an IPv4 address as it is, a name as a shell
+    variable), and for each variable the line that sets it."""
+    literal: dict[str, str] = {}
+    setting: dict[str, str] = {}
+    for name, where in sorted(addresses.items()):
+        if not where or re.match(r"^[0-9.]+$", where):
+            literal[name] = where
+            continue
+        variable = f"peer_{len(setting) + 1}"
+        setting[variable] = f"{variable}=$(resolve {shlex.quote(where)}) || exit 4"
+        literal[name] = f"${{{variable}}}"
+    return literal, setting
 
 
 def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str, str], p2p_port: int) -> NodePlan:
@@ -293,7 +309,7 @@ def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str,
         return NodePlan(node, "", "", ())
     port = int(p2p_port)
     p2p = [f"-p tcp --dport {port}", f"-p tcp --sport {port}"]
-    addresses = {name: _literal(where) for name, where in addresses.items()}
+    addresses, resolving = _resolved(addresses)
     rules: list[str] = []
     tc: list[str] = []
     classes = 0
@@ -334,6 +350,8 @@ def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str,
     lines = [f"dev=$(ip -o -4 addr show | awk '$4 ~ /^{re.escape(address)}\\// {{print $2; exit}}')",
              f"[ -n \"$dev\" ] || {{ echo 'peerlab: no interface holds {address}' >&2; exit 3; }}",
              CLEAR]
+    used = [line for variable, line in resolving.items() if "${" + variable + "}" in "\n".join(rules + tc)]
+    lines += [RESOLVE, *used] if used else []
     if rules:
         lines += ["iptables -w -N PEERLAB_IN", "iptables -w -N PEERLAB_OUT",
                   "iptables -w -I INPUT -j PEERLAB_IN", "iptables -w -I OUTPUT -j PEERLAB_OUT"]

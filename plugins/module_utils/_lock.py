@@ -163,7 +163,8 @@ def _start_helper(path: str, run_pid: int, started: str, info: str) -> str:
     process = subprocess.Popen([sys.executable, "-S", "-c", _HELPER, path, str(run_pid), started, info],
                                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True, close_fds=True, text=True)
-    assert process.stdout is not None
+    if process.stdout is None:
+        raise RuntimeError("the lock helper has no output pipe")
     answer = process.stdout.readline().strip()
     process.stdout.close()
     if answer != "held":

@@ -121,7 +121,7 @@ def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePl
             raise
     created = docker.request("POST", f"/containers/create?name={name}", body)
     docker.request("POST", f"/containers/{created['Id']}/start")
-    ok, output = _wait_output(docker, created["Id"], READY, 30.0)
+    ok, output = _wait_output(docker, created["Id"], READY, 45.0)  # past the 30 s a name may take to resolve
     if not ok:
         docker.request("DELETE", f"/containers/{created['Id']}?force=1&v=1")
         raise DockerError(f"{name} could not apply {', '.join(plan.faults)}: {output.strip()[-600:]}")

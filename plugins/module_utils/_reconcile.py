@@ -8,8 +8,10 @@ task runs its current settings.
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
+import urllib.parse
 from typing import Any
 from urllib.parse import quote
 
@@ -87,19 +89,26 @@ def converge(docker: Docker, spec: ContainerSpec, action: str, docker_root: str)
     return ""
 
 
+def _answers(url: str) -> bool:
+    """Whether a plain HTTP URL (a published port on this host) answers 200 to a GET."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=3)
+    try:
+        connection.request("GET", parts.path or "/")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
 def wait_healthy(docker: Docker, name: str, timeout: float, url: str = "") -> None:
     """Wait until a container's health check passes (or, given a URL, until it answers 200)."""
-    import urllib.request
-
     deadline = time.monotonic() + timeout
     while True:
         if url:
-            try:
-                with urllib.request.urlopen(url, timeout=3) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
+            if _answers(url):
+                return
         else:
             found = docker.inspect(name) or {}
             health = ((found.get("State") or {}).get("Health") or {}).get("Status")

@@ -7,7 +7,7 @@ everything after it is typed.
 What it reads: the roles' settings (module_utils/_settings.py names them), the inventory's groups
 (Docker hosts, Swarm managers and workers, peerlab_monitoring), the topology files the inventory
 plugin parsed (read again here: a file an edit changed while this run waited for its lock counts
-as it is now), `--limit` (read per node, module_utils/_selection.py), and the controller's
+as it is now), `--limit` (read per node, plugin_utils/_selection.py), and the controller's
 credentials files (under their lock).
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.peerlab.bitcoin.plugins.module_utils import _credentials, _images, _selection
+from ansible_collections.peerlab.bitcoin.plugins.module_utils import _credentials, _images
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import Deployment, Hosts, Owner, Paths
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._lock import locked
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._login import hash_password
@@ -28,6 +28,7 @@ from ansible_collections.peerlab.bitcoin.plugins.module_utils._rpcauth import rp
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import Settings, SettingsError
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import problems as setting_problems
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import TopologyError, parse
+from ansible_collections.peerlab.bitcoin.plugins.plugin_utils import _selection
 
 # One run at a time per inventory: this file in its secrets directory (module_utils/_lock.py).
 RUN_LOCK = ".peerlab-run.lock"
@@ -383,7 +384,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list):
         return [_plain(item) for item in value]
     return str(value) if isinstance(value, str) else value
-
 
 
 def node_access(context: Context, network: Any, host: str) -> list[dict[str, Any]]:

@@ -365,6 +365,14 @@ def test_bad_actions_are_refused_with_the_plugins_words_and_stale_pages_told_to_
                      headers={"X-CSRF-Token": first_token}, timeout=10)
     assert bad.status_code == 400 and bad.json()["problems"] == [
         f"{lab.topology}: network 'web': edge n1 -> n1: self-loop: a node cannot connect to itself"], "the plugin's words, file named"
+    # a version that would reach a path and a shell: the model refuses it, nothing is written
+    text = lab.topology.read_text()
+    injected = first.post(f"{PORTAL}/api/networks/{NETWORK}/nodes", headers={"X-CSRF-Token": first_token}, timeout=10,
+                          json={"name": "n9", "version": "../../x y;$(id)", "links": ["n1"], "file_version": version})
+    assert injected.status_code == 400 and [problem for problem in injected.json()["problems"] if "node 'n9'" in problem] == [
+        f"{lab.topology}: network 'web': node 'n9': version '../../x y;$(id)' is not a Debian version of bitcoin-knots "
+        "such as 29.5 or 29.1.knots20250903"], injected.json()
+    assert lab.topology.read_text() == text
     before = lab.topology.read_text()
     lab.topology.write_text(before + "# touched by another editor\n")
     stale = second.post(f"{PORTAL}/api/networks/{NETWORK}/connect", json={"from": "n2", "to": "n4", "file_version": version},

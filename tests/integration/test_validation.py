@@ -74,8 +74,8 @@ def test_malformed_yaml_is_refused(make_lab: Any, client: Any) -> None:
 
 def test_every_problem_of_a_topology_is_listed_at_once(make_lab: Any, client: Any) -> None:
     lab = make_lab({NETWORK: {}})
-    lab.write(network(chain=["regtest"]) | {"other": {"chain": "regtest", "nodes": [{"name": "a", "version": "../../x y;$(id)"}],
-                                                       "generators": [{"type": ["ring"], "nodes": 3}]}})
+    other = {"chain": "regtest", "nodes": [{"name": "a", "version": "../../x y;$(id)"}], "generators": [{"type": ["ring"], "nodes": 3}]}
+    lab.write(network(chain=["regtest"]) | {"other": other})
     run = lab.playbook("deploy.yml")
     said = " ".join(run.output.split())
     assert run.rc != 0 and "Traceback" not in said and "TypeError" not in said, said[-2000:]
@@ -134,8 +134,8 @@ def test_a_second_inventory_declaring_the_same_network_is_refused(make_lab: Any,
     assert first.playbook("deploy.yml").rc == 0
     made = {c.name: c.id for c in containers(client, NETWORK)}
     # Not make_lab: it clears the network's name on the engine first.
-    second = Lab(first.directory.parent / "second", network(nodes=[{"name": "a"}, {"name": "b"}, {"name": "c"}],
-                                                               edges=[["a", "b"], ["c", "a"]]))
+    declared = network(nodes=[{"name": "a"}, {"name": "b"}, {"name": "c"}], edges=[["a", "b"], ["c", "a"]])
+    second = Lab(first.directory.parent / "second", declared)
     run = second.playbook("deploy.yml")
     said = " ".join(run.output.split())
     assert run.rc != 0, said[-2000:]

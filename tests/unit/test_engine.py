@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.peerlab.bitcoin.plugins.module_utils import _desired, _images, _names, _plan, _selection, _settings
+from ansible_collections.peerlab.bitcoin.plugins.module_utils import _desired, _images, _names, _plan, _settings
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import Deployment, Hosts, Owner, host_spec, overlay_subnet
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._facts import ContainerFact, EngineFacts, NetworkFact, ServiceFact, VolumeFact
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._spec import HostSpec
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import parse
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._typed import dump, load
+from ansible_collections.peerlab.bitcoin.plugins.plugin_utils import _selection
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = {"lab": {"chain": "regtest", "defaults": {"host": "localhost"}, "generators": [{"type": "ring", "nodes": 3, "prefix": "n"}]}}
@@ -178,6 +179,18 @@ def test_what_another_inventory_owns_is_refused_naming_the_owner() -> None:
     said = " ".join(plan.refusals)
     assert "Docker network peerlab-lab on localhost belongs to the inventory at /elsewhere/inventory (peerlab.owner=other1)" in said
     assert "volume lab-n2-data on localhost belongs to the inventory at /elsewhere/inventory" in said
+
+
+def test_the_same_owner_from_another_path_changes_nothing_and_another_owner_remakes() -> None:
+    """Molecule runs a copy of its inventory; a user moves theirs: the owner id decides, not the path."""
+    spec = host_spec(deployment(monitoring=True), "localhost")
+    facts = engine(containers={container.name: running(container) for container in spec.containers}, images=spec.images)
+    moved = dataclasses.replace(deployment(monitoring=True), owner=Owner(OWNER.id, "/home/me/moved/inventory"))
+    assert [step.action for _container, step in _plan.plan(host_spec(moved, "localhost"), facts).containers] == \
+        ["none"] * len(spec.containers)
+    other = dataclasses.replace(deployment(monitoring=True), owner=Owner("zzz999", OWNER.inventory))
+    assert {container.spec for container in host_spec(other, "localhost").containers}.isdisjoint(
+        {container.spec for container in spec.containers})
 
 
 def test_an_object_made_before_owners_were_recorded_is_taken_by_the_inventory_that_deploys_it() -> None:

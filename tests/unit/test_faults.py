@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import pytest
@@ -94,6 +95,19 @@ def test_partition_plan_drops_the_other_side_only() -> None:
     assert plan.faults == ("partition n1,n2 | n3,n4,n5",)
 
 
+def test_a_node_on_another_host_is_resolved_by_name_when_the_holder_starts_and_only_if_used() -> None:
+    """On a Swarm a peer on another Docker host is known by name: the script asks Docker's DNS (again
+    while a task is being replaced) and never writes a rule without an address."""
+    remote = {**ADDRESSES, "n4": "lab-n4", "n5": "lab-n5"}
+    plan = _faults.node_plan(faults(SPLIT), "n1", ADDRESSES["n1"], remote, 18444)
+    assert "peer_1=$(resolve lab-n4) || exit 4" in plan.commands and "peer_2=$(resolve lab-n5) || exit 4" in plan.commands
+    assert "iptables -w -A PEERLAB_OUT -d ${peer_1} -p tcp -j REJECT --reject-with tcp-reset" in plan.commands
+    assert "resolve" not in _faults.node_plan(faults({"kind": "loss", "node": "n1", "percent": 5}), "n1", ADDRESSES["n1"], remote,
+                                              18444).commands
+    answer = subprocess.run(["sh", "-c", _faults.RESOLVE + "\nresolve localhost"], capture_output=True, text=True, timeout=30)
+    assert answer.returncode == 0 and answer.stdout.strip() == "127.0.0.1"
+
+
 def test_loss_and_bandwidth_touch_only_p2p_traffic() -> None:
     declared = faults({"kind": "loss", "node": "n3", "percent": 20}, {"kind": "bandwidth", "node": "n3", "rate": "64kbit"},
                       {"kind": "bandwidth", "from": "n3", "to": "n4", "rate": "1mbit"})
@@ -170,15 +184,17 @@ def here() -> list[NodePart]:
 
 
 def facts() -> EngineFacts:
-    containers = {f"lab-{name}": ContainerFact(name, f"lab-{name}", "i", {"peerlab.role": "node", "peerlab.network": "lab",
-                                                                           "peerlab.node": name}, "running", "Up", 1,
-                                                {"peerlab-lab": ADDRESSES[name]}) for name in NODES}
+    def labels(name: str) -> dict[str, str]:
+        return {"peerlab.role": "node", "peerlab.network": "lab", "peerlab.node": name}
+
+    containers = {f"lab-{name}": ContainerFact(name, f"lab-{name}", "i", labels(name), "running", "Up", 1, {"peerlab-lab": ADDRESSES[name]})
+                  for name in NODES}
     return EngineFacts(containers=containers)
 
 
 def test_links_across_a_partition_are_cut_and_a_paused_node_is_left_out() -> None:
-    specs = {spec["name"]: spec for spec in _link_specs(facts(), part(SPLIT, {"kind": "pause", "node": "n4"}), here(),
-                                                          {"rpc": {}}, False, {})}
+    links = _link_specs(facts(), part(SPLIT, {"kind": "pause", "node": "n4"}), here(), {"rpc": {}}, False, {})
+    specs = {spec["name"]: spec for spec in links}
     assert "lab-n4" not in specs
     assert specs["lab-n2"]["cut"] == ["lab-n3:18444"] and specs["lab-n5"]["cut"] == ["lab-n1:18444"]
     # The far ends close them too: n3 drops what comes in from n2, n1 what comes in from n5.
