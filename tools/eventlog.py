@@ -45,8 +45,9 @@ def _read_exact(sock: socket.socket, size: int) -> bytes:
 
 def stream(url: str, network: str = "", nodes: str = "", types: str = "",
            timeout: float | None = None) -> Iterator[dict[str, Any] | None]:
-    """Events from the websocket feed, filtered by the observer; None after `timeout` seconds
-    without one (None: wait for ever)."""
+    """Events from the websocket feed, filtered by the observer: a None first, once the feed has
+    taken the subscription (what follows is everything published from then on), then each event,
+    and None after `timeout` seconds without one (timeout None: wait for ever)."""
     parts = urlsplit(url)
     query = urlencode({key: value for key, value in (("network", network), ("node", nodes), ("type", types)) if value})
     path = (parts.path or "/events") + (f"?{query}" if query else "")
@@ -61,6 +62,7 @@ def stream(url: str, network: str = "", nodes: str = "", types: str = "",
         status = head.split(b"\r\n", 1)[0].decode(errors="replace")
         if " 101 " not in status + " ":
             raise ConnectionError(f"{url}: not a websocket feed ({status})")
+        yield None  # subscribed
         while True:
             sock.settimeout(timeout)
             try:
@@ -97,8 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.seconds if args.seconds else None
     shown = 0
+    following = False
     try:
         for event in stream(args.url, args.network, args.node, args.type, timeout=1.0):
+            if not following:
+                print(f"peerlab events: following {args.url} (Ctrl-C ends)", file=sys.stderr, flush=True)
+                following = True
             if deadline and time.monotonic() > deadline:
                 break
             if event is None:

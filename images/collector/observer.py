@@ -396,19 +396,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not key:
             self._answer(400, b"Sec-WebSocket-Key missing\n", "text/plain")
             return
-        self.send_response(101)
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept_key(key))
-        self.end_headers()
-        self.wfile.flush()
+        # Subscribed before the answer: a client that has read the 101 gets every event from then on.
         sub = subscription(self.path)
         feed = self.observer.feed
         with feed.lock:
             feed.subscribers.add(sub)
-        reader = threading.Thread(target=self._drain, args=(sub,), daemon=True)
-        reader.start()
         try:
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", accept_key(key))
+            self.end_headers()
+            self.wfile.flush()
+            threading.Thread(target=self._drain, args=(sub,), daemon=True).start()
             while True:
                 frames = [sub.frames.get()]
                 while frames[-1] is not None and not sub.frames.empty() and len(frames) < 512:

@@ -94,7 +94,7 @@ def _answers(url: str) -> bool:
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=3)
     try:
-        connection.request("GET", parts.path or "/")
+        connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         return connection.getresponse().status == 200
     except (OSError, http.client.HTTPException):
         return False

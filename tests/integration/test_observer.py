@@ -141,10 +141,12 @@ def test_make_events_and_the_websocket_feed_show_the_labs_messages(lab: Lab, ale
                PEERLAB_EVENTS_URL=FEED, PATH=f"{BIN}:{os.environ['PATH']}")
     make = subprocess.Popen(["make", "-s", "events"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     feed: list[dict[str, Any]] = []
+    subscribed = threading.Event()
 
     def read_feed() -> None:
         deadline = time.monotonic() + 12
         for event in logger.stream(FEED, NETWORK, timeout=1):
+            subscribed.set()  # the feed's first answer: subscribed
             if time.monotonic() > deadline:
                 break
             if event is not None:
@@ -152,10 +154,13 @@ def test_make_events_and_the_websocket_feed_show_the_labs_messages(lab: Lab, ale
 
     reader = threading.Thread(target=read_feed)
     reader.start()
-    time.sleep(3)
+    assert make.stdout is not None
+    first = make.stdout.readline()  # the logger says so once the feed has its subscription
+    assert first.startswith(f"peerlab events: following {FEED}"), first
+    assert subscribed.wait(timeout=30)
     mined = cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)[0]
     height = int(cli(client, f"{NETWORK}-n1", "getblockcount"))
-    output = make.communicate(timeout=60)[0]
+    output = first + make.communicate(timeout=60)[0]
     reader.join(timeout=30)
     assert make.returncode == 0, output
     lines = output.splitlines()
@@ -233,8 +238,20 @@ def test_after_the_bus_restarts_events_flow_again_by_themselves(lab: Lab, alerts
     bus = client.containers.get("peerlab-obs-bus")
     bus.restart(timeout=2)
     assert wait_for(healthy, timeout=30), "the observer is connected again"
-    time.sleep(3)  # the collector's next connection attempt (one a second)
+    # The collector connects again on its own (an attempt a second); until then what it reads waits
+    # in its queue. A block seen live on the feed by every node proves the whole path is back.
+    seen: set[str] = set()
+    events = logger.stream(FEED, NETWORK, types="block", timeout=1)
+    next(events)  # subscribed
     mined = cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)[0]
+    deadline = time.monotonic() + 3 * INTERVAL
+    for event in events:
+        if event is not None and event.get("hash") == mined:
+            seen.add(event["node"])
+        if seen == set(NODES) or time.monotonic() > deadline:
+            break
+    events.close()
+    assert seen == set(NODES), seen
     assert wait_for(lambda: replayed(mined) == set(NODES), timeout=3 * INTERVAL, interval=3), replayed(mined)
 
 
@@ -263,15 +280,20 @@ def test_each_p2p_attack_fires_its_detector_within_two_intervals(lab: Lab, alert
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
-    time.sleep(2 * INTERVAL + 2)
-    late = []
-    for node, (kind, detectors) in plan.items():
-        started, ended = times[node]
-        for detector in detectors:
-            fired = alerts.fired(detector, node, started)
-            if fired is None or fired > ended + 2 * INTERVAL:
-                late.append((kind, node, detector, fired and round(fired - ended, 1)))
-    assert late == [], (late, [alert for _when, alert in alerts.since(min(start for start, _end in times.values()))])
+
+    def late() -> list[tuple[str, str, str, float | None]]:
+        missing = []
+        for node, (kind, detectors) in plan.items():
+            started, ended = times[node]
+            for detector in detectors:
+                fired = alerts.fired(detector, node, started)
+                if fired is None or fired > ended + 2 * INTERVAL:
+                    missing.append((kind, node, detector, fired and round(fired - ended, 1)))
+        return missing
+
+    # Each has two collection intervals from the end of its attack (a little more for the feed).
+    wait_for(lambda: not late(), timeout=2 * INTERVAL + 2, interval=0.5)
+    assert late() == [], (late(), [alert for _when, alert in alerts.since(min(start for start, _end in times.values()))])
 
 
 @pytest.mark.slow

@@ -104,3 +104,30 @@ def test_a_service_is_one_task_placed_on_its_host_with_dns_round_robin_and_stop_
     assert template["ContainerSpec"]["StopGracePeriod"] == 600 * 10**9
     assert template["Resources"]["Limits"] == {"MemoryBytes": 256 << 20, "NanoCPUs": 500_000_000}
     assert service_body(dataclasses.replace(service, mode="global"))["Mode"] == {"Global": {}}
+
+
+def test_a_health_url_answers_only_with_its_query() -> None:
+    """Graphite's readiness URL needs its query (`/metrics/find?query=*`); without it Graphite says 400."""
+    import http.server
+    import threading
+
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._reconcile import _answers
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/metrics/find?query=*" else 400)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert _answers(f"http://127.0.0.1:{port}/metrics/find?query=*")
+        assert not _answers(f"http://127.0.0.1:{port}/metrics/find")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not _answers(f"http://127.0.0.1:{port}/metrics/find?query=*"), "nothing listening"
