@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck chromium chromium-driver
 
-.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer bench-portal scenario test lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer bench-portal scenario test soak lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ molecule: setup  ## Scenarios default (the local lab) and swarm (three Docker ho
 	cd $(CURDIR) && $(BIN)/molecule test -s swarm
 
 test: lint sanity unit integration molecule  ## Everything CI runs
+
+soak: setup deps  ## The Observer's five quiet minutes of traffic (a minute in make test), then every attack (not part of test)
+	QUIET_SECONDS=300 $(BIN)/pytest -q --durations=10 tests/integration/test_observer.py
 
 bench: images  ## Time to a converged network against the bare-container floor (not part of test)
 	$(BIN)/python bench/bench.py

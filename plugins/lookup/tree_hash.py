@@ -43,33 +43,19 @@ _raw:
   elements: str
 """
 
-import hashlib
-import json
-import os
 from typing import Any
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
-
-def tree_hash(directories: list[str], extra: dict[str, Any], length: int = 12) -> str:
-    digest = hashlib.sha256(json.dumps(extra, sort_keys=True, default=str).encode("utf-8"))
-    for directory in directories:
-        if not os.path.isdir(directory):
-            raise AnsibleLookupError(f"tree_hash: {directory} is not a directory")
-        for root, dirs, files in os.walk(directory):
-            dirs.sort()
-            for name in sorted(files):
-                path = os.path.join(root, name)
-                relative = os.path.relpath(path, directory)
-                digest.update(f"\0{relative}\0{os.stat(path).st_mode & 0o111:o}\0".encode())
-                with open(path, "rb") as handle:
-                    digest.update(handle.read())
-    return digest.hexdigest()[:length]
+from ..module_utils._images import tree_hash
 
 
 class LookupModule(LookupBase):
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[str]:
         self.set_options(var_options=variables, direct=kwargs)
         directories = [self.find_file_in_search_path(variables, "files", str(term)) or str(term) for term in terms]
-        return [tree_hash(directories, self.get_option("extra"), self.get_option("length"))]
+        try:
+            return [tree_hash(directories, self.get_option("extra"), self.get_option("length"))]
+        except ValueError as error:
+            raise AnsibleLookupError(f"tree_hash: {error}") from None

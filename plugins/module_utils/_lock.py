@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,21 +33,30 @@ def lock_path(path: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.lock")
 
 
+def _open(path: str) -> int:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+def _take(handle: int, timeout: float, busy: Callable[[], str]) -> None:
+    """flock the handle, trying again until `timeout`; then LockBusy with what `busy` says."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                raise LockBusy(busy()) from None
+            time.sleep(0.05)
+
+
 @contextmanager
 def locked(path: str, timeout: float = 60.0) -> Iterator[None]:
     """An exclusive lock beside `path`, held while the file is read, changed and written."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-    handle = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
+    handle = _open(lock_path(path))
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise LockBusy(f"{path} is locked by another process for more than {timeout:g} s") from None
-                time.sleep(0.05)
+        _take(handle, timeout, lambda: f"{path} is locked by another process for more than {timeout:g} s")
         yield
     finally:
         os.close(handle)
@@ -177,18 +186,9 @@ def holding(path: str, what: str, timeout: float) -> Iterator[None]:
     """The run lock held by this process for a while (the portal's quick apply): waits up to
     `timeout` seconds, says who it is for a run that waits in turn, lets go at the end. Raises
     LockBusy naming the holder."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    handle = _open(path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise LockBusy(f"another run holds {path}: {describe(holder(path))}") from None
-                time.sleep(0.1)
+        _take(handle, timeout, lambda: f"another run holds {path}: {describe(holder(path))}")
         os.ftruncate(handle, 0)
         os.write(handle, json.dumps({"pid": os.getpid(), "started": start_time(os.getpid()), "what": what,
                                      "host": socket.gethostname(), "since": time.time()}).encode())

@@ -35,8 +35,13 @@ def stop(docker: Docker, name: str, timeout: int | None = None) -> None:
 
 def remove(docker: Docker, name: str, volumes: bool = False) -> bool:
     """Remove a container (and its anonymous volumes with `volumes`); False when there was none."""
+    return _delete(docker, f"/containers/{quote(name, safe='')}?force=1{'&v=1' if volumes else ''}")
+
+
+def _delete(docker: Docker, path: str) -> bool:
+    """DELETE an Engine API object; False when it was not there."""
     try:
-        docker.request("DELETE", f"/containers/{quote(name, safe='')}?force=1{'&v=1' if volumes else ''}")
+        docker.request("DELETE", path)
     except DockerError as error:
         if error.status == 404:
             return False
@@ -149,13 +154,7 @@ def service_scale(docker: Docker, name: str, replicas: int) -> bool:
 
 
 def service_remove(docker: Docker, name: str) -> bool:
-    try:
-        docker.request("DELETE", f"/services/{quote(name, safe='')}")
-    except DockerError as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
+    return _delete(docker, f"/services/{quote(name, safe='')}")
 
 
 def service_tasks(docker: Docker, name: str) -> list[dict[str, Any]]:

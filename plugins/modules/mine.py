@@ -81,42 +81,8 @@ address:
   type: str
 """
 
-import time
-
-from ..module_utils._rpc import Rpc, RpcError, RpcUnavailable, ensure_wallet, from_params, node_module, require_address
-
-# Blocks per generatetoaddress call. Larger batches hold bitcoind's lock long enough to starve
-# peers, and on a loaded machine (200 nodes on 2 cores) 50 blocks took longer than the RPC timeout.
-_BATCH = 10
-
-
-def _settled_height(rpc: Rpc, timeout: float) -> int:
-    """The node's height once it answers and the height has not moved for two seconds."""
-    deadline = time.monotonic() + timeout
-    height = int(rpc.wait_ready(timeout)["blocks"])
-    while time.monotonic() < deadline:
-        time.sleep(2)
-        now = int(rpc.call("getblockcount"))
-        if now == height:
-            break
-        height = now
-    return height
-
-
-def mine_blocks(rpc: Rpc, count: int, start: int, address: str, patience: float) -> tuple[list[str], int]:
-    """Mine `count` blocks from height `start` in batches: the hashes seen, and how many blocks
-    were mined by calls that got no answer in time (the height says; nothing is mined twice)."""
-    hashes: list[str] = []
-    unseen = 0
-    while len(hashes) + unseen < count:
-        height = start + len(hashes) + unseen
-        try:
-            hashes.extend(rpc.call("generatetoaddress", min(_BATCH, count - len(hashes) - unseen), address))
-        except RpcUnavailable:
-            # No answer within rpc_timeout: the node may still be mining that call's blocks.
-            # Wait until it answers and its height holds still, count what it mined, go on.
-            unseen += max(0, _settled_height(rpc, patience) - height)
-    return hashes, unseen
+from ..module_utils._chain import mine_blocks
+from ..module_utils._rpc import RpcError, ensure_wallet, from_params, node_module, require_address
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from ansible_collections.peerlab.bitcoin.plugins.module_utils import _chain as mine
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._rpc import RpcUnavailable
-from ansible_collections.peerlab.bitcoin.plugins.modules import mine
 
 
 class SlowNode:
