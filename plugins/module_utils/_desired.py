@@ -309,7 +309,7 @@ def bus_container(d: Deployment) -> ContainerSpec:
                     "--http_port", str(_names.BUS_MONITOR_PORT)),
         # One Go processor: a lab's few hundred events a second need no more, and idle spinning costs CPU.
         env={"GOMAXPROCS": "1"}, networks=(d.settings.graphite.network,), memory=collector.bus_memory,
-        healthcheck=_health(f"http://127.0.0.1:{_names.BUS_MONITOR_PORT}/healthz")))
+        healthcheck=_health(_names.BUS_MONITOR_PORT, "/healthz")))
 
 
 def observer_container(d: Deployment) -> ContainerSpec:
@@ -324,11 +324,14 @@ def observer_container(d: Deployment) -> ContainerSpec:
                 Mount("volume", collector.events_volume, "/var/lib/peerlab/events",
                       labels={_names.ROLE: "events-archive", **d.owner.labels()})),
         published=published, memory=collector.observer_memory,
-        healthcheck=_health(f"http://127.0.0.1:{_names.OBSERVER_METRICS_PORT}/healthz")))
+        healthcheck=_health(_names.OBSERVER_METRICS_PORT, "/healthz")))
 
 
-def _health(url: str) -> dict[str, Any]:
-    return {"Test": ["CMD", "python3", "-c", f"import urllib.request; urllib.request.urlopen('{url}', timeout=4)"],
+def _health(port: int, path: str) -> dict[str, Any]:
+    """Healthy while 127.0.0.1:<port><path> answers 200 inside the container."""
+    probe = (f"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', {port}, timeout=4); "
+             f"c.request('GET', '{path}'); sys.exit(c.getresponse().status != 200)")
+    return {"Test": ["CMD", "python3", "-c", probe],
             "Interval": 10 * 10**9, "Timeout": 5 * 10**9, "StartPeriod": 20 * 10**9, "Retries": 3}
 
 

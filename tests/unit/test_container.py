@@ -127,6 +127,16 @@ def test_a_health_url_answers_only_with_its_query() -> None:
         port = server.server_address[1]
         assert _answers(f"http://127.0.0.1:{port}/metrics/find?query=*")
         assert not _answers(f"http://127.0.0.1:{port}/metrics/find")
+        # the health check a monitoring container runs inside itself: the same rule, in one line of Python
+        import subprocess
+        import sys
+
+        from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import _health
+
+        for path, status in (("/metrics/find?query=*", 0), ("/healthz", 1)):
+            probe = _health(port, path)["Test"]
+            assert probe[:3] == ["CMD", "python3", "-c"]
+            assert subprocess.run([sys.executable, "-c", probe[3]], timeout=30, check=False).returncode == status
     finally:
         server.shutdown()
         server.server_close()
