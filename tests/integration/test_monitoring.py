@@ -38,6 +38,7 @@ MONITORING = {
     "collector_prometheus_publish": "127.0.0.1:19332",
     "collector_bus_container": "peerlab-test-bus",
     "collector_observer_container": "peerlab-test-observer",
+    "collector_events_volume": "peerlab-test-events",
     "collector_events_publish": "",
     "collector_observer_prometheus_publish": "127.0.0.1:19334",
     "grafana_container": "peerlab-test-grafana",
@@ -52,7 +53,7 @@ def remove_monitoring(client: docker.DockerClient) -> None:
     for name in ("peerlab-test-collector", "peerlab-test-graphite", "peerlab-test-grafana", "peerlab-test-bus", "peerlab-test-observer"):
         for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
             container.remove(force=True, v=True)
-    for name in ("peerlab-test-graphite-data", "peerlab-test-grafana-data"):
+    for name in ("peerlab-test-graphite-data", "peerlab-test-grafana-data", "peerlab-test-events"):
         for volume in client.volumes.list(filters={"name": name}):
             if volume.name == name:
                 volume.remove(force=True)

@@ -43,6 +43,7 @@ MONITORING = {
     "collector_prometheus_publish": "",
     "collector_bus_container": "peerlab-obs-bus",
     "collector_observer_container": "peerlab-obs-observer",
+    "collector_events_volume": "peerlab-obs-events",
     "collector_events_publish": "127.0.0.1:18091",
     "collector_observer_prometheus_publish": "127.0.0.1:19333",
     "grafana_container": "peerlab-obs-grafana",
