@@ -240,14 +240,17 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         noop, report = playbook(inventory, "deploy.yml")
         changed = sum(host.get("changed", 0) for host in report["stats"].values())
         result.update(noop=round(noop, 2), noop_changed=changed, trivial=trivial(inventory))
+        # Teardown of the network alone: what the floor's teardown does.
+        down, _report = playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true")
+        result["teardown"] = round(down, 2)
         # The same network with the monitoring stack on, as `make deploy` runs it (names of its own).
         stack = ["-e", json.dumps({"peerlab_monitoring": True, **BENCH_STACK})]
-        playbook(inventory, "deploy.yml", *stack)
+        cold_on, _report = playbook(inventory, "deploy.yml", *stack)
         noop_on, report = playbook(inventory, "deploy.yml", *stack)
-        result.update(noop_monitoring=round(noop_on, 2),
+        result.update(cold_monitoring=round(cold_on, 2), noop_monitoring=round(noop_on, 2),
                       noop_monitoring_changed=sum(host.get("changed", 0) for host in report["stats"].values()))
-        down, _report = playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true", *stack)
-        result["teardown"] = round(down, 2)
+        down_on, _report = playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true", *stack)
+        result["teardown_monitoring"] = round(down_on, 2)
         return result
     finally:
         for container in client.containers.list(all=True, filters={"label": "peerlab.network=bench"}):
@@ -283,6 +286,10 @@ def trivial(inventory: Path) -> float:
     return round(statistics.median(playbook(inventory, str(plays))[0] for _run in range(3)), 2)
 
 
+def seconds(result: dict[str, Any], key: str) -> str:
+    return f"{result[key]:.2f}" if key in result else "-"
+
+
 def cell(phases_of: dict[str, Any], phase: str) -> str:
     """A phase's end time, or '-' when the playbook has no separate task for it."""
     return f"{phases_of[phase]:.1f}" if phase in phases_of else "-"
@@ -293,16 +300,18 @@ def table(run: dict[str, Any]) -> str:
     lines = [f"\n### {info['date']}, commit {info['commit']}: {info['cores']} cores, {info['memory_gib']} GiB, "
              f"Docker {info['docker']}, kernel {info['kernel']}{' - ' + run['note'] if run.get('note') else ''}\n",
              "| shape | N | floor (s) | peerlab cold (s) | ratio | images | containers | links | chain | no-op re-run (s) "
-             "| no-op, monitoring on (s) | no-op changed | trivial playbook (s) | teardown floor, peerlab (s) "
-             "| RSS/node floor, peerlab (MB) |",
+             "| no-op changed | trivial playbook (s) | teardown floor, peerlab (s) "
+             "| monitoring on: cold, no-op, teardown (s) | RSS/node floor, peerlab (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in run["rows"]:
         fl, pl = row["floor"], row["peerlab"]
         lines.append(f"| {row['shape']} | {row['n']} | {fl['chain']:.2f} | {pl['total']:.2f} | {pl['total'] / fl['chain']:.1f}x "
                      f"| {cell(pl, 'images')} | {cell(pl, 'containers')} | {cell(pl, 'links')} "
-                     f"| {cell(pl, 'chain')} | {pl['noop']:.2f} | {pl.get('noop_monitoring', float('nan')):.2f} "
+                     f"| {cell(pl, 'chain')} | {pl['noop']:.2f} "
                      f"| {pl['noop_changed']}, {pl.get('noop_monitoring_changed', '-')} | {pl.get('trivial', float('nan')):.2f} "
-                     f"| {fl.get('teardown', float('nan')):.2f}, {pl['teardown']:.2f} | {fl['rss_mb']}, {pl['rss_mb']} |")
+                     f"| {fl.get('teardown', float('nan')):.2f}, {pl['teardown']:.2f} "
+                     f"| {seconds(pl, 'cold_monitoring')}, {seconds(pl, 'noop_monitoring')}, {seconds(pl, 'teardown_monitoring')} "
+                     f"| {fl['rss_mb']}, {pl['rss_mb']} |")
     return "\n".join(lines) + "\n"
 
 

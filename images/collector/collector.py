@@ -30,6 +30,7 @@ import ipaddress
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import sys
@@ -494,6 +495,15 @@ def log(message: str) -> None:
     print(f"peerlab-collector: {message}", file=sys.stderr, flush=True)
 
 
+# Set by SIGTERM: a program's main loop ends after its current step. Python as a container's PID 1
+# ignores SIGTERM otherwise, and `docker stop` waits its whole timeout (10 s) before it kills.
+STOPPING = threading.Event()
+
+
+def stop_on_sigterm() -> None:
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: STOPPING.set())
+
+
 class DockerConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float = 20.0) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -542,7 +552,7 @@ class ConfigFile:
         """Sleep for `seconds`, or less: until the file changes (a deploy added or removed a node,
         and the portal waits to see it). One stat() per step."""
         deadline = clock() + seconds
-        while (left := deadline - clock()) > 0:
+        while not STOPPING.is_set() and (left := deadline - clock()) > 0:
             try:
                 if os.stat(self.path).st_mtime != self.stamp:
                     return
@@ -915,7 +925,7 @@ class Collector:
     def run(self) -> None:
         threading.Thread(target=serve_prometheus, args=(self,), daemon=True).start()
         threading.Thread(target=serve_statsd, args=(self.statsd,), daemon=True).start()
-        while True:
+        while not STOPPING.is_set():
             started = time.monotonic()
             self.reload()
             if self.config:
@@ -967,7 +977,10 @@ def serve_statsd(statsd: Statsd) -> None:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     log(f"starting; configuration {CONFIG}")
-    while not os.path.exists(CONFIG):
-        time.sleep(1)
-    Collector().run()
+    while not os.path.exists(CONFIG) and not STOPPING.is_set():
+        time.sleep(0.5)
+    if not STOPPING.is_set():
+        Collector().run()
+    log("stopped")

@@ -606,9 +606,11 @@ class Observer:
         threading.Thread(target=Server(("0.0.0.0", WEBSOCKET_PORT), Handler).serve_forever, daemon=True).start()
         metrics_server = Server(("0.0.0.0", PROMETHEUS_PORT), Handler)
         threading.Thread(target=metrics_server.serve_forever, daemon=True).start()
-        while not self.config:
+        while not self.config and not collector.STOPPING.is_set():
             self.reload()
-            time.sleep(1)
+            time.sleep(0.5)
+        if not self.config:
+            return
         self.bus = events.Bus(self.config.get("bus", "peerlab-bus:4222"), "peerlab-observer", self.on_message)
         self.bus.subscribe("peerlab.>")
         self.bus.start()
@@ -620,6 +622,8 @@ class Observer:
                 self.archive.flush(time.time())
             except OSError as error:
                 log(f"archive {ARCHIVE}: {error}")
+            if collector.STOPPING.is_set():
+                return  # what arrived until now is archived
             samples = self.metrics.samples(time.time(), interval) + self.own_samples(interval)
             self.latest = samples
             self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), collector.carbon_lines(samples, int(time.time())))
@@ -629,5 +633,7 @@ class Observer:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["replay"]:
         sys.exit(replay_main(sys.argv[2:]))
+    collector.stop_on_sigterm()
     log(f"starting; configuration {CONFIG}")
     Observer().run()
+    log("stopped")

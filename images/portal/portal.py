@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -586,6 +587,8 @@ def main() -> None:
 
     server = make_server(host.strip("[]"), int(port), app, threaded=True)
     log(f"listening on http://{config.get('listen')} (inventory {', '.join(config['inventory'])})")
+    # Python as a container's PID 1 ignores SIGTERM: without this, `docker stop` waits 10 s and kills.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     server.serve_forever()
 
 

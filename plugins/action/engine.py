@@ -73,7 +73,7 @@ class ActionModule(ActionBase):
         if state == "present" and read:
             refusals = cross_host_refusals(context, read)
             if refusals:
-                return dict(result, failed=True, msg="refused before any change: " + " ".join(refusals), refusals=refusals)
+                return dict(result, failed=True, msg="refused before any change: " + "; ".join(refusals), refusals=refusals)
         module_args: dict[str, Any] = {"state": state, "spec": dump(spec), "secrets": secrets(context, spec),
                                        "remote": remote_addresses(read, host)}
         if state == "chain":

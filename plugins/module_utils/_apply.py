@@ -394,6 +394,7 @@ def _links(docker: Docker, spec: HostSpec, secrets: Secrets, report: Report, che
             continue
         rpc_hosts = {entry["name"]: entry["rpc_host"] for entry in specs}
         tip = _first_blocks(part, states, rpc_hosts, secrets, settings, report)
+        report.mark("mined")
         if not tip:
             tip, _height = best_tip(states)
         if any(state.get("bestblockhash") != tip for state in states.values()):

@@ -172,7 +172,7 @@ def main() -> None:
         result["diff"] = {"before": "".join(f"{line}\n" for line in sorted(report.before)),
                           "after": "".join(f"{line}\n" for line in sorted(report.after))}
     if report.refusals:
-        module.fail_json(msg="refused before any change: " + " ".join(report.refusals), **result)
+        module.fail_json(msg="refused before any change: " + "; ".join(report.refusals), **result)
     if report.failures:
         module.fail_json(msg=" ".join(report.failures), **result)
     module.exit_json(**result)

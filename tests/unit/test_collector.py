@@ -243,6 +243,36 @@ def test_the_wait_between_polls_ends_when_the_configuration_changes(tmp_path: Pa
     assert config.changed() == {"interval": 10, "networks": {}}
 
 
+def test_sigterm_ends_the_wait_so_docker_stop_does_not_wait_its_timeout(tmp_path: Path) -> None:
+    """Python as PID 1 ignores SIGTERM: the collector and the observer install a handler, and
+    their wait between polls ends at the next step instead of after the interval."""
+    import os
+    import signal
+
+    path = tmp_path / "collector.json"
+    path.write_text("{}")
+    config = collector.ConfigFile(str(path))
+    config.changed()
+    now = [0.0]
+    sent: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 0.2 and not sent:
+            sent.append(now[0])
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before kill() returns
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        collector.stop_on_sigterm()
+        config.wait(30, step=0.05, clock=lambda: now[0], sleep=sleep)
+        assert collector.STOPPING.is_set()
+        assert 0.2 <= now[0] < 0.3, "the wait ends at the step after the signal"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        collector.STOPPING.clear()
+
+
 def test_a_node_just_added_and_not_answering_is_polled_again_soon() -> None:
     down = [collector.Sample(("node", "lab", "n1"), "up", 1), collector.Sample(("node", "lab", "n6"), "up", 0)]
     up = [collector.Sample(("node", "lab", "n1"), "up", 1), collector.Sample(("node", "lab", "n6"), "up", 1)]
