@@ -41,15 +41,17 @@ _spec.loader.exec_module(collector)
 sys.path.insert(0, str(ROOT / "tools"))
 import eventlog  # the logger's websocket client
 
+_bench = importlib.util.spec_from_file_location("peerlab_bench", ROOT / "bench" / "bench.py")
+assert _bench and _bench.loader
+bench = importlib.util.module_from_spec(_bench)
+_bench.loader.exec_module(bench)
+
 BIN = ROOT / ".venv" / "bin"
 NETWORK = "cbench"
-SETTINGS = {"peerlab_monitoring": True, "graphite_container": "peerlab-bench-graphite",
-            "graphite_volume": "peerlab-bench-graphite-data", "graphite_network": "peerlab-bench-monitoring",
-            "graphite_publish": "127.0.0.1:18081", "collector_container": "peerlab-bench-collector",
-            "collector_prometheus_publish": "", "collector_bus_container": "peerlab-bench-bus",
-            "collector_observer_container": "peerlab-bench-observer", "collector_events_publish": "127.0.0.1:18191",
-            "collector_observer_prometheus_publish": "127.0.0.1:19433", "grafana_container": "peerlab-bench-grafana",
-            "grafana_volume": "peerlab-bench-grafana-data", "grafana_publish": ""}
+# The bench's own monitoring stack (names, volumes and network of its own: never a lab's), with
+# the ports this bench reads published on the loopback.
+SETTINGS = {**bench.BENCH_STACK, "peerlab_monitoring": True, "graphite_publish": "127.0.0.1:18081",
+            "collector_events_publish": "127.0.0.1:18191", "collector_observer_prometheus_publish": "127.0.0.1:19433"}
 
 
 def playbook(inventory: Path, name: str, *args: str) -> None:
