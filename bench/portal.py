@@ -91,7 +91,9 @@ def main() -> None:
             deadline = time.monotonic() + 120
             while not driver.execute_script("return window.peerlab && window.peerlab.graph.renderedAt"):
                 if time.monotonic() > deadline:
-                    raise SystemExit("the graph was not drawn within 120 s")
+                    shown = driver.find_element(By.TAG_NAME, "body").text[:1500]
+                    raise SystemExit(f"the graph was not drawn within 120 s; the page says:\n{shown}\n"
+                                     f"the portal's log ends:\n{container.logs()[-2000:].decode()}")
                 time.sleep(0.05)
             loads.append(dict(driver.execute_script(
                 "const g = window.peerlab.graph; return {rendered_ms: g.renderedAt, layout_ms: g.layoutMs,"
