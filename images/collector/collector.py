@@ -58,14 +58,15 @@ COUNTERS = frozenset({
     "bandwidth.bytes_sent", "bandwidth.bytes_received", "message.received", "message.sent",
     "transactions.accepted", "mining.blocks_mined", "restarts", "system.disk_read_bytes",
     "system.disk_write_bytes", "system.net_rx_bytes", "system.net_tx_bytes", "blocks.propagated",
-    "net_rx_bytes", "net_tx_bytes", "traffic", "connections", "alerts",
+    "net_rx_bytes", "net_tx_bytes", "traffic", "connections", "alerts", "observer.events_dropped",
+    "observer.handler_errors", "observer.websocket_slow_dropped",
 })
 # The label a keyed metric's last Graphite path segment becomes in Prometheus.
 KEY_LABELS: dict[str, str | tuple[str, ...]] = {
     "peers.type": "type", "peers.network": "net", "bandwidth.sent_by_msg": "msg",
     "bandwidth.received_by_msg": "msg", "message.received": "msg", "message.sent": "msg",
     "ping.peer": "peer", "minping.peer": "peer", "connections": "event", "traffic": ("source", "target"),
-    "alerts": "detector",
+    "alerts": "detector", "observer.events_dropped": "reason",
 }
 SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 # bitcoind's cookie, below the container's data directory (mainnet's is at its top).

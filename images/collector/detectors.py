@@ -64,6 +64,24 @@ class NodeWatch:
     short_silent: dict[str, deque[float]] = field(default_factory=dict)  # address host -> close times
 
 
+PER_PEER = ("addr-flood", "ping-spam")  # detectors whose episodes are a peer's
+
+
+def forget(watch: NodeWatch, connected: set[int]) -> set[int]:
+    """Drop what is kept per peer for peers getpeerinfo no longer lists. Peer ids only grow while
+    bitcoind runs, so an id above the highest listed may be a peer that connected after the poll:
+    kept. Without debug=net no "Cleared nodestate" line says a peer left; this bounds the state."""
+    if not connected:
+        return set()
+    newest = max(connected)
+    gone: set[int] = set()
+    for table in (watch.buckets, watch.pings, watch.connections):
+        for peer in [peer for peer in table if peer not in connected and peer < newest]:
+            del table[peer]
+            gone.add(peer)
+    return gone
+
+
 class Detectors:
     def __init__(self, settings: dict[str, Any] | None = None, interval: float = 10.0) -> None:
         self.configure(settings or {}, interval)
@@ -104,8 +122,10 @@ class Detectors:
         if kind == "addr":
             peer = int(event.get("peer", -1))
             tokens, at = watch.buckets.get(peer, (s["addr_burst"], when))
-            tokens = min(s["addr_burst"], tokens + (when - at) * s["addr_rate"]) - int(event.get("addresses", 0))
-            watch.buckets[peer] = (tokens, when)
+            # Lines can arrive out of order (Docker's timestamps on a busy host): an earlier time
+            # refills nothing, and the bucket's clock never goes back.
+            tokens = min(s["addr_burst"], tokens + max(0.0, when - at) * s["addr_rate"]) - int(event.get("addresses", 0))
+            watch.buckets[peer] = (tokens, max(at, when))
             if self.episode(("addr-flood", network, node, str(peer)), tokens < 0):
                 out.append(self.alert(event, "addr-flood", f"peer {peer} ({event.get('addr') or '?'}) sent more addresses than "
                                       f"{s['addr_burst']:.0f} at once plus {s['addr_rate']}/s (bitcoind rate-limited "
@@ -147,11 +167,15 @@ class Detectors:
         connection = watch.connections.pop(peer, None)
         if connection is None or connection.relayed or when - connection.opened > s["listen_seconds"]:
             return []
-        host = events.peer_host(connection.addr)
+        # Without logips bitcoind names no address: then each peer is its own source (peer ids are
+        # never reused while bitcoind runs), never one source "" for every peer.
+        host = events.peer_host(connection.addr) or f"peer {peer}"
         closes = watch.short_silent.setdefault(host, deque())
         closes.append(when)
         while closes and when - closes[0] > s["listen_window"]:
             closes.popleft()
+        for other in [key for key, times in watch.short_silent.items() if not times or when - times[-1] > s["listen_window"]]:
+            del watch.short_silent[other]  # sources quiet for a whole window are forgotten
         if self.episode(("connect-listen", event["network"], event["node"], host), len(closes) >= s["listen_connections"]):
             return [self.alert(event, "connect-listen", f"{host} made {len(closes)} connections shorter than "
                                f"{s['listen_seconds']:.0f} s without relaying an inv or tx within {s['listen_window']:.0f} s",
@@ -188,8 +212,17 @@ class Detectors:
             if watch.restarts is not None and restarts > watch.restarts:
                 out.append(self.alert(event, "restart", f"bitcoind started again ({restarts - watch.restarts} time(s); "
                                       f"{restarts} in all)", restarts=restarts))
+                # A new bitcoind numbers its peers from 0 again: nothing about the old ones carries over.
+                watch.buckets.clear()
+                watch.pings.clear()
+                watch.connections.clear()
+                for key in [key for key in self.active if key[1:3] == (network, node) and key[0] in PER_PEER]:
+                    self.active.discard(key)
             watch.restarts = restarts
         peers = event.get("peers") or []
+        gone = {str(peer) for peer in forget(watch, {peer["id"] for peer in peers if isinstance(peer.get("id"), int)})}
+        for key in [key for key in self.active if key[0] in PER_PEER and key[1:3] == (network, node) and key[3] in gone]:
+            self.active.discard(key)
         inbound = sum(1 for peer in peers if peer.get("inbound"))
         if watch.inbound is not None and watch.inbound - inbound >= s["inbound_drop"]:
             out.append(self.alert(event, "inbound-drop", f"inbound peers fell from {watch.inbound} to {inbound} in one poll",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import queue
 import re
 import socket
@@ -24,7 +25,103 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA = 1
-KINDS = ("msg", "conn", "block", "tx", "addr", "poll", "alert", "propagation")
+
+# The schema: the fields every event has, then each kind's required and optional fields with the
+# types they may hold. One table for the extractor (its tests check what it makes against it), the
+# observer (it drops and counts what does not fit, before any detector sees it), the detectors and
+# the logger.
+_NUMBER: tuple[type, ...] = (int, float)
+_TEXT_OR_NONE: tuple[type, ...] = (str, type(None))
+_NUMBER_OR_NONE: tuple[type, ...] = (int, float, type(None))
+COMMON: dict[str, Any] = {"v": int, "kind": str, "network": str, "node": str, "time": _NUMBER}
+_PEER_FIELDS: dict[str, Any] = {"peer": int, "addr": _TEXT_OR_NONE, "conn_type": _TEXT_OR_NONE, "peer_node": _TEXT_OR_NONE}
+FIELDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "msg": ({"dir": str, "type": str, "size": int, "peer": int}, {**_PEER_FIELDS, "command": str}),
+    "conn": ({"event": str}, {**_PEER_FIELDS, "reason": str, "transport": str, "version": int, "blocks": int}),
+    "block": ({"hash": str, "height": int}, {"mined": bool, "connect_seconds": _NUMBER, "made": _NUMBER}),
+    "tx": ({"event": str, "txid": str}, {**_PEER_FIELDS, "reason": str}),
+    "addr": ({"addresses": int, "peer": int}, {**_PEER_FIELDS, "processed": int, "rate_limited": int}),
+    "poll": ({"up": bool}, {"container": str, "restarts": int, "addresses": list, "tip": str, "height": int, "headers": int,
+                            "progress": _NUMBER_OR_NONE, "peers": list, "bytes": dict, "mempool": dict, "uptime": int}),
+    "alert": ({"detector": str, "message": str}, {"peer": int, "addr": str, "height": int}),
+    "propagation": ({"hash": str, "height": int, "seconds": _NUMBER}, {"first": str, "last": str}),
+}
+KINDS = tuple(FIELDS)
+_POLL_PEER: dict[str, Any] = {"id": (int, type(None)), "addr": str, "node": _TEXT_OR_NONE, "inbound": bool, "conn_type": str}
+# A node or network name as the subject carries it (topology names; "_network" for network-wide alerts).
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_HASH = re.compile(r"^[0-9a-f]{64}$")  # block hashes and txids as bitcoind logs them
+# P2P message types (Bitcoin Core's protocol.h, ALL_NET_MESSAGE_TYPES). bitcoind logs a received
+# message's type before it knows it, so a peer can name any: anything else is "other" (its name in
+# `command`, for the feed), and peers cannot make new metric series.
+MESSAGE_TYPES = frozenset({
+    "version", "verack", "addr", "addrv2", "sendaddrv2", "inv", "getdata", "merkleblock", "getblocks", "getheaders", "tx",
+    "headers", "block", "getaddr", "mempool", "ping", "pong", "notfound", "filterload", "filteradd", "filterclear",
+    "sendheaders", "feefilter", "sendcmpct", "cmpctblock", "getblocktxn", "blocktxn", "getcfilters", "cfilter",
+    "getcfheaders", "cfheaders", "getcfcheckpt", "cfcheckpt", "wtxidrelay", "sendtxrcncl",
+})
+
+
+def message_type(name: str) -> dict[str, str]:
+    """The event's `type` for a logged message type (and `command` for an unknown one)."""
+    return {"type": name} if name in MESSAGE_TYPES else {"type": "other", "command": name[:12]}
+MAX_EVENT_BYTES = 1 << 20
+
+
+class BadEvent(ValueError):
+    """An event that does not fit the schema; `reason` is a short, bounded name to count it by."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def _fits(value: Any, types: Any) -> bool:
+    accepted = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, bool) and bool not in accepted:
+        return False  # True is an int to Python, not to the schema
+    if isinstance(value, float) and not math.isfinite(value):
+        return False  # NaN and Infinity parse as JSON here, and no comparison holds on them
+    return isinstance(value, accepted)
+
+
+def check(payload: bytes) -> dict[str, Any]:
+    """The event in a bus payload, if it fits the schema; else BadEvent naming why (the reason is
+    one of a few fixed words: a payload cannot make new metric names)."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise BadEvent("too-large", f"{len(payload)} bytes")
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError) as error:
+        raise BadEvent("not-json", str(error)[:80]) from None
+    if not isinstance(event, dict):
+        raise BadEvent("not-an-object", type(event).__name__)
+    if event.get("v") != SCHEMA or isinstance(event.get("v"), bool):
+        raise BadEvent("schema-version", repr(event.get("v"))[:20])
+    if not isinstance(event.get("kind"), str) or event["kind"] not in FIELDS:
+        raise BadEvent("unknown-kind", repr(event.get("kind"))[:40])
+    required, optional = FIELDS[event["kind"]]
+    for name, types in {**COMMON, **required}.items():
+        if name not in event:
+            raise BadEvent("missing-field", name)
+        if not _fits(event[name], types):
+            raise BadEvent("wrong-type", name)
+    for name, types in optional.items():
+        if name in event and not _fits(event[name], types):
+            raise BadEvent("wrong-type", name)
+    for name in ("network", "node"):
+        if not _NAME.match(event[name]):
+            raise BadEvent("bad-name", name)
+    for name in ("hash", "txid", "tip"):
+        if name in event and not _HASH.match(event[name]):
+            raise BadEvent("bad-value", name)
+    if event["kind"] == "msg" and (event["dir"] not in ("in", "out") or event["size"] < 0
+                                   or (event["type"] not in MESSAGE_TYPES and event["type"] != "other")):
+        raise BadEvent("bad-value", "dir, size or type")
+    for peer in event.get("peers") or []:
+        if not isinstance(peer, dict) or any(key in peer and not _fits(peer[key], types) for key, types in _POLL_PEER.items()):
+            raise BadEvent("wrong-type", "peers")
+    return event
 
 # bitcoind's own timestamp at the start of a line (Docker adds its own before it).
 SUPPRESSING = "[*] "
@@ -166,10 +263,10 @@ class NodeLog:
                 if _BLOCK_MESSAGE.match(line):
                     self.block_message = True
                     self.data_at = when if _BLOCK_DATA.match(line) else None
-                return [make("msg", self.network, self.node, when, dir="in", type=match[1], size=int(match[2]),
+                return [make("msg", self.network, self.node, when, dir="in", **message_type(match[1]), size=int(match[2]),
                              **self.peer_fields(int(match[3]), match[4]))]
             if match := _SENDING.match(line):
-                return [make("msg", self.network, self.node, when, dir="out", type=match[1], size=int(match[2]),
+                return [make("msg", self.network, self.node, when, dir="out", **message_type(match[1]), size=int(match[2]),
                              **self.peer_fields(int(match[3]), match[4]))]
             if match := _ADDR.match(line):
                 return [make("addr", self.network, self.node, when, addresses=int(match[1]), processed=int(match[2]),
@@ -310,6 +407,8 @@ class Bus:
         self.dropped = 0
         self.published = 0
         self.connected = threading.Event()
+        self.handler_errors = 0
+        self._complained = 0.0
         self._socket: socket.socket | None = None
         self._lock = threading.Lock()
 
@@ -341,8 +440,8 @@ class Bus:
         while True:
             try:
                 self._session()
-            except (OSError, ValueError) as error:
-                _log(f"{self.address}: {error}; connecting again")
+            except Exception as error:  # whatever broke this session, the next one starts clean
+                _log(f"{self.address}: {type(error).__name__}: {error}; connecting again")
             self.connected.clear()
             time.sleep(1)
 
@@ -372,7 +471,7 @@ class Bus:
                     size = int(parts[-1])
                     payload = reader.read(size + 2)[:size]
                     if self.on_message is not None:
-                        self.on_message(parts[1].decode(), payload)
+                        self._deliver(parts[1].decode(errors="replace"), payload)
                 elif line.startswith(b"PING"):
                     with self._lock:
                         sock.sendall(b"PONG\r\n")
@@ -383,6 +482,19 @@ class Bus:
         finally:
             self._socket = None
             sock.close()
+
+    def _deliver(self, subject_name: str, payload: bytes) -> None:
+        """A message to on_message: its failure is counted and logged (once a second at most), and
+        the reader goes on with the next message."""
+        assert self.on_message is not None
+        try:
+            self.on_message(subject_name, payload)
+        except Exception as error:
+            self.handler_errors += 1
+            now = time.monotonic()
+            if now - self._complained >= 1.0:
+                self._complained = now
+                _log(f"a message on {subject_name[:80]} failed in its handler: {type(error).__name__}: {error}")
 
     def _write(self, sock: socket.socket) -> None:
         while self._socket is sock:

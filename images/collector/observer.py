@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import base64
 import calendar
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -319,13 +320,17 @@ def text_frame(payload: bytes) -> bytes:
     return head + payload
 
 
+# A client's own frames (it has nothing to send but a close or a ping) and how many may follow.
+MAX_CLIENT_FRAME = 4096
+MAX_SUBSCRIBERS = 64
+
+
 @dataclass(eq=False)  # each subscriber is itself (hashable by identity)
 class Subscriber:
     network: str
     nodes: frozenset[str]
     types: frozenset[str]
     frames: queue.Queue[bytes | None] = field(default_factory=lambda: queue.Queue(maxsize=10_000))
-    dropped: int = 0
 
 
 def subscription(path: str) -> Subscriber:
@@ -342,6 +347,7 @@ class Feed:
         self.subscribers: set[Subscriber] = set()
         self.lock = threading.Lock()
         self.sent = 0
+        self.slow = 0  # subscribers dropped for not reading
 
     def broadcast(self, event: dict[str, Any], payload: bytes) -> None:
         with self.lock:
@@ -354,7 +360,23 @@ class Feed:
                 sub.frames.put_nowait(frame)
                 self.sent += 1
             except queue.Full:
-                sub.dropped += 1
+                # 10,000 frames behind: a client that does not read. It leaves the feed (counted);
+                # its connection ends when its writer gets the end mark.
+                with self.lock:
+                    self.subscribers.discard(sub)
+                self.slow += 1
+                end(sub)
+
+
+def end(sub: Subscriber) -> None:
+    """Mark a subscription's end in its queue, making room if it is full."""
+    while True:
+        try:
+            sub.frames.put_nowait(None)
+            return
+        except queue.Full:
+            with contextlib.suppress(queue.Empty):
+                sub.frames.get_nowait()
 
 
 def _recent(last_alerts: dict[str, dict[str, Any]], now: float, active: float) -> list[dict[str, Any]]:
@@ -376,8 +398,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = json.dumps(self.observer.metrics.state(time.time(), float(self.observer.config.get("interval", 10)))).encode()
             self._answer(200, body, "application/json")
         elif path == "/healthz":
-            ready = self.observer.bus is not None and self.observer.bus.connected.is_set()
-            self._answer(200 if ready else 503, b"ok\n" if ready else b"bus not connected\n", "text/plain")
+            problem = self.observer.health(time.monotonic())
+            self._answer(503 if problem else 200, f"{problem or 'ok'}\n".encode(), "text/plain")
         elif path == "/events" and self.headers.get("Upgrade", "").lower() == "websocket":
             self._websocket()
         else:
@@ -396,11 +418,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not key:
             self._answer(400, b"Sec-WebSocket-Key missing\n", "text/plain")
             return
+        # A browser always sends Origin: only the portal's pages may read the feed (it carries peers'
+        # addresses), never another site the user has open. Programs (make events) send none.
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in self.observer.config.get("feed_origins", []):
+            self._answer(403, b"this Origin may not read the feed\n", "text/plain")
+            return
         # Subscribed before the answer: a client that has read the 101 gets every event from then on.
         sub = subscription(self.path)
         feed = self.observer.feed
         with feed.lock:
-            feed.subscribers.add(sub)
+            full = len(feed.subscribers) >= MAX_SUBSCRIBERS
+            if not full:
+                feed.subscribers.add(sub)
+        if full:
+            self._answer(503, f"the feed has {MAX_SUBSCRIBERS} subscribers already\n".encode(), "text/plain")
+            return
         try:
             self.send_response(101)
             self.send_header("Upgrade", "websocket")
@@ -424,7 +457,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 feed.subscribers.discard(sub)
 
     def _drain(self, sub: Subscriber) -> None:
-        """Read (and drop) what the client sends; its close or EOF ends the subscription."""
+        """Read (and drop) what the client sends; its close or EOF, a frame above MAX_CLIENT_FRAME
+        or anything unexpected ends the subscription."""
         try:
             while True:
                 head = self.rfile.read(2)
@@ -435,10 +469,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     size = int.from_bytes(self.rfile.read(2), "big")
                 elif size == 127:
                     size = int.from_bytes(self.rfile.read(8), "big")
-                self.rfile.read(size + (4 if head[1] & 0x80 else 0))
-        except OSError:
+                if size > MAX_CLIENT_FRAME:
+                    break  # a client has nothing to say to the feed that needs more
+                left = size + (4 if head[1] & 0x80 else 0)
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 65536))
+                    if not chunk:
+                        raise OSError("the client went away")
+                    left -= len(chunk)
+        except Exception:  # whatever the client sent, this subscription ends and the feed goes on
             pass
-        sub.frames.put(None)
+        end(sub)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -558,6 +599,10 @@ class Observer:
         self.received = 0
         self.lock = threading.Lock()
         self.latency: list[float] = []  # seconds from the log line to here, since the last samples
+        self.dropped: dict[str, int] = {}  # events that did not fit the schema, by reason (events.BadEvent)
+        self.handler_errors = 0
+        self.complained = 0.0
+        self.started = self.last_event = time.monotonic()
 
     def reload(self) -> None:
         config = self.config_file.changed()
@@ -570,10 +615,40 @@ class Observer:
             log(f"configuration loaded: {len(self.config.get('networks', {}))} networks")
 
     def on_message(self, _subject: str, payload: bytes) -> None:
+        """One payload from the bus. What does not fit the schema is dropped and counted by reason;
+        an error in any handler is logged and counted: no input stops the observer."""
+        self.last_event = time.monotonic()
         try:
-            event = json.loads(payload)
-        except ValueError:
+            event = events.check(payload)
+        except events.BadEvent as bad:
+            self.dropped[bad.reason] = self.dropped.get(bad.reason, 0) + 1
+            self._complain(f"dropped an event: {bad}")
             return
+        try:
+            self._take(event, payload)
+        except Exception as error:  # a handler's defect must not end the bus's reader
+            self.handler_errors += 1
+            self._complain(f"an event's handling failed ({type(error).__name__}: {error}); kind {event['kind']}, "
+                           f"{event['network']}/{event['node']}")
+
+    def health(self, now: float) -> str:
+        """'' when the observer works: connected to the bus, and an event arrived within two
+        collection intervals (the collectors poll every node each interval); else what is wrong."""
+        if self.bus is None or not self.bus.connected.is_set():
+            return "bus not connected"
+        quiet = now - self.last_event
+        if quiet > 2 * float(self.config.get("interval", 10)):
+            return f"no event from the bus for {quiet:.0f} s"
+        return ""
+
+    def _complain(self, message: str) -> None:
+        """Log a problem, at most once a second (a flood of bad events must not flood the log)."""
+        now = time.monotonic()
+        if now - self.complained >= 1.0:
+            self.complained = now
+            log(message)
+
+    def _take(self, event: dict[str, Any], payload: bytes) -> None:
         now = time.time()
         self.received += 1
         if event.get("kind") in ("msg", "conn", "block", "tx"):
@@ -594,7 +669,10 @@ class Observer:
         latency, self.latency = self.latency, []
         out = [Sample(scope, "observer.events", self.received), Sample(scope, "observer.websocket_frames", self.feed.sent),
                Sample(scope, "observer.websocket_clients", len(self.feed.subscribers)),
-               Sample(scope, "observer.archived", self.archive.written)]
+               Sample(scope, "observer.archived", self.archive.written),
+               Sample(scope, "observer.handler_errors", self.handler_errors),
+               Sample(scope, "observer.websocket_slow_dropped", self.feed.slow)]
+        out += [Sample(scope, "observer.events_dropped", count, key=reason) for reason, count in sorted(self.dropped.items())]
         if latency:
             latency.sort()
             out += [Sample(scope, "observer.latency_median", statistics.median(latency)),

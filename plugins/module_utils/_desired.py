@@ -435,7 +435,19 @@ def collector_config(d: Deployment, host: str) -> dict[str, Any]:
 
 def observer_config(d: Deployment) -> dict[str, Any]:
     return {**collector_config(d, ""), "detectors": dict(d.settings.collector.detectors),
-            "archive_hours": d.settings.collector.archive_hours}
+            "archive_hours": d.settings.collector.archive_hours, "feed_origins": feed_origins(d.settings.portal.listen)}
+
+
+def feed_origins(listen: str) -> list[str]:
+    """The Origins a browser may read the event feed from: the portal's pages (on the loopback,
+    by either name). Other sites a user has open are refused; programs send no Origin."""
+    host, _sep, port = listen.rpartition(":")
+    names = [host]
+    if host in ("127.0.0.1", "localhost"):
+        names = ["127.0.0.1", "localhost"]
+    elif host in ("[::1]", "::1"):
+        names = ["[::1]", "localhost"]
+    return [f"http://{name}:{port}" for name in names]
 
 
 def portal_config(d: Deployment) -> dict[str, Any]:

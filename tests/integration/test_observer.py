@@ -5,6 +5,7 @@ collection intervals."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -237,12 +238,8 @@ def test_replay_gives_back_the_archived_events(lab: Lab, alerts: Alerts, client:
     assert wait_for(lambda: replayed(best) == set(NODES), timeout=3 * INTERVAL, interval=3), replayed(best)
 
 
-def test_after_the_bus_restarts_events_flow_again_by_themselves(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
-    bus = client.containers.get("peerlab-obs-bus")
-    bus.restart(timeout=2)
-    assert wait_for(healthy, timeout=30), "the observer is connected again"
-    # The collector connects again on its own (an attempt a second); until then what it reads waits
-    # in its queue. A block seen live on the feed by every node proves the whole path is back.
+def block_on_the_feed(client: docker.DockerClient) -> tuple[str, set[str]]:
+    """Mine a block on n1: its hash, and the nodes the feed showed taking it (live)."""
     seen: set[str] = set()
     events = logger.stream(FEED, NETWORK, types="block", timeout=1)
     next(events)  # subscribed
@@ -254,8 +251,74 @@ def test_after_the_bus_restarts_events_flow_again_by_themselves(lab: Lab, alerts
         if seen == set(NODES) or time.monotonic() > deadline:
             break
     events.close()
+    return mined, seen
+
+
+def test_after_the_bus_restarts_events_flow_again_by_themselves(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    bus = client.containers.get("peerlab-obs-bus")
+    bus.restart(timeout=2)
+    assert wait_for(healthy, timeout=30), "the observer is connected again"
+    # The collector connects again on its own (an attempt a second); until then what it reads waits
+    # in its queue. A block seen live on the feed by every node proves the whole path is back.
+    mined, seen = block_on_the_feed(client)
     assert seen == set(NODES), seen
     assert wait_for(lambda: replayed(mined) == set(NODES), timeout=3 * INTERVAL, interval=3), replayed(mined)
+
+
+# Published on the bus from the collector's container (on the monitoring network, like any client of
+# the bus): a block without its height (it once ended the observer's reader), payloads that are no
+# object, a null peer, bytes that are no JSON; then PING, and its PONG says the server has them all.
+PUBLISH_BAD = r"""
+import socket
+bad = [b'{"v":1,"kind":"block","network":"obs","node":"n1","time":1}', b'[]', b'1',
+       b'{"v":1,"kind":"msg","network":"obs","node":"n1","time":1,"dir":"in","type":"inv","size":1,"peer":null}',
+       bytes(range(256))]
+sock = socket.create_connection(("peerlab-obs-bus", 4222), timeout=10)
+reader = sock.makefile("rb")
+reader.readline()
+frames = b"".join(b"PUB peerlab.obs.n1.block %d
+%s
+" % (len(each), each) for each in bad)
+sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}
+' + frames + b"PING
+")
+while not reader.readline().startswith(b"PONG"):
+    pass
+print("published", len(bad))
+"""
+
+
+def dropped() -> dict[str, float]:
+    return {key.split('reason="')[1].split('"')[0]: value for key, value in observer_metrics().items()
+            if key.startswith("peerlab_host_observer_events_dropped{")}
+
+
+def test_malformed_events_on_the_bus_are_dropped_and_the_feed_goes_on(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    before = dropped()
+    result = client.containers.get("peerlab-obs-collector").exec_run(["python3", "-c", PUBLISH_BAD])
+    assert result.exit_code == 0 and result.output.decode().strip() == "published 5", result.output.decode()
+    expected = {"missing-field": 1, "not-an-object": 2, "wrong-type": 1, "not-json": 1}
+    assert wait_for(lambda: all(dropped().get(reason, 0) - before.get(reason, 0) >= count for reason, count in expected.items()),
+                    timeout=3 * INTERVAL), (before, dropped())
+    assert healthy()
+    mined, seen = block_on_the_feed(client)
+    assert seen == set(NODES), f"after the bad events, the feed showed {mined} on {seen}"
+
+
+def handshake_status(origin: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", int(FEED.split(":")[2].split("/")[0]), timeout=10)
+    try:
+        connection.request("GET", "/events", headers={"Upgrade": "websocket", "Connection": "Upgrade", "Origin": origin,
+                                                      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_only_the_portals_pages_may_read_the_feed_from_a_browser(lab: Lab, alerts: Alerts) -> None:
+    # The feed carries peers' addresses: a page of another site the user has open may not read it.
+    assert handshake_status("https://evil.example") == 403
+    assert handshake_status("http://127.0.0.1:8090") == 101  # the portal's own origin (its default listen)
 
 
 @pytest.mark.slow

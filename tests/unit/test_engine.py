@@ -335,3 +335,8 @@ def test_the_entrypoint_refuses_what_the_model_refuses() -> None:
     assert entrypoint.MANAGED == MANAGED_KEYS
     with pytest.raises(SystemExit, match="sets rpcallowip, which peerlab manages"):
         entrypoint.render({"PEERLAB_CONF": "debug=net\nrpcallowip=0.0.0.0/0"}, peers_path="/nonexistent")
+
+
+def test_the_feed_is_open_to_the_portals_pages_only() -> None:
+    assert _desired.feed_origins("127.0.0.1:8090") == ["http://127.0.0.1:8090", "http://localhost:8090"]
+    assert _desired.feed_origins("10.0.0.5:9000") == ["http://10.0.0.5:9000"]

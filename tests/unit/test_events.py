@@ -534,3 +534,62 @@ def test_every_configured_nodes_mined_counter_starts_at_zero() -> None:
     assert [seen[f"peerlab.lab.nodes.{node}.mining.blocks_mined"] for node in ("n1", "n2", "n3")] == [0, 0, 0]
     metrics.take(block("n3", "c" * 64, 1, 10.0, mined=True), 11.0)
     assert values(metrics)["peerlab.lab.nodes.n3.mining.blocks_mined"] == 1
+
+
+def test_out_of_order_addr_events_never_refill_negatively() -> None:
+    watch = detectors.Detectors()
+    # 900 at t=100, then a line stamped earlier (t=50) with 0 addresses: no refill below zero, no alert
+    assert fired(watch, [at("addr", "n1", 100.0, peer=7, addresses=900),
+                         at("addr", "n1", 50.0, peer=7, addresses=0)]) == []
+    tokens, clock = watch.nodes[("lab", "n1")].buckets[7]
+    assert (tokens, clock) == (100.0, 100.0), "the late line changed neither the tokens nor the bucket's clock"
+
+
+def test_short_connections_without_addresses_are_each_their_own_source() -> None:
+    """Without logips the address is "": three short connections of three different peers are
+    three sources, not one source "" reaching the limit."""
+    watch = detectors.Detectors()
+    stream = []
+    for index in range(3):
+        stream += [at("conn", "n1", index * 30.0, event="opened", peer=20 + index, addr="", conn_type="inbound", peer_node=None),
+                   at("conn", "n1", index * 30.0 + 10, event="closed", peer=20 + index, addr="", conn_type="inbound")]
+    assert fired(watch, stream) == []
+
+
+def test_a_restart_forgets_the_old_bitcoinds_peers_and_a_new_peer_floods_alone() -> None:
+    watch = detectors.Detectors()
+    poll = {"up": True, "peers": [{"id": 3, "inbound": True, "addr": "172.18.0.9:1"}]}
+    assert fired(watch, [at("poll", "n1", 0.0, restarts=0, **poll),
+                         at("addr", "n1", 1.0, peer=3, addresses=9_940)]) == [("addr-flood", "n1", 1.0)]
+    # bitcoind restarts; its new peer 3 is another peer, with a full bucket: its own flood alerts
+    assert fired(watch, [at("poll", "n1", 10.0, restarts=1, **poll)]) == [("restart", "n1", 10.0)]
+    assert fired(watch, [at("addr", "n1", 11.0, peer=3, addresses=500)]) == []
+    assert fired(watch, [at("addr", "n1", 12.0, peer=3, addresses=600)]) == [("addr-flood", "n1", 12.0)]
+
+
+def test_per_peer_state_is_pruned_to_the_peers_a_poll_lists() -> None:
+    """On a public chain (no debug=net, so no "Cleared nodestate" line) the peers that left are
+    forgotten at the next poll; a peer newer than every listed one may have connected since: kept."""
+    watch = detectors.Detectors()
+    stream = [at("addr", "n1", 1.0, peer=peer, addresses=1) for peer in range(50)]
+    stream += [at("msg", "n1", 1.0, dir="in", type="ping", size=8, peer=peer) for peer in range(50)]
+    stream.append(at("poll", "n1", 5.0, restarts=0, up=True, peers=[{"id": 10, "inbound": False, "addr": "a:1"},
+                                                                    {"id": 40, "inbound": False, "addr": "b:1"}]))
+    fired(watch, stream)
+    kept = watch.nodes[("lab", "n1")]
+    assert sorted(kept.buckets) == sorted(kept.pings) == [10, *range(40, 50)]
+
+
+def test_message_types_a_peer_makes_up_are_other_and_make_no_new_series() -> None:
+    nodelog = events.NodeLog("lab", "n1")
+    made = []
+    for index in range(1000):
+        made += nodelog.feed(f"s{index:05d}", float(index), f"2026-12-01T19:33:41Z [net] received: zz{index:04d} (0 bytes) peer=5")
+    made += nodelog.feed("s99999", 1000.0, "2026-12-01T19:33:41Z [net] received: inv (37 bytes) peer=5")
+    assert {e["type"] for e in made} == {"other", "inv"} and made[0]["command"] == "zz0000" and "command" not in made[-1]
+    metrics = observer.Metrics()
+    metrics.configure({"networks": {"lab": {"nodes": {"n1": {}}, "edges": []}}})
+    for event in made:
+        metrics.take(event, event["time"])
+    assert set(metrics.networks["lab"].counts["n1"].received) == {"other", "inv"}
+    assert metrics.networks["lab"].counts["n1"].received["other"] == 1000
