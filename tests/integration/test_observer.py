@@ -276,12 +276,8 @@ bad = [b'{"v":1,"kind":"block","network":"obs","node":"n1","time":1}', b'[]', b'
 sock = socket.create_connection(("peerlab-obs-bus", 4222), timeout=10)
 reader = sock.makefile("rb")
 reader.readline()
-frames = b"".join(b"PUB peerlab.obs.n1.block %d
-%s
-" % (len(each), each) for each in bad)
-sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}
-' + frames + b"PING
-")
+frames = b"".join(b"PUB peerlab.obs.n1.block %d\r\n%s\r\n" % (len(each), each) for each in bad)
+sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n' + frames + b"PING\r\n")
 while not reader.readline().startswith(b"PONG"):
     pass
 print("published", len(bad))
