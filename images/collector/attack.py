@@ -6,6 +6,7 @@ topology (playbooks/attack.yml does this):
   attack.py <kind> --target lab-n1:18444 [options]      (regtest)
 Kinds:
   addr-flood      handshake, then --messages addr messages of 1000 addresses each (in 10.0.0.0/8)
+  addr-oversized  handshake, then one addr message of 1001 addresses (one over the limit: misbehaving)
   ping-spam       handshake, then --pings pings, one every --every seconds
   subnet-flood    --connections connections from this one address (one /24, one /16), held --hold s
   inbound-flood   the same, then all dropped at once (inbound peers dropping)
@@ -138,6 +139,24 @@ def addr_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]
     return {"addresses": sent}
 
 
+def addr_oversized(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One addr message of 1001 addresses, one more than a peer may send (MAX_ADDR_TO_SEND):
+    bitcoind marks the peer misbehaving, discourages its address and disconnects it."""
+    peer = Peer(host, port)
+    message = msg_addr(PROTOCOL)
+    message.addrs = flood_addresses(1001, seed=1001)
+    peer.send(message)
+    say("sent one addr message of 1001 addresses")
+    try:
+        peer.listen(args.hold)
+    except ConnectionError:
+        say("the node closed the connection")
+        return {"addresses": 1001, "disconnected": True}
+    finally:
+        peer.close()
+    return {"addresses": 1001, "disconnected": False}
+
+
 def ping_spam(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
     peer = Peer(host, port)
     for index in range(args.pings):
@@ -182,7 +201,8 @@ def inbound_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, A
     return connections(host, port, args, drop=True)
 
 
-KINDS = {"addr-flood": addr_flood, "ping-spam": ping_spam, "subnet-flood": subnet_flood, "inbound-flood": inbound_flood,
+KINDS = {"addr-flood": addr_flood, "addr-oversized": addr_oversized, "ping-spam": ping_spam, "subnet-flood": subnet_flood,
+         "inbound-flood": inbound_flood,
          "connect-listen": connect_listen}
 # Per kind: (connections, hold seconds).
 DEFAULTS = {"subnet-flood": (6, 40.0), "inbound-flood": (8, 25.0), "connect-listen": (4, 5.0)}

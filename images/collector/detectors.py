@@ -64,7 +64,7 @@ class NodeWatch:
     short_silent: dict[str, deque[float]] = field(default_factory=dict)  # address host -> close times
 
 
-PER_PEER = ("addr-flood", "ping-spam")  # detectors whose episodes are a peer's
+PER_PEER = ("addr-flood", "ping-spam", "misbehaving")  # detectors whose episodes are a peer's
 
 
 def forget(watch: NodeWatch, connected: set[int]) -> set[int]:
@@ -158,11 +158,19 @@ class Detectors:
         if event.get("event") == "opened" and event.get("conn_type") == "inbound" and not event.get("peer_node"):
             watch.connections[peer] = Connection(str(event.get("addr", "")), when)
             return []
+        if event.get("event") == "misbehaving":
+            # bitcoind found the peer breaking the protocol (an oversized message, an invalid
+            # block...): it discourages the address and disconnects it. Once per connection.
+            if self.episode(("misbehaving", event["network"], event["node"], str(peer)), True):
+                reason = str(event.get("reason") or "no reason logged")
+                return [self.alert(event, "misbehaving", f"peer {peer} ({event.get('addr') or '?'}) misbehaved: {reason}",
+                                   peer=peer, addr=event.get("addr") or "", reason=reason)]
+            return []
         if event.get("event") != "closed":
             return []
         watch.buckets.pop(peer, None)
         watch.pings.pop(peer, None)
-        for detector in ("addr-flood", "ping-spam"):  # the peer's episodes end with its connection
+        for detector in PER_PEER:  # the peer's episodes end with its connection
             self.active.discard((detector, event["network"], event["node"], str(peer)))
         connection = watch.connections.pop(peer, None)
         if connection is None or connection.relayed or when - connection.opened > s["listen_seconds"]:

@@ -593,3 +593,17 @@ def test_message_types_a_peer_makes_up_are_other_and_make_no_new_series() -> Non
         metrics.take(event, event["time"])
     assert set(metrics.networks["lab"].counts["n1"].received) == {"other", "inv"}
     assert metrics.networks["lab"].counts["n1"].received["other"] == 1000
+
+
+def test_a_misbehaving_peer_raises_one_alert_naming_it_per_connection() -> None:
+    nodelog = events.NodeLog("lab", "n1")
+    nodelog.learn_peers([{"id": 7, "addr": "172.18.0.9:40002", "connection_type": "inbound", "inbound": True}])
+    (event,) = read(nodelog, ["2026-12-01T19:33:41Z [net] Misbehaving: peer=7: addr message size = 1001"])
+    watch = detectors.Detectors()
+    (alert,) = watch.take(event)
+    assert (alert["detector"], alert["peer"], alert["addr"], alert["reason"]) == ("misbehaving", 7, "172.18.0.9:40002",
+                                                                                  "addr message size = 1001")
+    assert events.check(json.dumps(alert).encode()) == alert
+    assert watch.take(event) == [], "one alert for the connection"
+    assert fired(watch, [at("conn", "n1", 2.0, event="closed", peer=7, addr="172.18.0.9:40002"),
+                         at("conn", "n1", 3.0, event="misbehaving", peer=8, reason="x")]) == [("misbehaving", "n1", 3.0)]
