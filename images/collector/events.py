@@ -51,6 +51,7 @@ _POLL_PEER: dict[str, Any] = {"id": (int, type(None)), "addr": str, "node": _TEX
 # A node or network name as the subject carries it (topology names; "_network" for network-wide alerts).
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")  # block hashes and txids as bitcoind logs them
+_HASHES = {"block": ("hash",), "propagation": ("hash",), "tx": ("txid",), "poll": ("tip",)}
 # P2P message types (Bitcoin Core's protocol.h, ALL_NET_MESSAGE_TYPES). bitcoind logs a received
 # message's type before it knows it, so a peer can name any: anything else is "other" (its name in
 # `command`, for the feed), and peers cannot make new metric series.
@@ -112,15 +113,18 @@ def check(payload: bytes) -> dict[str, Any]:
     for name in ("network", "node"):
         if not _NAME.match(event[name]):
             raise BadEvent("bad-name", name)
-    for name in ("hash", "txid", "tip"):
+    for name in _HASHES.get(event["kind"], ()):
         if name in event and not _HASH.match(event[name]):
             raise BadEvent("bad-value", name)
     if event["kind"] == "msg" and (event["dir"] not in ("in", "out") or event["size"] < 0
                                    or (event["type"] not in MESSAGE_TYPES and event["type"] != "other")):
         raise BadEvent("bad-value", "dir, size or type")
-    for peer in event.get("peers") or []:
-        if not isinstance(peer, dict) or any(key in peer and not _fits(peer[key], types) for key, types in _POLL_PEER.items()):
-            raise BadEvent("wrong-type", "peers")
+    if event["kind"] == "poll":
+        for peer in event.get("peers") or []:
+            if not isinstance(peer, dict) or any(key in peer and not _fits(peer[key], types) for key, types in _POLL_PEER.items()):
+                raise BadEvent("wrong-type", "peers")
+        if not all(isinstance(address, str) for address in event.get("addresses") or []):
+            raise BadEvent("wrong-type", "addresses")
     return event
 
 # bitcoind's own timestamp at the start of a line (Docker adds its own before it).

@@ -283,6 +283,38 @@ while not reader.readline().startswith(b"PONG"):
 print("published", len(bad))
 """
 
+# Then 10,000 seeded random payloads on every kind's subject (and others): random bytes, random
+# JSON, and events of every kind with fields given values of other types. Of another network
+# ("fuzz"): the few that fit the schema must not change what the lab's detectors know.
+FUZZ = r"""
+import json, random, socket
+rng = random.Random(25)
+kinds = ["msg", "conn", "block", "tx", "addr", "poll", "alert", "propagation", "other"]
+values = [None, True, -1, 2**70, 1.5, "", "x" * 300, [], [None], {}, {"a": [1]}, "n1.>", "ab" * 32]
+fields = ["v", "kind", "network", "node", "time", "dir", "type", "size", "peer", "addr", "event", "hash", "height",
+          "txid", "addresses", "up", "peers", "detector", "message", "seconds", "tip", "restarts"]
+frames = []
+for index in range(10000):
+    kind = rng.choice(kinds)
+    choice = rng.random()
+    if choice < 0.2:
+        payload = bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
+    elif choice < 0.4:
+        payload = json.dumps(rng.choice(values)).encode()
+    else:
+        event = {"v": 1, "kind": kind, "network": "fuzz", "node": "n1", "time": 1.0}
+        event.update({rng.choice(fields): rng.choice(values) for _ in range(rng.randrange(1, 6))})
+        payload = json.dumps(event).encode()
+    frames.append(b"PUB peerlab.fuzz.n%d.%s %d\r\n%s\r\n" % (rng.randrange(1, 6), kind.encode(), len(payload), payload))
+sock = socket.create_connection(("peerlab-obs-bus", 4222), timeout=30)
+reader = sock.makefile("rb")
+reader.readline()
+sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n' + b"".join(frames) + b"PING\r\n")
+while not reader.readline().startswith(b"PONG"):
+    pass
+print("published", len(frames))
+"""
+
 
 def dropped() -> dict[str, float]:
     return {key.split('reason="')[1].split('"')[0]: value for key, value in observer_metrics().items()
@@ -290,15 +322,26 @@ def dropped() -> dict[str, float]:
 
 
 def test_malformed_events_on_the_bus_are_dropped_and_the_feed_goes_on(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    observer = client.containers.get("peerlab-obs-observer")
+    started = observer.attrs["State"]["StartedAt"]
     before = dropped()
-    result = client.containers.get("peerlab-obs-collector").exec_run(["python3", "-c", PUBLISH_BAD])
+    publisher = client.containers.get("peerlab-obs-collector")
+    result = publisher.exec_run(["python3", "-c", PUBLISH_BAD])
     assert result.exit_code == 0 and result.output.decode().strip() == "published 5", result.output.decode()
     expected = {"missing-field": 1, "not-an-object": 2, "wrong-type": 1, "not-json": 1}
     assert wait_for(lambda: all(dropped().get(reason, 0) - before.get(reason, 0) >= count for reason, count in expected.items()),
                     timeout=3 * INTERVAL), (before, dropped())
+    fuzz = publisher.exec_run(["python3", "-c", FUZZ])
+    assert fuzz.exit_code == 0 and fuzz.output.decode().strip() == "published 10000", fuzz.output.decode()
+    # Most of them do not fit and are counted; the observer never restarted and still delivers.
+    assert wait_for(lambda: sum(dropped().values()) - sum(before.values()) >= 5 + 9000, timeout=3 * INTERVAL), dropped()
+    errors = [value for key, value in observer_metrics().items() if key.startswith("peerlab_host_observer_handler_errors{")]
+    assert errors == [0], "what fits the schema, every handler takes"
     assert healthy()
     mined, seen = block_on_the_feed(client)
     assert seen == set(NODES), f"after the bad events, the feed showed {mined} on {seen}"
+    observer.reload()
+    assert observer.attrs["State"]["StartedAt"] == started and observer.attrs["RestartCount"] == 0
 
 
 def handshake_status(origin: str) -> int:

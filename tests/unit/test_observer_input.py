@@ -267,6 +267,7 @@ def test_ten_thousand_random_and_malformed_payloads_leave_the_observer_working()
             raw = json.dumps(event).encode()
         obs.on_message("peerlab.lab.n1.msg", raw)
     assert sum(obs.dropped.values()) + obs.received == 10_000
+    assert obs.handler_errors == 0, "what fits the schema, every handler takes"
     assert sum(obs.dropped.values()) > 5_000 and set(obs.dropped) <= {"not-json", "not-an-object", "schema-version", "unknown-kind",
                                                                      "missing-field", "wrong-type", "bad-name", "bad-value"}
     sub = observer.subscription("/events?network=lab")
