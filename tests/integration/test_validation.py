@@ -126,7 +126,7 @@ def test_a_container_peerlab_did_not_make_keeps_its_name_and_the_deploy_is_refus
         assert [c.name for c in containers(client, NETWORK)] == [], f"refused before any change: no {NETWORK}-b either"
         assert not client.networks.list(names=[f"peerlab-{NETWORK}"])
     finally:
-        stranger.remove(force=True)
+        stranger.remove(force=True, v=True)  # the node image declares a volume: its anonymous one goes too
 
 
 def test_a_second_inventory_declaring_the_same_network_is_refused(make_lab: Any, client: Any) -> None:
