@@ -52,6 +52,7 @@ _POLL_PEER: dict[str, Any] = {"id": (int, type(None)), "addr": str, "node": _TEX
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")  # block hashes and txids as bitcoind logs them
 _HASHES = {"block": ("hash",), "propagation": ("hash",), "tx": ("txid",), "poll": ("tip",)}
+MAX_EVENT_BYTES = 1 << 20  # a NATS payload's default limit: no event of peerlab's comes near it
 # P2P message types (Bitcoin Core's protocol.h, ALL_NET_MESSAGE_TYPES). bitcoind logs a received
 # message's type before it knows it, so a peer can name any: anything else is "other" (its name in
 # `command`, for the feed), and peers cannot make new metric series.
@@ -66,7 +67,6 @@ MESSAGE_TYPES = frozenset({
 def message_type(name: str) -> dict[str, str]:
     """The event's `type` for a logged message type (and `command` for an unknown one)."""
     return {"type": name} if name in MESSAGE_TYPES else {"type": "other", "command": name[:12]}
-MAX_EVENT_BYTES = 1 << 20
 
 
 class BadEvent(ValueError):
