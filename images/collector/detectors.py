@@ -89,6 +89,23 @@ class Detectors:
         self.heights: dict[str, dict[str, int]] = {}        # network -> node -> height (last poll)
         self.tips_at: dict[str, dict[int, str]] = {}        # network -> height -> first hash seen there
         self.active: set[tuple[str, ...]] = set()           # episodes under way
+        self.watched: set[tuple[str, str]] | None = None   # the configured nodes (None: any)
+
+    def watch(self, nodes: set[tuple[str, str]]) -> None:
+        """Watch these (network, node) pairs only, the observer's configuration: events of any
+        other are ignored, and what was kept about a node or network no longer configured is
+        forgotten (a network torn down and made again starts with no forks or heights of its past)."""
+        self.watched = set(nodes)
+        networks = {network for network, _node in nodes}
+        for key in [key for key in self.nodes if key not in self.watched]:
+            del self.nodes[key]
+        for table in (self.heights, self.tips_at):
+            for network in [network for network in table if network not in networks]:
+                del table[network]
+        for network, heights in self.heights.items():
+            for gone in [node for node in heights if (network, node) not in self.watched]:
+                del heights[gone]
+        self.active = {key for key in self.active if key[1] in networks}
 
     def configure(self, settings: dict[str, Any], interval: float) -> None:
         """Thresholds: the defaults, overridden by the inventory's (unknown names are refused by the role)."""
@@ -115,6 +132,8 @@ class Detectors:
         if kind not in ("msg", "conn", "block", "poll", "addr"):
             return []
         network, node = event.get("network", ""), event.get("node", "")
+        if self.watched is not None and (network, node) not in self.watched:
+            return []
         watch = self.nodes.setdefault((network, node), NodeWatch())
         when = float(event.get("time", 0))
         s = self.settings

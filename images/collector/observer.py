@@ -612,6 +612,8 @@ class Observer:
             self.archive.keep_hours = float(self.config.get("archive_hours", 168))
             with self.lock:
                 self.detectors.configure(self.config.get("detectors") or {}, float(self.config.get("interval", 10)))
+                self.detectors.watch({(network, node) for network, spec in self.config.get("networks", {}).items()
+                                      for node in spec.get("nodes", {})})
             log(f"configuration loaded: {len(self.config.get('networks', {}))} networks")
 
     def on_message(self, _subject: str, payload: bytes) -> None:

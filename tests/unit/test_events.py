@@ -607,3 +607,21 @@ def test_a_misbehaving_peer_raises_one_alert_naming_it_per_connection() -> None:
     assert watch.take(event) == [], "one alert for the connection"
     assert fired(watch, [at("conn", "n1", 2.0, event="closed", peer=7, addr="172.18.0.9:40002"),
                          at("conn", "n1", 3.0, event="misbehaving", peer=8, reason="x")]) == [("misbehaving", "n1", 3.0)]
+
+
+def test_the_detectors_watch_the_configured_nodes_and_a_network_made_again_starts_clean() -> None:
+    watch = detectors.Detectors()
+    watch.watch({("lab", "n1"), ("lab", "n2")})
+    assert fired(watch, [at("addr", "n9", 1.0, peer=1, addresses=5000),  # not configured: ignored
+                         events.make("addr", "other", "n1", 1.0, peer=1, addresses=5000)]) == []
+    assert ("lab", "n9") not in watch.nodes and ("other", "n1") not in watch.nodes
+    first, second = "aa" * 32, "bb" * 32
+    assert fired(watch, [at("block", "n1", 1.0, hash=first, height=5), at("poll", "n1", 2.0, up=True, height=5)]) == []
+    # The network is torn down (the configuration loses it), then made again: its new chain's block
+    # at height 5 is no fork of the old one's.
+    watch.watch(set())
+    assert watch.tips_at == {} and watch.heights == {} and watch.nodes == {}
+    watch.watch({("lab", "n1"), ("lab", "n2")})
+    assert fired(watch, [at("block", "n2", 3.0, hash=second, height=5)]) == []
+    # while it lives, two blocks at one height are a fork
+    assert fired(watch, [at("block", "n1", 4.0, hash=first, height=5)]) == [("fork", "_network", 4.0)]
