@@ -127,6 +127,7 @@ def check(payload: bytes) -> dict[str, Any]:
             raise BadEvent("wrong-type", "addresses")
     return event
 
+
 # bitcoind's own timestamp at the start of a line (Docker adds its own before it).
 SUPPRESSING = "[*] "
 _BITCOIND_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) ")

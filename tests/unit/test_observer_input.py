@@ -220,7 +220,7 @@ def test_subscribers_are_capped_and_a_client_that_does_not_read_is_dropped(
         feed: tuple[observer.Observer, int], monkeypatch: pytest.MonkeyPatch) -> None:
     obs, port = feed
     monkeypatch.setattr(observer, "MAX_SUBSCRIBERS", 2)
-    held = [handshake(port)[0] for _ in range(2)]
+    held = [handshake(port)[0] for _client in range(2)]
     _sock, status = handshake(port)
     assert status.startswith("HTTP/1.1 503")
     # A subscriber 10,000 frames behind leaves the feed, counted, and makes room.
@@ -251,10 +251,10 @@ def test_ten_thousand_random_and_malformed_payloads_leave_the_observer_working()
     values: list[Any] = [None, True, -1, 2**70, 1.5, float("inf"), "", "x" * 300, [], [None], {}, {"a": [1]}, "n1.>"]
     obs = observer.Observer()
     obs.config = {"interval": 10}
-    for _ in range(10_000):
+    for _payload in range(10_000):
         choice = rng.random()
         if choice < 0.2:
-            raw = bytes(rng.randrange(256) for _ in range(rng.randrange(64)))
+            raw = bytes(rng.randrange(256) for _byte in range(rng.randrange(64)))
         elif choice < 0.4:
             raw = json.dumps(rng.choice(values)).encode()
         else:
@@ -268,8 +268,8 @@ def test_ten_thousand_random_and_malformed_payloads_leave_the_observer_working()
         obs.on_message("peerlab.lab.n1.msg", raw)
     assert sum(obs.dropped.values()) + obs.received == 10_000
     assert obs.handler_errors == 0, "what fits the schema, every handler takes"
-    assert sum(obs.dropped.values()) > 5_000 and set(obs.dropped) <= {"not-json", "not-an-object", "schema-version", "unknown-kind",
-                                                                     "missing-field", "wrong-type", "bad-name", "bad-value"}
+    reasons = {"not-json", "not-an-object", "schema-version", "unknown-kind", "missing-field", "wrong-type", "bad-name", "bad-value"}
+    assert sum(obs.dropped.values()) > 5_000 and set(obs.dropped) <= reasons
     sub = observer.subscription("/events?network=lab")
     obs.feed.subscribers.add(sub)
     obs.on_message("peerlab.lab.n1.msg", payload(GOOD_MSG))
