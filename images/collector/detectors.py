@@ -29,10 +29,21 @@ NETWORK_NODE = "_network"  # the node of a network-wide alert (no topology node 
 # - listen_seconds 60, listen_connections 3, listen_window 600: connect-and-listen (LinkingLion-like);
 # - lag_blocks 3: behind the network's best for longer than one poll interval;
 # - inbound_drop 3: inbound peers lost between two polls;
-# - slow_block_seconds 2: from a block's data arriving to the node taking it as tip.
+# - slow_block_seconds 2: from a block's data arriving to the node taking it as tip;
+# - inv_rate 500/s, inv_burst 5000: an honest Bitcoin Core peer announces at most
+#   INVENTORY_BROADCAST_MAX (1000) transactions per announcement, at most one every 2 s on average
+#   (OUTBOUND_INVENTORY_BROADCAST_INTERVAL), and a node tracks at most MAX_PEER_TX_ANNOUNCEMENTS
+#   (5000) announcements per peer (net_processing.cpp, txrequest.h);
+# - spy_invs 50: transactions announced to a peer that in all its connection asked for none of them
+#   (getdata) and announced or sent none itself (peer-observer #43: it only listens);
+# - unknown_count 10 in unknown_window 60 s: messages of a type bitcoind does not know (it ignores
+#   them "for extensibility"; an honest peer sends a few feature-negotiation ones, once);
+# - churn_connections 10 in churn_window 60 s: connections that sent `version` and left before
+#   `verack` (scanners collecting user agents and heights).
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "detectors.json"), encoding="utf-8") as _defaults:
     DEFAULTS: dict[str, float] = {key: float(value) for key, value in json.load(_defaults).items()}
 RELAYING = frozenset({"inv", "tx"})
+ANSWERING = frozenset({"inv", "tx", "getdata", "notfound"})  # a peer that sends one of these is no spy
 
 
 def netgroups(addr: str) -> list[str]:
@@ -62,9 +73,24 @@ class NodeWatch:
     pings: dict[int, deque[float]] = field(default_factory=dict)
     connections: dict[int, Connection] = field(default_factory=dict)
     short_silent: dict[str, deque[float]] = field(default_factory=dict)  # address host -> close times
+    inv_buckets: dict[int, tuple[float, float]] = field(default_factory=dict)  # peer -> (inv entries allowed, at)
+    announced: dict[int, int] = field(default_factory=dict)  # peer -> entries announced to it, while it answered nothing
+    answered: dict[int, bool] = field(default_factory=dict)  # peers that asked for or announced something
+    unknown: dict[int, deque[float]] = field(default_factory=dict)  # peer -> times of messages of unknown types
+    versions: dict[int, float] = field(default_factory=dict)  # peers that sent version and no verack yet
+    churn: deque[float] = field(default_factory=deque)  # times peers left between version and verack
+
+    def per_peer(self) -> tuple[dict[int, Any], ...]:
+        return (self.buckets, self.pings, self.connections, self.inv_buckets, self.announced, self.answered, self.unknown,
+                self.versions)
 
 
-PER_PEER = ("addr-flood", "ping-spam", "misbehaving")  # detectors whose episodes are a peer's
+PER_PEER = ("addr-flood", "ping-spam", "misbehaving", "inv-flood", "spy-peer", "unknown-messages")  # episodes of a peer
+
+
+def inv_entries(size: int) -> int:
+    """Entries of an inv message of `size` bytes: a compact size (1, 3, 5 or 9 bytes) and 36 bytes each."""
+    return max(0, size) // 36
 
 
 def forget(watch: NodeWatch, connected: set[int]) -> set[int]:
@@ -75,7 +101,7 @@ def forget(watch: NodeWatch, connected: set[int]) -> set[int]:
         return set()
     newest = max(connected)
     gone: set[int] = set()
-    for table in (watch.buckets, watch.pings, watch.connections):
+    for table in watch.per_peer():
         for peer in [peer for peer in table if peer not in connected and peer < newest]:
             del table[peer]
             gone.add(peer)
@@ -150,8 +176,11 @@ class Detectors:
                                       f"{s['addr_burst']:.0f} at once plus {s['addr_rate']}/s (bitcoind rate-limited "
                                       f"{event.get('rate_limited', 0)} of this message's {event.get('addresses', 0)})",
                                       peer=peer, addr=event.get("addr", "")))
+        elif kind == "msg" and event.get("dir") == "out":
+            out += self._sent(event, watch)
         elif kind == "msg" and event.get("dir") == "in":
             peer = int(event.get("peer", -1))
+            out += self._received(event, watch, when, peer)
             if event.get("type") == "ping":
                 times = watch.pings.setdefault(peer, deque())
                 times.append(when)
@@ -171,6 +200,53 @@ class Detectors:
             out += self._poll(event, watch, when)
         return out
 
+    def _received(self, event: dict[str, Any], watch: NodeWatch, when: float, peer: int) -> list[dict[str, Any]]:
+        """inv floods, unknown message types, and what tells a spy from a peer (it answers)."""
+        s = self.settings
+        kind, network, node = event.get("type"), event["network"], event["node"]
+        who = f"peer {peer} ({event.get('addr') or '?'})"
+        out: list[dict[str, Any]] = []
+        if kind in ANSWERING:
+            watch.answered[peer] = True
+            watch.announced.pop(peer, None)
+        if kind == "inv":
+            entries = inv_entries(int(event.get("size", 0)))
+            tokens, at = watch.inv_buckets.get(peer, (s["inv_burst"], when))
+            tokens = min(s["inv_burst"], tokens + max(0.0, when - at) * s["inv_rate"]) - entries
+            watch.inv_buckets[peer] = (tokens, max(at, when))
+            if self.episode(("inv-flood", network, node, str(peer)), tokens < 0):
+                out.append(self.alert(event, "inv-flood", f"{who} announced more than {s['inv_burst']:.0f} inventory entries "
+                                      f"at once plus {s['inv_rate']:.0f}/s (its last inv: {entries})",
+                                      peer=peer, addr=event.get("addr") or ""))
+        elif kind == "version":
+            watch.versions[peer] = when
+        elif kind == "verack":
+            watch.versions.pop(peer, None)
+        elif kind == "other":
+            times = watch.unknown.setdefault(peer, deque())
+            times.append(when)
+            while times and when - times[0] > s["unknown_window"]:
+                times.popleft()
+            if self.episode(("unknown-messages", network, node, str(peer)), len(times) >= s["unknown_count"]):
+                command = str(event.get("command") or "")
+                out.append(self.alert(event, "unknown-messages", f"{who} sent {len(times)} messages of types bitcoind does not "
+                                      f"know in {s['unknown_window']:.0f} s (one: '{command}')",
+                                      peer=peer, addr=event.get("addr") or "", command=command))
+        return out
+
+    def _sent(self, event: dict[str, Any], watch: NodeWatch) -> list[dict[str, Any]]:
+        """A spy peer: it takes the node's announcements and never asks for one nor announces any."""
+        peer = int(event.get("peer", -1))
+        if event.get("type") != "inv" or watch.answered.get(peer):
+            return []
+        announced = watch.announced.get(peer, 0) + inv_entries(int(event.get("size", 0)))
+        watch.announced[peer] = announced
+        if self.episode(("spy-peer", event["network"], event["node"], str(peer)), announced >= self.settings["spy_invs"]):
+            return [self.alert(event, "spy-peer", f"peer {peer} ({event.get('addr') or '?'}) was sent {announced} "
+                               f"announcements and asked for none, nor announced anything",
+                               peer=peer, addr=event.get("addr") or "")]
+        return []
+
     def _connection(self, event: dict[str, Any], watch: NodeWatch, when: float) -> list[dict[str, Any]]:
         s = self.settings
         peer = int(event.get("peer", -1))
@@ -187,13 +263,15 @@ class Detectors:
             return []
         if event.get("event") != "closed":
             return []
-        watch.buckets.pop(peer, None)
-        watch.pings.pop(peer, None)
+        out = self._churn(event, watch, when, peer in watch.versions)
+        for table in watch.per_peer():
+            if table is not watch.connections:
+                table.pop(peer, None)
         for detector in PER_PEER:  # the peer's episodes end with its connection
             self.active.discard((detector, event["network"], event["node"], str(peer)))
         connection = watch.connections.pop(peer, None)
         if connection is None or connection.relayed or when - connection.opened > s["listen_seconds"]:
-            return []
+            return out
         # Without logips bitcoind names no address: then each peer is its own source (peer ids are
         # never reused while bitcoind runs), never one source "" for every peer.
         host = events.peer_host(connection.addr) or f"peer {peer}"
@@ -204,9 +282,27 @@ class Detectors:
         for other in [key for key, times in watch.short_silent.items() if not times or when - times[-1] > s["listen_window"]]:
             del watch.short_silent[other]  # sources quiet for a whole window are forgotten
         if self.episode(("connect-listen", event["network"], event["node"], host), len(closes) >= s["listen_connections"]):
-            return [self.alert(event, "connect-listen", f"{host} made {len(closes)} connections shorter than "
-                               f"{s['listen_seconds']:.0f} s without relaying an inv or tx within {s['listen_window']:.0f} s",
-                               addr=host)]
+            out.append(self.alert(event, "connect-listen", f"{host} made {len(closes)} connections shorter than "
+                                  f"{s['listen_seconds']:.0f} s without relaying an inv or tx within {s['listen_window']:.0f} s",
+                                  addr=host))
+        return out
+
+    def _churn(self, event: dict[str, Any], watch: NodeWatch, when: float, before_verack: bool) -> list[dict[str, Any]]:
+        """Peers that sent version and left before verack, counted per node over a window."""
+        s = self.settings
+        if before_verack:
+            watch.churn.append(when)
+        while watch.churn and when - watch.churn[0] > s["churn_window"]:
+            watch.churn.popleft()
+        key = ("handshake-churn", event["network"], event["node"])
+        if not before_verack:
+            if not watch.churn:
+                self.active.discard(key)
+            return []
+        if self.episode(key, len(watch.churn) >= s["churn_connections"]):
+            return [self.alert(event, "handshake-churn", f"{len(watch.churn)} peers sent version and left before verack "
+                               f"in {s['churn_window']:.0f} s (the last: peer {event.get('peer')}, "
+                               f"{event.get('addr') or '?'})", count=len(watch.churn))]
         return []
 
     def _block(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -240,9 +336,8 @@ class Detectors:
                 out.append(self.alert(event, "restart", f"bitcoind started again ({restarts - watch.restarts} time(s); "
                                       f"{restarts} in all)", restarts=restarts))
                 # A new bitcoind numbers its peers from 0 again: nothing about the old ones carries over.
-                watch.buckets.clear()
-                watch.pings.clear()
-                watch.connections.clear()
+                for table in watch.per_peer():
+                    table.clear()
                 for key in [key for key in self.active if key[1:3] == (network, node) and key[0] in PER_PEER]:
                     self.active.discard(key)
             watch.restarts = restarts

@@ -43,7 +43,7 @@ FIELDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "addr": ({"addresses": int, "peer": int}, {**_PEER_FIELDS, "processed": int, "rate_limited": int}),
     "poll": ({"up": bool}, {"container": str, "restarts": int, "addresses": list, "tip": str, "height": int, "headers": int,
                             "progress": _NUMBER_OR_NONE, "peers": list, "bytes": dict, "mempool": dict, "uptime": int}),
-    "alert": ({"detector": str, "message": str}, {"peer": int, "addr": str, "height": int, "reason": str}),
+    "alert": ({"detector": str, "message": str}, {"peer": int, "addr": str, "height": int, "reason": str, "command": str}),
     "propagation": ({"hash": str, "height": int, "seconds": _NUMBER}, {"first": str, "last": str}),
 }
 KINDS = tuple(FIELDS)

@@ -373,16 +373,20 @@ def test_quiet_traffic_raises_no_alert(lab: Lab, alerts: Alerts) -> None:
 @pytest.mark.slow
 def test_each_p2p_attack_fires_its_detector_within_two_intervals(lab: Lab, alerts: Alerts) -> None:
     # The nodes at once, each node's attacks one after the other (each node's detectors are its own).
-    plan = {"n1": [("addr-flood", ["addr-flood"])], "n2": [("ping-spam", ["ping-spam"]), ("addr-oversized", ["misbehaving"])],
-            "n3": [("connect-listen", ["connect-listen"])], "n4": [("subnet-flood", ["subnet-inbound"])],
-            "n5": [("inbound-flood", ["inbound-drop"])]}
+    plan = {"n1": [("addr-flood", ["addr-flood"]), ("inv-flood", ["inv-flood"])],
+            "n2": [("ping-spam", ["ping-spam"]), ("addr-oversized", ["misbehaving"])],
+            "n3": [("connect-listen", ["connect-listen"]), ("handshake-churn", ["handshake-churn"])],
+            "n4": [("subnet-flood", ["subnet-inbound"]), ("unknown-messages", ["unknown-messages"])],
+            "n5": [("spy-peer", ["spy-peer"]), ("inbound-flood", ["inbound-drop"])]}
     times: dict[tuple[str, str], tuple[float, float]] = {}
 
     def run(node: str) -> None:
         for kind, _detectors in plan[node]:
             times[node, kind] = attack(lab, kind, node)
 
-    threads = [threading.Thread(target=run, args=(node,)) for node in plan]
+    # the spy takes announcements of the payments the lab makes meanwhile (five a second)
+    payments = threading.Thread(target=lambda: lab.playbook("playbooks/traffic.yml", "-e", "duration=40", "-e", "tx_interval=0.2"))
+    threads = [payments] + [threading.Thread(target=run, args=(node,)) for node in plan]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -405,6 +409,10 @@ def test_each_p2p_attack_fires_its_detector_within_two_intervals(lab: Lab, alert
     # The oversized addr message's alert names the peer bitcoind disconnected, and why.
     (misbehaving,) = [alert for _when, alert in alerts.since(times["n2", "addr-oversized"][0]) if alert["detector"] == "misbehaving"]
     assert misbehaving["node"] == "n2" and misbehaving["reason"] == "addr message size = 1001" and misbehaving["peer"] >= 0, misbehaving
+    # Alerts of a peer's misdeed name the peer: the spy, the flooder, the one making up message types.
+    for node, kind in (("n5", "spy-peer"), ("n1", "inv-flood"), ("n4", "unknown-messages")):
+        (raised,) = [alert for _when, alert in alerts.since(times[node, kind][0]) if alert["detector"] == kind]
+        assert raised["node"] == node and raised["peer"] >= 0, raised
 
 
 @pytest.mark.slow

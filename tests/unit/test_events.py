@@ -625,3 +625,92 @@ def test_the_detectors_watch_the_configured_nodes_and_a_network_made_again_start
     assert fired(watch, [at("block", "n2", 3.0, hash=second, height=5)]) == []
     # while it lives, two blocks at one height are a fork
     assert fired(watch, [at("block", "n1", 4.0, hash=first, height=5)]) == [("fork", "_network", 4.0)]
+
+
+def inv(node: str, when: float, peer: int, entries: int, direction: str = "in") -> dict[str, Any]:
+    """An inv message of `entries` entries as bitcoind logs its size (compact size + 36 bytes each)."""
+    return at("msg", node, when, dir=direction, type="inv", peer=peer, size=(1 if entries < 253 else 3) + 36 * entries)
+
+
+def test_inv_entries_are_read_from_the_logged_size() -> None:
+    assert [detectors.inv_entries(size) for size in (1, 37, 1 + 36 * 252, 3 + 36 * 253, 3 + 36 * 5000, 5 + 36 * 70000)] == [
+        0, 1, 252, 253, 5000, 70000]
+
+
+def test_inv_flood_is_more_than_bitcoin_cores_announcement_limits() -> None:
+    watch = detectors.Detectors()
+    # an honest Core peer under a backlog: 1000 entries every 2 s, for a minute
+    honest = [inv("n1", 2.0 * index, 3, 1000) for index in range(30)]
+    assert fired(watch, honest) == []
+    # 5000 at once (the most a node tracks per peer) is within the burst; the next 5000 a second later is not
+    flood = [inv("n1", 100.0, 4, 5000), inv("n1", 101.0, 4, 5000), inv("n1", 101.5, 4, 5000)]
+    assert fired(watch, flood) == [("inv-flood", "n1", 101.0)], "once per episode"
+    # the peer's episode ends with its connection; another peer has its own bucket
+    assert fired(watch, [inv("n1", 101.6, 5, 4999)]) == []
+    events_closed = at("conn", "n1", 102.0, event="closed", peer=4)
+    fired(watch, [events_closed])
+    assert 4 not in watch.nodes[("lab", "n1")].inv_buckets
+
+
+def test_a_spy_takes_announcements_and_never_asks_or_announces() -> None:
+    watch = detectors.Detectors()
+    # peer 3 asks for a transaction now and then; peer 4 announces its own; peer 5 only listens
+    stream = []
+    for index in range(40):
+        stream += [inv("n2", float(index), peer, 2, "out") for peer in (3, 4, 5)]
+        if index % 10 == 0:
+            stream += [at("msg", "n2", index + 0.5, dir="in", type="getdata", peer=3, size=37),
+                       inv("n2", index + 0.5, 4, 1)]
+    assert fired(watch, stream) == [("spy-peer", "n2", 24.0)], "50 announcements (25 invs of 2) and not one answer"
+    # a spy that asks once is a peer again; its count starts over
+    fired(watch, [at("msg", "n2", 50.0, dir="in", type="getdata", peer=5, size=37)])
+    assert fired(watch, [inv("n2", 51.0 + index, 5, 2, "out") for index in range(40)]) == []
+
+
+def test_unknown_message_types_from_one_peer_within_a_minute() -> None:
+    watch = detectors.Detectors()
+    once = [at("msg", "n3", float(index), dir="in", type="other", command="sendfoo", peer=3, size=0) for index in range(3)]
+    assert fired(watch, once) == []  # an honest peer's few feature negotiations
+    slow = [at("msg", "n3", 100.0 + 10 * index, dir="in", type="other", command="zz", peer=4, size=0) for index in range(20)]
+    assert fired(watch, slow) == [], "one every 10 s: never ten in a minute"
+    many = [at("msg", "n3", 400.0 + index / 10, dir="in", type="other", command=f"zz{index}", peer=5, size=0) for index in range(20)]
+    alerts = [alert for event in many for alert in watch.take(event)]
+    assert [(alert["detector"], alert["peer"], alert["command"]) for alert in alerts] == [("unknown-messages", 5, "zz9")]
+
+
+def test_handshake_churn_is_peers_leaving_between_version_and_verack() -> None:
+    watch = detectors.Detectors()
+    stream = []
+    # honest peers: version, verack, then they leave (even quickly): no churn
+    for peer in range(20):
+        stream += [at("msg", "n4", float(peer), dir="in", type="version", peer=peer, size=102),
+                   at("msg", "n4", peer + 0.1, dir="in", type="verack", peer=peer, size=0),
+                   at("conn", "n4", peer + 0.2, event="closed", peer=peer)]
+    # a peer that closed without ever sending version (a port scan) is no handshake either
+    stream += [at("conn", "n4", 30.0 + index, event="closed", peer=100 + index) for index in range(20)]
+    assert fired(watch, stream) == []
+    # ten that send version and leave, within a minute; nine an hour later are not ten in a minute
+    churn = []
+    for index in range(10):
+        churn += [at("msg", "n4", 100.0 + 5 * index, dir="in", type="version", peer=200 + index, size=102),
+                  at("conn", "n4", 100.5 + 5 * index, event="closed", peer=200 + index)]
+    assert fired(watch, churn) == [("handshake-churn", "n4", 145.5)]
+    later = []
+    for index in range(9):
+        later += [at("msg", "n4", 4000.0 + index, dir="in", type="version", peer=300 + index, size=102),
+                  at("conn", "n4", 4000.5 + index, event="closed", peer=300 + index)]
+    assert fired(watch, later) == []
+
+
+def test_new_detectors_forget_peers_that_left_and_a_restart() -> None:
+    watch = detectors.Detectors()
+    stream = [inv("n1", 1.0, peer, 1, "out") for peer in range(20)]
+    stream += [at("msg", "n1", 1.0, dir="in", type=kind, peer=peer, size=0, **({"command": "x"} if kind == "other" else {}))
+               for peer in range(20) for kind in ("version", "other")]
+    stream += [inv("n1", 1.0, peer, 1) for peer in range(20)]
+    stream.append(at("poll", "n1", 5.0, restarts=0, up=True, peers=[{"id": 15, "inbound": True, "addr": "a:1"}]))
+    fired(watch, stream)
+    kept = watch.nodes[("lab", "n1")]
+    assert sorted(kept.inv_buckets) == sorted(kept.unknown) == sorted(kept.versions) == sorted(kept.answered) == [15, 16, 17, 18, 19]
+    fired(watch, [at("poll", "n1", 15.0, restarts=1, up=True, peers=[{"id": 15, "inbound": True, "addr": "a:1"}])])
+    assert not any(kept.per_peer())
