@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck chromium chromium-driver
 
-.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer bench-portal scenario test soak lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-observer bench-portal scenario score test soak lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ bench: images  ## Time to a converged network against the bare-container floor (
 
 bench-observer: images  ## Observer, bus and collector CPU/memory and event latency, BENCH_NODES (20) nodes under traffic
 	$(BIN)/python bench/observer.py
+
+score: images  ## The detectors' proving ground: every attack SCORE_RUNS (3) times, seeded, between quiet traffic; writes docs/score.json
+	$(BIN)/python bench/score.py
 
 bench-collector: bench-observer  ## The same run (the collector's cost is one of its numbers)
 
