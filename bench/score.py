@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ ATTACKS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 def options(kind: str, rng: random.Random) -> dict[str, Any]:
     """One seeded variation of an attack: how many, how fast, how long."""
-    draw = {
+    draws: dict[str, Callable[[], dict[str, Any]]] = {
         "addr-flood": lambda: {"messages": rng.randint(2, 5)},
         "ping-spam": lambda: {"pings": rng.randint(5, 10), "every": round(rng.uniform(0.3, 1.5), 1)},
         "subnet-flood": lambda: {"connections": rng.randint(4, 8), "hold": rng.randint(25, 40)},
@@ -76,8 +77,8 @@ def options(kind: str, rng: random.Random) -> dict[str, Any]:
         "spy-peer": lambda: {"hold": rng.randint(30, 45)},
         "unknown-messages": lambda: {"messages": rng.randint(10, 30)},
         "handshake-churn": lambda: {"connections": rng.randint(10, 20)},
-    }.get(kind, dict)
-    return {**draw(), **({"seed": rng.randrange(2**16)} if kind in ("inv-flood", "unknown-messages") else {})}
+    }
+    return {**draws.get(kind, dict)(), **({"seed": rng.randrange(2**16)} if kind in ("inv-flood", "unknown-messages") else {})}
 
 
 @dataclass
@@ -129,12 +130,13 @@ def score(attempts: list[Attempt], alerts: list[dict[str, Any]], interval: float
 
 def table(scores: dict[str, dict[str, Any]]) -> str:
     def cell(value: Any, unit: str = "") -> str:
-        return "–" if value is None else f"{value}{unit}"
+        return "-" if value is None else f"{value}{unit}"
 
     lines = ["| detector | attack | runs | detected | recall | alerts | false | precision | detect median | detect p95 |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for detector, row in scores.items():
-        lines.append(f"| `{detector}` | {row['attack'] and '`' + row['attack'] + '`' or '–'} | {row['runs']} | {row['detected']} | "
+        attack = f"`{row['attack']}`" if row["attack"] else "-"
+        lines.append(f"| `{detector}` | {attack} | {row['runs']} | {row['detected']} | "
                      f"{cell(row['recall'])} | {row['alerts']} | {row['false_alerts']} | {cell(row['precision'])} | "
                      f"{cell(row['detect_median_s'], ' s')} | {cell(row['detect_p95_s'], ' s')} |")
     return "\n".join(lines)

@@ -59,7 +59,8 @@ COUNTERS = frozenset({
     "transactions.accepted", "mining.blocks_mined", "restarts", "system.disk_read_bytes",
     "system.disk_write_bytes", "system.net_rx_bytes", "system.net_tx_bytes", "blocks.propagated",
     "net_rx_bytes", "net_tx_bytes", "traffic", "connections", "alerts", "observer.events_dropped",
-    "observer.handler_errors", "observer.websocket_slow_dropped",
+    "observer.handler_errors", "observer.websocket_slow_dropped", "observer.alertmanager_sent", "observer.alertmanager_errors",
+    "observer.alertmanager_dropped",
 })
 # The label a keyed metric's last Graphite path segment becomes in Prometheus.
 KEY_LABELS: dict[str, str | tuple[str, ...]] = {

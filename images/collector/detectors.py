@@ -331,8 +331,10 @@ class Detectors:
         if not event.get("up"):
             return out
         restarts = event.get("restarts")
+        restarted = False
         if restarts is not None:
             if watch.restarts is not None and restarts > watch.restarts:
+                restarted = True
                 out.append(self.alert(event, "restart", f"bitcoind started again ({restarts - watch.restarts} time(s); "
                                       f"{restarts} in all)", restarts=restarts))
                 # A new bitcoind numbers its peers from 0 again: nothing about the old ones carries over.
@@ -346,7 +348,8 @@ class Detectors:
         for key in [key for key in self.active if key[0] in PER_PEER and key[1:3] == (network, node) and key[3] in gone]:
             self.active.discard(key)
         inbound = sum(1 for peer in peers if peer.get("inbound"))
-        if watch.inbound is not None and watch.inbound - inbound >= s["inbound_drop"]:
+        # A restart drops every inbound peer: the restart alert says why; no inbound-drop besides.
+        if watch.inbound is not None and watch.inbound - inbound >= s["inbound_drop"] and not restarted:
             out.append(self.alert(event, "inbound-drop", f"inbound peers fell from {watch.inbound} to {inbound} in one poll",
                                   before=watch.inbound, after=inbound))
         watch.inbound = inbound

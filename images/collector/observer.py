@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import collector
+import alerting
 import detectors
 import events
 from collector import Sample
@@ -591,6 +592,7 @@ class Observer:
         self.config_file = collector.ConfigFile(CONFIG)
         self.metrics = Metrics()
         self.detectors = detectors.Detectors()
+        self.alerting = alerting.Alerting()
         self.feed = Feed()
         self.latest: list[Sample] = []
         self.carbon = collector.Carbon()
@@ -610,6 +612,7 @@ class Observer:
             self.config = config
             self.metrics.configure(self.config)
             self.archive.keep_hours = float(self.config.get("archive_hours", 168))
+            self.alerting.configure(self.config.get("alertmanager"))
             with self.lock:
                 self.detectors.configure(self.config.get("detectors") or {}, float(self.config.get("interval", 10)))
                 self.detectors.watch({(network, node) for network, spec in self.config.get("networks", {}).items()
@@ -662,6 +665,7 @@ class Observer:
             alerts = self.detectors.take(event)
         for alert in alerts:
             log(f"ALERT {events.describe(alert)}")
+            self.alerting.add(alert)
         for made in produced + alerts:
             if self.bus is not None:
                 self.bus.publish_event(made)
@@ -673,7 +677,10 @@ class Observer:
                Sample(scope, "observer.websocket_clients", len(self.feed.subscribers)),
                Sample(scope, "observer.archived", self.archive.written),
                Sample(scope, "observer.handler_errors", self.handler_errors),
-               Sample(scope, "observer.websocket_slow_dropped", self.feed.slow)]
+               Sample(scope, "observer.websocket_slow_dropped", self.feed.slow),
+               Sample(scope, "observer.alertmanager_sent", self.alerting.sent),
+               Sample(scope, "observer.alertmanager_errors", self.alerting.errors),
+               Sample(scope, "observer.alertmanager_dropped", self.alerting.dropped)]
         out += [Sample(scope, "observer.events_dropped", count, key=reason) for reason, count in sorted(self.dropped.items())]
         if latency:
             latency.sort()

@@ -110,10 +110,12 @@ class ActionModule(ActionBase):
 
 
 def secrets(context: Context, spec: HostSpec) -> dict[str, Any]:
-    """This host's secrets only: its nodes' RPC passwords (and the Grafana admin's where Grafana runs)."""
+    """This host's secrets only: its nodes' RPC passwords (and the Grafana admin's and Alertmanager's
+    where they run)."""
     here = {node.container for node in spec.nodes}
     return {"rpc": {name: password for name, password in context.passwords.items() if name in here},
-            "grafana": context.grafana_password if any(entry.secret == "grafana" for entry in spec.files) else ""}
+            "grafana": context.grafana_password if any(entry.secret == "grafana" for entry in spec.files) else "",
+            "alertmanager": context.alertmanager_password if any(entry.secret == "alertmanager" for entry in spec.files) else ""}
 
 
 def cross_host_refusals(context: Context, read: dict[str, EngineFacts]) -> list[str]:

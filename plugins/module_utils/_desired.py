@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _faults, _names
+from . import _alertmanager, _faults, _names
 from ._conf import render_lines, unpruned_need_gib
 from ._images import Tags
 from ._names import DATA_DIR, PEERS_FILE
@@ -88,6 +88,7 @@ class Deployment:
     tags: Tags
     rpcauth: dict[str, str]                         # node container -> its rpcauth values (salted hashes)
     portal_login: str = ""                          # the portal login's hash
+    alertmanager_login: str = ""                    # Alertmanager's basic-auth hash (bcrypt)
     faults_extra: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)   # fault.yml's, per network
     kill: tuple[str, ...] = ()
     limited: bool = False
@@ -134,6 +135,9 @@ class Deployment:
     def grafana_dir(self) -> str:
         return f"{self.state_dir()}/grafana"
 
+    def alertmanager_dir(self) -> str:
+        return f"{self.state_dir()}/alertmanager"
+
     def portal_dir(self) -> str:
         return f"{self.state_dir()}/portal"
 
@@ -151,6 +155,7 @@ class Deployment:
                 "observer": f"http://{collector.observer_prometheus_publish}" if collector.observer_prometheus_publish else "",
                 "feed": f"ws://{collector.events_publish}/events" if collector.events_publish else "",
                 "grafana": f"http://{grafana.publish}" if grafana.publish else "",
+                "alertmanager": f"http://{self.settings.alertmanager.publish}" if self.settings.alertmanager.publish else "",
                 "portal": f"http://{self.settings.portal.listen}"}
 
     def nodes(self) -> list[tuple[Any, Any]]:
@@ -321,10 +326,40 @@ def observer_container(d: Deployment) -> ContainerSpec:
         labels=_stack_labels(d, "observer"), entrypoint=("python3", "-u", "/usr/local/lib/peerlab/observer.py"),
         networks=(d.settings.graphite.network,),
         mounts=(Mount("bind", d.collector_dir(), "/etc/peerlab", read_only=True),
+                Mount("bind", f"{d.alertmanager_dir()}/observer", "/run/peerlab/alertmanager", read_only=True),
                 Mount("volume", collector.events_volume, "/var/lib/peerlab/events",
                       labels={_names.ROLE: "events-archive", **d.owner.labels()})),
         published=published, memory=collector.observer_memory,
         healthcheck=_health(_names.OBSERVER_METRICS_PORT, "/healthz")))
+
+
+def alertmanager_files(d: Deployment) -> list[FileSpec]:
+    """Its configuration and web configuration (the receivers may hold secrets: 0600, its user's
+    only), and the password the observer sends it (root's only, never in the plan)."""
+    am = d.settings.alertmanager
+    directory = d.alertmanager_dir()
+    return [FileSpec(f"{directory}/config/alertmanager.yml", _yaml(_alertmanager.config(am.receivers, am.route)), mode="0600",
+                     directory_mode="0700", owner=_alertmanager.UID),
+            FileSpec(f"{directory}/config/web.yml", _yaml(_alertmanager.web_config(d.alertmanager_login)), mode="0600",
+                     directory_mode="0700", owner=_alertmanager.UID),
+            FileSpec(f"{directory}/observer/password", mode="0400", directory_mode="0700", owner=0, secret="alertmanager")]
+
+
+def alertmanager_container(d: Deployment, files: list[FileSpec]) -> ContainerSpec:
+    am = d.settings.alertmanager
+    # Its configuration's hash in a label: a changed receiver or route makes the container again.
+    config = hashlib.sha256("".join(entry.content for entry in files if not entry.secret).encode()).hexdigest()[:16]
+    probe = (f"import http.client, sys; c = http.client.HTTPConnection('127.0.0.1', {_alertmanager.PORT}, timeout=4); "
+             "c.request('GET', '/-/healthy'); sys.exit(c.getresponse().status not in (200, 401))")  # 401: up, behind its login
+    return _hashed(ContainerSpec(
+        name=am.container, role="alertmanager", image=d.tags.monitoring("alertmanager"),
+        labels={**_stack_labels(d, "alertmanager"), "peerlab.config": config}, networks=(d.settings.graphite.network,),
+        mounts=(Mount("bind", f"{d.alertmanager_dir()}/config", "/etc/peerlab/alertmanager", read_only=True),
+                Mount("volume", am.volume, "/var/lib/peerlab/alertmanager",
+                      labels={_names.ROLE: "alertmanager-data", **d.owner.labels()})),
+        published=(f"{am.publish}:{_alertmanager.PORT}",) if am.publish else (), memory=am.memory,
+        healthcheck={"Test": ["CMD", "python3", "-c", probe], "Interval": 10 * 10**9, "Timeout": 5 * 10**9,
+                     "StartPeriod": 20 * 10**9, "Retries": 3}))
 
 
 def _health(port: int, path: str) -> dict[str, Any]:
@@ -435,7 +470,9 @@ def collector_config(d: Deployment, host: str) -> dict[str, Any]:
 
 def observer_config(d: Deployment) -> dict[str, Any]:
     return {**collector_config(d, ""), "detectors": dict(d.settings.collector.detectors),
-            "archive_hours": d.settings.collector.archive_hours, "feed_origins": feed_origins(d.settings.portal.listen)}
+            "archive_hours": d.settings.collector.archive_hours, "feed_origins": feed_origins(d.settings.portal.listen),
+            "alertmanager": {"url": f"http://{d.settings.alertmanager.container}:{_alertmanager.PORT}", "user": _alertmanager.USER,
+                             "password_file": "/run/peerlab/alertmanager/password"}}
 
 
 def feed_origins(listen: str) -> list[str]:
@@ -578,13 +615,17 @@ def host_spec(d: Deployment, host: str, *, whole_stack: bool = True) -> HostSpec
             if whole_stack:
                 containers += [graphite_container(d), bus_container(d), observer_container(d)]
                 if not settings.common.portal_apply:
+                    alerting = alertmanager_files(d)
+                    files += alerting
+                    containers.append(alertmanager_container(d, alerting))
+                    images.add(d.tags.monitoring("alertmanager"))
                     files += grafana_files(d)
                     containers.append(grafana_container(d))
                     grafana = {"image": settings.grafana.image, "tarball": settings.grafana.image_tarball,
                                "pull": settings.grafana.pull}
             stack = [graphite.container, settings.collector.bus_container, settings.collector.observer_container,
-                     settings.grafana.container]
-            stack_volumes = [graphite.volume, settings.collector.events_volume, settings.grafana.volume]
+                     settings.grafana.container, settings.alertmanager.container]
+            stack_volumes = [graphite.volume, settings.collector.events_volume, settings.grafana.volume, settings.alertmanager.volume]
         if whole_stack and (host == (d.manager() if swarm else monitoring_host)):
             docker_networks[graphite.network] = NetworkSpec(graphite.network, "overlay" if swarm else "bridge",
                                                             {_names.ROLE: "monitoring", **d.owner.labels()}, attachable=swarm)

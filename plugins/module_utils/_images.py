@@ -18,7 +18,7 @@ from typing import Any
 from ._settings import ImageSettings
 
 # The build contexts, as folders of the collection's images/ directory.
-MONITORING = ("collector", "graphite", "portal")
+MONITORING = ("collector", "graphite", "portal", "alertmanager")
 
 
 def tree_hash(directories: list[str], extra: dict[str, Any], length: int = 12) -> str:
@@ -68,7 +68,8 @@ def tags(images_dir: str, settings: ImageSettings) -> Tags:
                           {"base": base, "core_min_signatures": settings.core_min_signatures})
     hashes = {kind: tree_hash([os.path.join(images_dir, kind)], {"base": base}) for kind in MONITORING}
     repositories = {"node": settings.node_repository, "collector": settings.collector_repository,
-                    "graphite": settings.graphite_repository, "portal": settings.portal_repository}
+                    "graphite": settings.graphite_repository, "portal": settings.portal_repository,
+                    "alertmanager": settings.alertmanager_repository}
     return Tags(node_hash=node_hash, base=base, repositories=repositories, hashes=hashes)
 
 

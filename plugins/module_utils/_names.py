@@ -20,7 +20,7 @@ INVENTORY = "peerlab.inventory"  # where that inventory is, for messages that na
 # The roles of what peerlab makes: an object with one of them and no owner label was made before
 # owners were recorded (a container also carries its image's labels: the base image says "base").
 MADE_ROLES = frozenset({"node", "node-data", "network", "monitoring", "graphite", "graphite-data", "collector", "bus", "observer",
-                        "events-archive", "grafana", "grafana-data", "portal", "fault"})
+                        "events-archive", "grafana", "grafana-data", "portal", "fault", "alertmanager", "alertmanager-data"})
 
 # Ports inside the containers (published addresses are settings of the roles).
 CARBON_PORT = 2003          # Graphite's plaintext intake

@@ -67,6 +67,7 @@ class ImageSettings:
     collector_repository: str = "peerlab/collector"
     graphite_repository: str = "peerlab/graphite"
     portal_repository: str = "peerlab/portal"
+    alertmanager_repository: str = "peerlab/alertmanager"
     core_min_signatures: int = 3
 
 
@@ -117,6 +118,18 @@ class GrafanaSettings:
 
 
 @dataclass(frozen=True)
+class AlertmanagerSettings:
+    PREFIX: ClassVar[str] = "alertmanager_"
+    container: str = "peerlab-alertmanager"
+    volume: str = "peerlab-alertmanager-data"
+    publish: str = "127.0.0.1:9093"
+    secrets_file: str = "~/.peerlab/secrets/alertmanager.yml"
+    receivers: tuple[dict[str, Any], ...] = ()
+    route: dict[str, Any] = field(default_factory=dict)
+    memory: str = "128m"
+
+
+@dataclass(frozen=True)
 class PortalSettings:
     PREFIX: ClassVar[str] = "portal_"
     container: str = "peerlab-portal"
@@ -134,6 +147,7 @@ class Settings:
     graphite: GraphiteSettings = field(default_factory=GraphiteSettings)
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     grafana: GrafanaSettings = field(default_factory=GrafanaSettings)
+    alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
 
     def as_dict(self) -> dict[str, Any]:
@@ -200,6 +214,8 @@ def _build(kind: Any, values: dict[str, Any], named: typing.Callable[[str], str]
 
 def _convert(kind: Any, value: Any) -> Any:
     origin = typing.get_origin(kind)
+    if kind is Any:  # handed on as the inventory wrote it (Alertmanager's receivers), checked where it is used
+        return value
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -253,7 +269,7 @@ def problems(settings: Settings, detectors: set[str]) -> list[str]:
     for name, value in (("graphite_publish", graphite.publish), ("collector_prometheus_publish", collector.prometheus_publish),
                         ("collector_events_publish", collector.events_publish),
                         ("collector_observer_prometheus_publish", collector.observer_prometheus_publish),
-                        ("grafana_publish", grafana.publish)):
+                        ("grafana_publish", grafana.publish), ("alertmanager_publish", settings.alertmanager.publish)):
         check(value == "" or bool(re.match(_ADDRESS, value)), name, "like 127.0.0.1:8080, or empty", value)
     check(bool(re.match(_ADDRESS, portal.listen)), "portal_listen", "like 127.0.0.1:8090", portal.listen)
     for name, value in (("graphite_container", graphite.container), ("graphite_volume", graphite.volume),
@@ -261,7 +277,9 @@ def problems(settings: Settings, detectors: set[str]) -> list[str]:
                         ("collector_bus_container", collector.bus_container),
                         ("collector_observer_container", collector.observer_container),
                         ("collector_events_volume", collector.events_volume), ("grafana_container", grafana.container),
-                        ("grafana_volume", grafana.volume), ("portal_container", portal.container)):
+                        ("grafana_volume", grafana.volume), ("portal_container", portal.container),
+                        ("alertmanager_container", settings.alertmanager.container),
+                        ("alertmanager_volume", settings.alertmanager.volume)):
         check(bool(re.match(_NAME, value)), name, "a Docker name (letters, digits, '_', '.', '-')", value)
     check(bool(re.match(r"^[A-Za-z0-9_-]{1,32}$", portal.user)), "portal_user", "letters, digits, '_' or '-'", portal.user)
     unknown = sorted(set(collector.detectors) - detectors)
@@ -272,6 +290,51 @@ def problems(settings: Settings, detectors: set[str]) -> list[str]:
         found.append(f"collector_detectors: {', '.join(bad)} must be positive numbers")
     for name, value in (("graphite_memory", graphite.memory), ("collector_memory", collector.memory),
                         ("collector_bus_memory", collector.bus_memory), ("collector_observer_memory", collector.observer_memory),
-                        ("grafana_memory", grafana.memory), ("portal_memory", portal.memory)):
+                        ("grafana_memory", grafana.memory), ("portal_memory", portal.memory),
+                        ("alertmanager_memory", settings.alertmanager.memory)):
         check(bool(re.match(r"^[0-9]+[bkmg]?$", value.lower())), name, "like 512m or 2g", value)
+    found += alertmanager_problems(settings.alertmanager)
+    return found
+
+
+ROUTE_KEYS = frozenset({"receiver", "group_by", "group_wait", "group_interval", "repeat_interval", "routes", "matchers",
+                        "continue", "mute_time_intervals", "active_time_intervals"})
+_DURATION = r"^([0-9]+(ms|s|m|h|d|w|y))+$"
+
+
+def alertmanager_problems(alertmanager: AlertmanagerSettings) -> list[str]:
+    """Alertmanager's receivers and route, checked before anything changes (Alertmanager itself
+    would refuse the file and keep running its last one, or not start)."""
+    import re
+
+    found = []
+    names = []
+    for index, receiver in enumerate(alertmanager.receivers):
+        name = receiver.get("name") if isinstance(receiver, dict) else None
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", name):
+            found.append(f"alertmanager_receivers[{index}]: each receiver is a mapping with a name (letters, digits, '_', '.', '-'), "
+                         f"got {receiver!r}")
+            continue
+        if name == "peerlab-none":
+            found.append("alertmanager_receivers: 'peerlab-none' is peerlab's own receiver (no notification); choose another name")
+        names.append(name)
+        unknown = sorted(key for key in receiver if key != "name" and not key.endswith("_configs"))
+        if unknown:
+            found.append(f"alertmanager_receivers[{index}] ({name}): unknown key(s) {', '.join(unknown)}; a receiver has a name and "
+                         f"*_configs lists (webhook_configs, email_configs, slack_configs, telegram_configs...)")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        found.append(f"alertmanager_receivers: receiver name(s) used twice: {', '.join(duplicates)}")
+    route = alertmanager.route
+    unknown = sorted(set(route) - ROUTE_KEYS)
+    if unknown:
+        found.append(f"alertmanager_route: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(ROUTE_KEYS))}")
+    receiver = route.get("receiver")
+    if receiver is not None and receiver not in names:
+        found.append(f"alertmanager_route: receiver {receiver!r} is none of alertmanager_receivers ({', '.join(names) or 'none given'})")
+    for key in ("group_wait", "group_interval", "repeat_interval"):
+        if key in route and not re.match(_DURATION, str(route[key])):
+            found.append(f"alertmanager_route: {key} must be a duration like 30s, 5m or 4h, got {route[key]!r}")
+    if "group_by" in route and not (isinstance(route["group_by"], list) and all(isinstance(item, str) for item in route["group_by"])):
+        found.append(f"alertmanager_route: group_by must be a list of label names, got {route['group_by']!r}")
     return found

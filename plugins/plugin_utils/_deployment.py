@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ansible_collections.peerlab.bitcoin.plugins.module_utils import _credentials, _images
+from ansible_collections.peerlab.bitcoin.plugins.module_utils import _alertmanager, _credentials, _images
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import Deployment, Hosts, Owner, Paths
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._lock import locked
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._login import hash_password
@@ -79,6 +79,7 @@ class Context:
     grafana_password: str
     secrets_dir: str
     lock_file: str
+    alertmanager_password: str = ""
 
 
 def value_reader(templar: Any, task_vars: dict[str, Any]) -> Any:
@@ -252,6 +253,7 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
     rpcauth: dict[str, str] = {}
     passwords: dict[str, str] = {}
     grafana_password = ""
+    alertmanager_password = alertmanager_login = ""
     login = ""
     if need_credentials:
         nodes = sorted(node.container for network in networks for node in network.nodes if node.container in selected)
@@ -265,6 +267,11 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
             grafana, _made = _credentials.update(os.path.expanduser(settings.grafana.secrets_file), ["grafana"], ["admin"],
                                                  vault.load, vault.save, write=not check)
             grafana_password = str(grafana["grafana"]["admin"]["password"])
+            alerting, _made = _credentials.update(os.path.expanduser(settings.alertmanager.secrets_file), ["alertmanager"],
+                                                  [_alertmanager.USER], vault.load, vault.save, write=not check)
+            entry = alerting["alertmanager"][_alertmanager.USER]
+            alertmanager_password = str(entry["password"])
+            alertmanager_login = _alertmanager.login_hash(alertmanager_password, str(entry["salt"]))
         if settings.common.portal and not settings.common.portal_apply:
             portal, _made = _credentials.update(os.path.expanduser(settings.portal.secrets_file), ["portal"], [settings.portal.user],
                                                 vault.load, vault.save, write=not check)
@@ -272,10 +279,10 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
             login = hash_password(str(entry["password"]), str(entry["salt"]))
     tags = _images.tags(str(ROOT / "images"), settings.images)
     deployment = Deployment(networks=networks, selected=selected, hosts=hosts, owner=owner, settings=settings, tags=tags,
-                            rpcauth=rpcauth, portal_login=login,
+                            rpcauth=rpcauth, portal_login=login, alertmanager_login=alertmanager_login,
                             faults_extra={name: tuple(entries) for name, entries in (faults_extra or {}).items()},
                             kill=tuple(kill or ()), limited=limited, nodes_only=nodes_only, paths=_paths(task_vars))
-    return Context(deployment, passwords, grafana_password, secrets_dir, lock_file)
+    return Context(deployment, passwords, grafana_password, secrets_dir, lock_file, alertmanager_password)
 
 
 def _detectors() -> set[str]:

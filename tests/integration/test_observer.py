@@ -5,6 +5,7 @@ collection intervals."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -50,7 +51,28 @@ MONITORING = {
     "grafana_container": "peerlab-obs-grafana",
     "grafana_volume": "peerlab-obs-grafana-data",
     "grafana_publish": "",
+    "alertmanager_container": "peerlab-obs-alertmanager",
+    "alertmanager_volume": "peerlab-obs-alertmanager-data",
+    "alertmanager_publish": "127.0.0.1:19093",
+    # a webhook receiver this test runs (it prints what it is sent), alerts grouped for 2 s only
+    "alertmanager_receivers": [{"name": "test-hook",
+                                "webhook_configs": [{"url": "http://peerlab-obs-webhook:8080/", "send_resolved": False}]}],
+    "alertmanager_route": {"group_wait": "2s"},
 }
+ALERTMANAGER = "http://127.0.0.1:19093"
+WEBHOOK = """
+import http.server, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        sys.stdout.write(body.decode() + "\\n")
+        sys.stdout.flush()
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("0.0.0.0", 8080), Hook).serve_forever()
+"""
 
 
 def default_topology() -> dict[str, Any]:
@@ -60,7 +82,8 @@ def default_topology() -> dict[str, Any]:
 
 
 def remove_monitoring(client: docker.DockerClient) -> None:
-    for name in ("peerlab-obs-observer", "peerlab-obs-bus", "peerlab-obs-collector", "peerlab-obs-graphite", "peerlab-obs-grafana"):
+    for name in ("peerlab-obs-observer", "peerlab-obs-bus", "peerlab-obs-collector", "peerlab-obs-graphite", "peerlab-obs-grafana",
+                 "peerlab-obs-alertmanager", "peerlab-obs-webhook"):
         for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
             container.remove(force=True, v=True)
     for volume in client.volumes.list(filters={"name": "peerlab-obs-"}):
@@ -105,6 +128,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     made = Lab(directory, default_topology(), dict(MONITORING, peerlab_state_dir=str(directory / "state")))
     deployed = made.playbook("deploy.yml")
     assert deployed.rc == 0, deployed.output[-3000:]
+    collector_image = client.containers.get("peerlab-obs-collector").image
+    client.containers.run(collector_image, entrypoint=["python3", "-u", "-c", WEBHOOK], name="peerlab-obs-webhook",
+                          network="peerlab-obs-monitoring", labels={"peerlab.test": "observer"}, detach=True)
     yield made
     remove_network(client, NETWORK)
     remove_monitoring(client)
@@ -129,6 +155,25 @@ def observer_metrics() -> dict[str, float]:
     with urllib.request.urlopen(OBSERVER_METRICS, timeout=10) as response:
         text = response.read().decode()
     return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def notified(client: docker.DockerClient) -> list[dict[str, Any]]:
+    """Every alert the webhook receiver was sent by Alertmanager, one entry per notification."""
+    logs = client.containers.get("peerlab-obs-webhook").logs(stdout=True, stderr=False).decode()
+    return [alert for line in logs.splitlines() if line.startswith("{") for alert in json.loads(line)["alerts"]]
+
+
+def alertmanager(lab: Lab, method: str, path: str, body: Any = None) -> Any:
+    """Alertmanager's API as a person uses it: user peerlab, the password generated into the secrets."""
+    stored = yaml.safe_load((lab.directory / "secrets" / "alertmanager.yml").read_text())
+    password = stored["alertmanager"]["peerlab"]["password"]
+    request = urllib.request.Request(f"{ALERTMANAGER}/api/v2{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json", "Authorization": "Basic " + base64.b64encode(
+                                         f"peerlab:{password}".encode()).decode()})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    return json.loads(text) if text else None
 
 
 def attack(lab: Lab, kind: str, node: str, *extra: str) -> tuple[float, float]:
@@ -316,6 +361,10 @@ print("published", len(frames))
 """
 
 
+def events_taken() -> float:
+    return sum(value for key, value in observer_metrics().items() if key.startswith("peerlab_host_observer_events{"))
+
+
 def dropped() -> dict[str, float]:
     return {key.split('reason="')[1].split('"')[0]: value for key, value in observer_metrics().items()
             if key.startswith("peerlab_host_observer_events_dropped{")}
@@ -361,17 +410,51 @@ def test_only_the_portals_pages_may_read_the_feed_from_a_browser(lab: Lab, alert
 
 
 @pytest.mark.slow
-def test_quiet_traffic_raises_no_alert(lab: Lab, alerts: Alerts) -> None:
-    """A minute of blocks and payments in `make test`; five (QUIET_SECONDS=300) in `make soak`."""
+def test_quiet_traffic_raises_no_alert(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    """A minute of blocks and payments in `make test`; five (QUIET_SECONDS=300) in `make soak`.
+    No alert counts only if the observer was there to raise one: it stays up and healthy all along,
+    takes the traffic's events, and the feed the alerts come by delivers them."""
+    observer = client.containers.get("peerlab-obs-observer")
+    started_at = observer.attrs["State"]["StartedAt"]
+    taken = events_taken()
+    health: list[bool] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(2):
+            health.append(healthy())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
     start = time.time()
     traffic = lab.playbook("playbooks/traffic.yml", "-e", f"duration={QUIET_SECONDS}")
     assert traffic.rc == 0, traffic.output[-3000:]
     time.sleep(2 * INTERVAL)  # what the last polls saw
+    stop.set()
+    watcher.join()
     assert alerts.since(start) == [], alerts.since(start)
+    assert health and all(health), f"/healthz failed {health.count(False)} of {len(health)} times"
+    observer.reload()
+    assert observer.attrs["State"]["StartedAt"] == started_at and observer.attrs["RestartCount"] == 0
+    assert events_taken() - taken >= QUIET_SECONDS * len(NODES), "the traffic's events reached the observer"
+    # the feed the alerts come by delivers: the next block's events reach a new reader of it
+    nodes: set[str] = set()
+    mined = False
+    for event in logger.stream(FEED, NETWORK, types="block", timeout=2 * INTERVAL):
+        if event is None:  # first: subscribed; later: nothing for two intervals
+            if mined:
+                break
+            cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)
+            mined = True
+            continue
+        nodes.add(event["node"])
+        if nodes == set(NODES):
+            break
+    assert nodes == set(NODES), nodes
 
 
 @pytest.mark.slow
-def test_each_p2p_attack_fires_its_detector_within_two_intervals(lab: Lab, alerts: Alerts) -> None:
+def test_each_p2p_attack_fires_its_detector_within_two_intervals(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
     # The nodes at once, each node's attacks one after the other (each node's detectors are its own).
     plan = {"n1": [("addr-flood", ["addr-flood"]), ("inv-flood", ["inv-flood"])],
             "n2": [("ping-spam", ["ping-spam"]), ("addr-oversized", ["misbehaving"])],
@@ -413,6 +496,44 @@ def test_each_p2p_attack_fires_its_detector_within_two_intervals(lab: Lab, alert
     for node, kind in (("n5", "spy-peer"), ("n1", "inv-flood"), ("n4", "unknown-messages")):
         (raised,) = [alert for _when, alert in alerts.since(times[node, kind][0]) if alert["detector"] == kind]
         assert raised["node"] == node and raised["peer"] >= 0, raised
+    # Each reached the webhook through Alertmanager, once, with its detector, node and peer.
+    expected = {(detector, node) for node, attacks in plan.items() for _kind, detectors in attacks for detector in detectors}
+
+    def delivered() -> dict[tuple[str, str], list[dict[str, str]]]:
+        out: dict[tuple[str, str], list[dict[str, str]]] = {}
+        for alert in notified(client):
+            out.setdefault((alert["labels"]["detector"], alert["labels"]["node"]), []).append(alert["labels"])
+        return out
+
+    assert wait_for(lambda: expected <= set(delivered()), timeout=30), sorted(expected - set(delivered()))
+    for key in sorted(expected):
+        labels = delivered()[key]
+        assert len(labels) == len({json.dumps(label, sort_keys=True) for label in labels}), (key, labels)  # each alert once
+        assert all(label["network"] == NETWORK and label["alertname"] == key[0] for label in labels), labels
+    (spy,) = delivered()["spy-peer", "n5"]
+    assert int(spy["peer"]) >= 0, spy
+
+
+@pytest.mark.slow
+def test_a_silence_set_through_alertmanager_holds_an_alert_back(lab: Lab, alerts: Alerts, client: docker.DockerClient) -> None:
+    now = time.time()
+    silence = alertmanager(lab, "POST", "/silences", {
+        "matchers": [{"name": "detector", "value": "ping-spam", "isRegex": False}, {"name": "node", "value": "n3", "isRegex": False}],
+        "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60)),
+        "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600)),
+        "createdBy": "test_observer", "comment": "held back"})["silenceID"]
+    try:
+        before = len(notified(client))
+        started, _ended = attack(lab, "ping-spam", "n3")
+        assert wait_for(lambda: alerts.fired("ping-spam", "n3", started), timeout=2 * INTERVAL), alerts.since(started)
+        # Alertmanager has it, silenced by this silence; the webhook never hears of it
+        held = wait_for(lambda: [alert for alert in alertmanager(lab, "GET", "/alerts?filter=detector%3D%22ping-spam%22")
+                                 if alert["labels"]["node"] == "n3" and silence in alert["status"]["silencedBy"]], timeout=20)
+        assert held and held[0]["status"]["state"] == "suppressed", held
+        time.sleep(5)  # group_wait (2 s) and more: a notification would have come by now
+        assert [alert for alert in notified(client)[before:] if alert["labels"]["detector"] == "ping-spam"] == []
+    finally:
+        alertmanager(lab, "DELETE", f"/silence/{silence}")
 
 
 @pytest.mark.slow

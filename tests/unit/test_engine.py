@@ -27,8 +27,8 @@ SWARM = {"sw": {"chain": "regtest", "nodes": [{"name": "a", "host": "m1"}, {"nam
 OWNER = Owner("abc123", "/tmp/inventory")
 TAGS = _images.Tags(node_hash="h" * 12, base="peerlab/base:trixie-x",
                     repositories={"node": "peerlab/bitcoin-node", "collector": "peerlab/collector", "graphite": "peerlab/graphite",
-                                  "portal": "peerlab/portal"},
-                    hashes={"collector": "c1", "graphite": "g1", "portal": "p1"})
+                                  "portal": "peerlab/portal", "alertmanager": "peerlab/alertmanager"},
+                    hashes={"collector": "c1", "graphite": "g1", "portal": "p1", "alertmanager": "a1"})
 
 
 def deployment(networks: dict[str, Any] | None = None, *, hosts: Hosts | None = None, monitoring: bool = False,
@@ -127,7 +127,8 @@ def test_the_monitoring_stack_runs_on_the_monitoring_host_and_a_collector_where_
     d = deployment(networks, hosts=hosts, monitoring=True)
     one, two = host_spec(d, "h1"), host_spec(d, "h2")
     assert [container.role for container in one.containers] == ["node", "collector"]
-    assert sorted(container.role for container in two.containers) == ["bus", "collector", "grafana", "graphite", "node", "observer"]
+    assert sorted(container.role for container in two.containers) == ["alertmanager", "bus", "collector", "grafana", "graphite", "node",
+                                                                        "observer"]
     observer = json.loads(next(entry for entry in two.files if entry.path.endswith("observer.json")).data({}))
     assert sorted(observer["networks"]["lab"]["nodes"]) == ["a", "b"] and observer["carbon"] == "peerlab-graphite:2003"
     collector = one.container("peerlab-collector")

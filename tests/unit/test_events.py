@@ -354,6 +354,9 @@ def test_inbound_peers_dropping_and_restarts_from_polls() -> None:
     assert fired(watch, [at("poll", "n3", 20.0, up=True, height=1, restarts=0, peers=peers[:1])]) == [("inbound-drop", "n3", 20.0)]
     assert fired(watch, [at("poll", "n3", 30.0, up=False),
                          at("poll", "n3", 40.0, up=True, height=1, restarts=1, peers=[])]) == [("restart", "n3", 40.0)]
+    # a crash drops every inbound peer at once: the restart says why, no inbound-drop besides
+    assert fired(watch, [at("poll", "n3", 50.0, up=True, height=1, restarts=1, peers=peers),
+                         at("poll", "n3", 60.0, up=True, height=1, restarts=2, peers=[])]) == [("restart", "n3", 60.0)]
 
 
 def test_connect_and_listen_is_short_silent_connections_from_one_address() -> None:
