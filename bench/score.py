@@ -199,12 +199,17 @@ def run_round(inventory: Path, round_plan: dict[str, list[tuple[str, dict[str, A
             with lock:
                 attempts.append(Attempt(kind, node, chosen, *times))
 
-    payments = threading.Thread(target=bench.playbook, args=(inventory, "playbooks/traffic.yml", "-e", "duration=60",
-                                                             "-e", "tx_interval=0.2"))
-    threads = [payments] + [threading.Thread(target=attack, args=(node,)) for node in NODES]
+    threads = [threading.Thread(target=attack, args=(node,)) for node in NODES]
+
+    def payments() -> None:  # five a second while any attack runs (the spy takes their announcements)
+        while any(thread.is_alive() for thread in threads):
+            bench.playbook(inventory, "playbooks/traffic.yml", "-e", "duration=20", "-e", "tx_interval=0.2")
+
     for thread in threads:
         thread.start()
-    for thread in threads:
+    paying = threading.Thread(target=payments)
+    paying.start()
+    for thread in [*threads, paying]:
         thread.join()
     return attempts
 
@@ -243,7 +248,7 @@ def main() -> None:
             quiet_alerts = [alert for alert in seen if any(begin <= float(alert["time"]) <= end for begin, end in quiet_windows)]
             client = bench.docker.from_env()
             result = {"machine": bench.machine(client), "rounds": rounds, "seed": seed, "quiet_seconds": quiet,
-                      "quiet_windows": len(quiet_windows), "quiet_alerts": quiet_alerts, "scores": scores,
+                      "quiet_windows": len(quiet_windows), "quiet_alerts": quiet_alerts, "scores": scores, "alerts": seen,
                       "attempts": [asdict(attempt) for attempt in attempts], "seconds": round(time.time() - started)}
             client.close()
             out.write_text(json.dumps(result, indent=1) + "\n")

@@ -13,6 +13,7 @@ configuration directories) is worked out once, in `_desired.py`, not in the role
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -215,7 +216,10 @@ def _build(kind: Any, values: dict[str, Any], named: typing.Callable[[str], str]
 def _convert(kind: Any, value: Any) -> Any:
     origin = typing.get_origin(kind)
     if kind is Any:  # handed on as the inventory wrote it (Alertmanager's receivers), checked where it is used
-        return value
+        try:  # as plain data: Ansible's own string and mapping types do not render as YAML
+            return json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            raise TypeError(f"must be plain data (mappings, lists, strings, numbers), got {value!r}") from None
     if kind is bool:
         if isinstance(value, bool):
             return value

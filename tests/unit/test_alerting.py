@@ -133,3 +133,22 @@ def test_a_full_queue_drops_the_oldest_and_counts_them() -> None:
     for index in range(alerting.KEEP + 5):
         sender.add({**SPY, "peer": index})
     assert sender.dropped == 5 and len(sender.waiting) == alerting.KEEP and sender.waiting[0]["labels"]["peer"] == "5"
+
+
+class Tagged(str):
+    """Like Ansible's own string type for inventory values: yaml.safe_dump cannot represent it."""
+
+
+def test_receivers_from_the_inventory_become_plain_data_the_configuration_can_be_written_from() -> None:
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import _yaml
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import Settings
+
+    given = {"alertmanager_receivers": [{Tagged("name"): Tagged("ops"), "webhook_configs": [{"url": Tagged("http://h/x")}]}],
+             "alertmanager_route": {"group_wait": Tagged("2s")}}
+
+    def value_of(name: str) -> Any:
+        return given[name]
+
+    settings = Settings.from_variables(value_of)
+    written = _yaml(_alertmanager.config(settings.alertmanager.receivers, settings.alertmanager.route))
+    assert "receiver: ops" in written and "url: http://h/x" in written and "group_wait: 2s" in written
