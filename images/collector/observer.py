@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import collector
 import alerting
+import collector
 import detectors
 import events
 from collector import Sample

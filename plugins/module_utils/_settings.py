@@ -333,9 +333,9 @@ def alertmanager_problems(alertmanager: AlertmanagerSettings) -> list[str]:
     unknown = sorted(set(route) - ROUTE_KEYS)
     if unknown:
         found.append(f"alertmanager_route: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(ROUTE_KEYS))}")
-    receiver = route.get("receiver")
-    if receiver is not None and receiver not in names:
-        found.append(f"alertmanager_route: receiver {receiver!r} is none of alertmanager_receivers ({', '.join(names) or 'none given'})")
+    target = route.get("receiver")
+    if target is not None and target not in names:
+        found.append(f"alertmanager_route: receiver {target!r} is none of alertmanager_receivers ({', '.join(names) or 'none given'})")
     for key in ("group_wait", "group_interval", "repeat_interval"):
         if key in route and not re.match(_DURATION, str(route[key])):
             found.append(f"alertmanager_route: {key} must be a duration like 30s, 5m or 4h, got {route[key]!r}")

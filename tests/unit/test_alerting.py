@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "images" / "collector"))
 import alerting
 import events
+
 from ansible_collections.peerlab.bitcoin.plugins.module_utils import _alertmanager
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._settings import AlertmanagerSettings, alertmanager_problems
 
@@ -31,8 +32,8 @@ def test_the_configuration_routes_to_the_first_receiver_grouped_by_detector_netw
                              "group_interval": "1m", "repeat_interval": "1h"}
     assert [receiver["name"] for receiver in made["receivers"]] == ["ops", "phone"]
     # no receiver: Alertmanager keeps and shows the alerts and notifies nobody
-    assert _alertmanager.config((), {}) == {"route": {**_alertmanager.ROUTE_DEFAULTS, "receiver": "peerlab-none"},
-                                           "receivers": [{"name": "peerlab-none"}]}
+    nobody = {"route": {**_alertmanager.ROUTE_DEFAULTS, "receiver": "peerlab-none"}, "receivers": [{"name": "peerlab-none"}]}
+    assert _alertmanager.config((), {}) == nobody
 
 
 def test_the_login_hash_is_bcrypt_and_the_same_for_the_same_stored_salt() -> None:
@@ -79,7 +80,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
     posts: list[tuple[str, list[dict[str, Any]]]] = []
     answer = 200
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if Receiver.answer == 200:
             Receiver.posts.append((self.headers.get("Authorization", ""), json.loads(body)))

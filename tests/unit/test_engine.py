@@ -127,8 +127,8 @@ def test_the_monitoring_stack_runs_on_the_monitoring_host_and_a_collector_where_
     d = deployment(networks, hosts=hosts, monitoring=True)
     one, two = host_spec(d, "h1"), host_spec(d, "h2")
     assert [container.role for container in one.containers] == ["node", "collector"]
-    assert sorted(container.role for container in two.containers) == ["alertmanager", "bus", "collector", "grafana", "graphite", "node",
-                                                                        "observer"]
+    roles = sorted(container.role for container in two.containers)
+    assert roles == ["alertmanager", "bus", "collector", "grafana", "graphite", "node", "observer"]
     observer = json.loads(next(entry for entry in two.files if entry.path.endswith("observer.json")).data({}))
     assert sorted(observer["networks"]["lab"]["nodes"]) == ["a", "b"] and observer["carbon"] == "peerlab-graphite:2003"
     collector = one.container("peerlab-collector")
