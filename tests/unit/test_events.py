@@ -331,6 +331,23 @@ def test_ping_spam_is_more_than_three_pings_in_two_minutes_from_one_peer() -> No
     assert fired(watch, spam) == [("ping-spam", "n2", 503.0)]
 
 
+
+def test_the_ping_windows_edge_counts_a_ping_exactly_two_minutes_old_and_not_one_older() -> None:
+    at_edge = [at("msg", "n2", t, dir="in", type="ping", peer=5, size=8) for t in (0.0, 40.0, 80.0, 120.0)]
+    assert fired(detectors.Detectors(), at_edge) == [("ping-spam", "n2", 120.0)], "four pings within 120 s inclusive"
+    past_edge = [at("msg", "n2", t, dir="in", type="ping", peer=5, size=8) for t in (0.0, 40.0, 80.0, 120.001)]
+    assert fired(detectors.Detectors(), past_edge) == [], "the first has left the window: three in 120 s"
+
+
+def test_eight_inbound_peers_from_one_16_in_different_24s_reach_the_16s_limit() -> None:
+    watch = detectors.Detectors()  # the defaults: 4 per /24, 8 per /16
+    seven = [{"inbound": True, "addr": f"10.9.{i}.7:5000", "node": None} for i in range(7)]
+    assert fired(watch, [at("poll", "n1", 0.0, up=True, height=5, peers=seven)]) == [], "seven /24s, one each: below both limits"
+    eighth = [*seven, {"inbound": True, "addr": "10.9.200.7:5000", "node": None}]
+    alerts = watch.take(at("poll", "n1", 10.0, up=True, height=5, peers=eighth))
+    assert [(a["detector"], a["subnet"], a["count"]) for a in alerts] == [("subnet-inbound", "10.9.0.0/16", 8)]
+
+
 def test_many_inbound_peers_from_one_subnet_but_never_the_labs_own_nodes() -> None:
     watch = detectors.Detectors({"subnet24_inbound": 4, "subnet16_inbound": 8})
     own = [{"inbound": True, "addr": f"172.18.0.{i}:4000{i}", "node": f"n{i}"} for i in range(2, 9)]
