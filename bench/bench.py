@@ -276,7 +276,9 @@ BENCH_STACK = {"graphite_container": "peerlab-bench-graphite", "graphite_volume"
                "collector_prometheus_publish": "", "collector_bus_container": "peerlab-bench-bus",
                "collector_observer_container": "peerlab-bench-observer", "collector_events_volume": "peerlab-bench-events",
                "collector_events_publish": "", "collector_observer_prometheus_publish": "", "grafana_container": "peerlab-bench-grafana",
-               "grafana_volume": "peerlab-bench-grafana-data", "grafana_publish": ""}
+               "grafana_volume": "peerlab-bench-grafana-data", "grafana_publish": "",
+               "alertmanager_container": "peerlab-bench-alertmanager", "alertmanager_volume": "peerlab-bench-alertmanager-data",
+               "alertmanager_publish": ""}
 
 
 def trivial(inventory: Path) -> float:

@@ -44,16 +44,20 @@ MONITORING = {
     "grafana_container": "peerlab-test-grafana",
     "grafana_volume": "peerlab-test-grafana-data",
     "grafana_publish": "",
+    "alertmanager_container": "peerlab-test-alertmanager",
+    "alertmanager_volume": "peerlab-test-alertmanager-data",
+    "alertmanager_publish": "",
 }
 TOPOLOGY = {NETWORK: {"chain": "regtest", "defaults": {"host": "localhost", "resources": {"memory": "256m", "cpus": 0.5}},
                       "generators": [{"type": "ring", "nodes": len(NODES), "prefix": "n"}], "miners": ["n1", "n3"]}}
 
 
 def remove_monitoring(client: docker.DockerClient) -> None:
-    for name in ("peerlab-test-collector", "peerlab-test-graphite", "peerlab-test-grafana", "peerlab-test-bus", "peerlab-test-observer"):
+    for name in ("peerlab-test-collector", "peerlab-test-graphite", "peerlab-test-grafana", "peerlab-test-bus", "peerlab-test-observer",
+                 "peerlab-test-alertmanager"):
         for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
             container.remove(force=True, v=True)
-    for name in ("peerlab-test-graphite-data", "peerlab-test-grafana-data", "peerlab-test-events"):
+    for name in ("peerlab-test-graphite-data", "peerlab-test-grafana-data", "peerlab-test-events", "peerlab-test-alertmanager-data"):
         for volume in client.volumes.list(filters={"name": name}):
             if volume.name == name:
                 volume.remove(force=True)

@@ -43,6 +43,7 @@ SETTINGS = {
     "collector_events_volume": f"{PREFIX}events",
     "collector_events_publish": "127.0.0.1:18291", "collector_observer_prometheus_publish": "127.0.0.1:19533",
     "grafana_container": f"{PREFIX}grafana", "grafana_volume": f"{PREFIX}grafana-data", "grafana_publish": "",
+    "alertmanager_container": f"{PREFIX}alertmanager", "alertmanager_volume": f"{PREFIX}alertmanager-data", "alertmanager_publish": "",
     "portal_container": f"{PREFIX}portal", "portal_listen": "127.0.0.1:18090",
     # not the role's default (600): the quick apply plans with the deploy's settings (portal.json)
     "network_stop_timeout": 300,

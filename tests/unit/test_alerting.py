@@ -55,7 +55,7 @@ def test_bad_receivers_and_routes_are_refused_by_name() -> None:
         "alertmanager_receivers: receiver name(s) used twice: b",
         "alertmanager_route: unknown key(s) colour; known: active_time_intervals, continue, group_by, group_interval, group_wait, "
         "matchers, mute_time_intervals, receiver, repeat_interval, routes",
-        "alertmanager_route: receiver 'c' is none of alertmanager_receivers (a, b, b)",
+        "alertmanager_route: receiver 'c' is none of alertmanager_receivers (a, b)",
         "alertmanager_route: group_wait must be a duration like 30s, 5m or 4h, got 'soon'",
         "alertmanager_route: group_by must be a list of label names, got 'node'"]
     assert alertmanager_problems(AlertmanagerSettings(receivers=({"name": "ops", "email_configs": [{"to": "a@b"}]},),

@@ -3,6 +3,7 @@ at both ends, and a block mined on any node reaching every node."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -112,7 +113,7 @@ def test_a_block_mined_on_any_node_reaches_every_node(host: Any, miner: str) -> 
 
 
 MONITORING = [("peerlab-graphite", "graphite"), ("peerlab-collector", "collector"), ("peerlab-bus", "bus"),
-              ("peerlab-observer", "observer"), ("peerlab-portal", "portal")]
+              ("peerlab-observer", "observer"), ("peerlab-portal", "portal"), ("peerlab-alertmanager", "alertmanager")]
 
 
 @pytest.mark.parametrize(("name", "role"), MONITORING)
@@ -194,3 +195,20 @@ def test_the_portal_answers_on_loopback_and_wants_a_login(host: Any) -> None:
         assert error.code == 401
     secrets = host.file(os.path.join(PROJECT, ".secrets", "local", "portal.yml"))
     assert secrets.exists and secrets.mode == 0o600
+
+
+def test_alertmanager_answers_on_loopback_to_its_generated_login_only(host: Any) -> None:
+    secrets = host.file(os.path.join(PROJECT, ".secrets", "local", "alertmanager.yml"))
+    assert secrets.exists and secrets.mode == 0o600
+    password = yaml.safe_load(secrets.content_string)["alertmanager"]["peerlab"]["password"]
+    try:
+        urllib.request.urlopen("http://127.0.0.1:9093/api/v2/status", timeout=10)
+        pytest.fail("Alertmanager answered without a login")
+    except urllib.error.HTTPError as error:
+        assert error.code == 401
+    request = urllib.request.Request("http://127.0.0.1:9093/api/v2/status",
+                                     headers={"Authorization": "Basic " + base64.b64encode(f"peerlab:{password}".encode()).decode()})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        status = json.load(response)
+    # no receiver in the default inventory: alerts are kept and shown, nobody is notified
+    assert status["config"]["original"].count("peerlab-none") == 2, status["config"]["original"]
