@@ -335,7 +335,8 @@ def alertmanager_problems(alertmanager: AlertmanagerSettings) -> list[str]:
         found.append(f"alertmanager_route: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(ROUTE_KEYS))}")
     target = route.get("receiver")
     if target is not None and target not in names:
-        found.append(f"alertmanager_route: receiver {target!r} is none of alertmanager_receivers ({', '.join(sorted(set(names))) or 'none given'})")
+        listed = ", ".join(sorted(set(names))) or "none given"
+        found.append(f"alertmanager_route: receiver {target!r} is none of alertmanager_receivers ({listed})")
     for key in ("group_wait", "group_interval", "repeat_interval"):
         if key in route and not re.match(_DURATION, str(route[key])):
             found.append(f"alertmanager_route: {key} must be a duration like 30s, 5m or 4h, got {route[key]!r}")

@@ -331,7 +331,6 @@ def test_ping_spam_is_more_than_three_pings_in_two_minutes_from_one_peer() -> No
     assert fired(watch, spam) == [("ping-spam", "n2", 503.0)]
 
 
-
 def test_the_ping_windows_edge_counts_a_ping_exactly_two_minutes_old_and_not_one_older() -> None:
     at_edge = [at("msg", "n2", t, dir="in", type="ping", peer=5, size=8) for t in (0.0, 40.0, 80.0, 120.0)]
     assert fired(detectors.Detectors(), at_edge) == [("ping-spam", "n2", 120.0)], "four pings within 120 s inclusive"
