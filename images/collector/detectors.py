@@ -184,7 +184,7 @@ class Detectors:
             if event.get("type") == "ping":
                 times = watch.pings.setdefault(peer, deque())
                 times.append(when)
-                while times and when - times[0] > s["ping_window"]:
+                while times and (when - times[0] > s["ping_window"] or len(times) > s["ping_count"] + 1):
                     times.popleft()
                 if self.episode(("ping-spam", network, node, str(peer)), len(times) > s["ping_count"]):
                     out.append(self.alert(event, "ping-spam", f"peer {peer} ({event.get('addr') or '?'}) sent {len(times)} pings "
@@ -225,7 +225,8 @@ class Detectors:
         elif kind == "other":
             times = watch.unknown.setdefault(peer, deque())
             times.append(when)
-            while times and when - times[0] > s["unknown_window"]:
+            # the newest unknown_count are all the condition needs: a flood keeps no more
+            while times and (when - times[0] > s["unknown_window"] or len(times) > s["unknown_count"]):
                 times.popleft()
             if self.episode(("unknown-messages", network, node, str(peer)), len(times) >= s["unknown_count"]):
                 command = str(event.get("command") or "")
@@ -292,7 +293,7 @@ class Detectors:
         s = self.settings
         if before_verack:
             watch.churn.append(when)
-        while watch.churn and when - watch.churn[0] > s["churn_window"]:
+        while watch.churn and (when - watch.churn[0] > s["churn_window"] or len(watch.churn) > s["churn_connections"]):
             watch.churn.popleft()
         key = ("handshake-churn", event["network"], event["node"])
         if not before_verack:

@@ -733,3 +733,15 @@ def test_new_detectors_forget_peers_that_left_and_a_restart() -> None:
     assert sorted(kept.inv_buckets) == sorted(kept.unknown) == sorted(kept.versions) == sorted(kept.answered) == [15, 16, 17, 18, 19]
     fired(watch, [at("poll", "n1", 15.0, restarts=1, up=True, peers=[{"id": 15, "inbound": True, "addr": "a:1"}])])
     assert not any(kept.per_peer())
+
+
+def test_a_flood_of_pings_unknown_messages_or_churn_keeps_no_more_than_the_condition_needs() -> None:
+    watch = detectors.Detectors()
+    stream = [at("msg", "n1", i / 1000, dir="in", type="ping", peer=3, size=8) for i in range(5000)]
+    stream += [at("msg", "n1", i / 1000, dir="in", type="other", command="zz", peer=4, size=0) for i in range(5000)]
+    for i in range(5000):
+        stream += [at("msg", "n1", i / 1000, dir="in", type="version", peer=100 + i, size=102),
+                   at("conn", "n1", i / 1000, event="closed", peer=100 + i)]
+    assert sorted({detector for detector, _node, _when in fired(watch, stream)}) == ["handshake-churn", "ping-spam", "unknown-messages"]
+    kept = watch.nodes[("lab", "n1")]
+    assert (len(kept.pings[3]), len(kept.unknown[4]), len(kept.churn)) == (4, 10, 10)
