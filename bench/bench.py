@@ -216,24 +216,30 @@ def phases(report: dict[str, Any]) -> dict[str, float]:
     return {phase: round(value, 2) for phase, value in ends.items()}
 
 
+def write_inventory(work: Path, settings: dict[str, Any], networks: dict[str, Any]) -> Path:
+    """An inventory of its own under `work` (the bench tools'): this machine's Docker host, these
+    settings (secrets and state under `work` too) and these networks."""
+    inventory = work / "inventory"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", inventory / "01-hosts.yml")
+    (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
+        {"peerlab_secrets_dir": str(work / "secrets"), "peerlab_state_dir": str(work / "state"), **settings}))
+    (inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump({"plugin": "peerlab.bitcoin.topology", "networks": networks},
+                                                                      sort_keys=False))
+    return inventory
+
+
 def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="peerlab-bench-"))
     try:
-        inventory = work / "inventory"
-        (inventory / "group_vars" / "all").mkdir(parents=True)
-        shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", inventory / "01-hosts.yml")
-        # The network alone by default (the collector's cost is measured by bench/collector.py);
-        # BENCH_MONITORING=on adds the monitoring stack, as `make deploy` runs it.
-        (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
-            {"peerlab_secrets_dir": str(work / "secrets"), "peerlab_state_dir": str(work / "state"),
-             "peerlab_monitoring": os.environ.get("BENCH_MONITORING", "off") == "on",
-             # Timeouts only (the same for every code version): waits end as soon as the nodes answer.
-             "network_rpc_timeout": patience(count), "network_link_timeout": patience(count),
-             "network_tip_timeout": patience(count)}))
         generator = {**SHAPES[shape], "nodes": count, "prefix": "n"}
-        topology = {"plugin": "peerlab.bitcoin.topology", "networks": {"bench": {
-            "chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}}}
-        (inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump(topology, sort_keys=False))
+        # The network alone by default (the collector's cost is measured by bench/observer.py);
+        # BENCH_MONITORING=on adds the monitoring stack, as `make deploy` runs it.
+        inventory = write_inventory(work, {
+            "peerlab_monitoring": os.environ.get("BENCH_MONITORING", "off") == "on",
+            # Timeouts only (the same for every code version): waits end as soon as the nodes answer.
+            "network_rpc_timeout": patience(count), "network_link_timeout": patience(count), "network_tip_timeout": patience(count)},
+            {"bench": {"chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}})
         cold, report = playbook(inventory, "deploy.yml")
         result: dict[str, Any] = {"total": round(cold, 2), **phases(report)}
         result["rss_mb"] = median_rss(client.containers.list(filters={"label": "peerlab.network=bench"}))

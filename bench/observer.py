@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("collector", ROOT / "images" / "collector" / "collector.py")
@@ -112,16 +111,9 @@ def main() -> None:
     seconds = int(os.environ.get("BENCH_SECONDS", "180"))
     client = docker.from_env()
     with tempfile.TemporaryDirectory() as work:
-        inventory = Path(work) / "inventory"
-        (inventory / "group_vars" / "all").mkdir(parents=True)
-        (inventory / "01-hosts.yml").write_text((ROOT / "inventories" / "local" / "01-hosts.yml").read_text())
-        (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
-            dict(SETTINGS, peerlab_secrets_dir=f"{work}/secrets", peerlab_state_dir=f"{work}/state")))
-        (inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump({
-            "plugin": "peerlab.bitcoin.topology", "networks": {NETWORK: {
-                "chain": "regtest", "miners": ["n1", "n2"],
-                "defaults": {"host": "localhost", "resources": {"memory": "256m", "cpus": 0.5}},
-                "generators": [{"type": "random-regular", "nodes": nodes, "degree": 4, "seed": 7, "prefix": "n"}]}}}))
+        inventory = bench.write_inventory(Path(work), SETTINGS, {NETWORK: {
+            "chain": "regtest", "miners": ["n1", "n2"], "defaults": {"host": "localhost", "resources": {"memory": "256m", "cpus": 0.5}},
+            "generators": [{"type": "random-regular", "nodes": nodes, "degree": 4, "seed": 7, "prefix": "n"}]}})
         try:
             playbook(inventory, "deploy.yml")
             feed = Feed(f"ws://{SETTINGS['collector_events_publish']}/events")

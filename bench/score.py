@@ -236,14 +236,8 @@ def main() -> None:
     seed = int(os.environ.get("SCORE_SEED", "1"))
     out = Path(os.environ.get("SCORE_JSON", str(ROOT / "docs" / "score.json")))
     with tempfile.TemporaryDirectory() as work:
-        inventory = Path(work) / "inventory"
-        (inventory / "group_vars" / "all").mkdir(parents=True)
-        (inventory / "01-hosts.yml").write_text((ROOT / "inventories" / "local" / "01-hosts.yml").read_text())
-        (inventory / "group_vars" / "all" / "peerlab.yml").write_text(yaml.safe_dump(
-            dict(SETTINGS, peerlab_secrets_dir=f"{work}/secrets", peerlab_state_dir=f"{work}/state")))
         lab = yaml.safe_load((ROOT / "inventories" / "local" / "02-topology.peerlab.yml").read_text())["networks"]["lab"]
-        (inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump({"plugin": "peerlab.bitcoin.topology",
-                                                                           "networks": {NETWORK: lab}}))
+        inventory = bench.write_inventory(Path(work), SETTINGS, {NETWORK: lab})
         started = time.time()
         try:
             bench.playbook(inventory, "deploy.yml")

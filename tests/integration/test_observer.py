@@ -130,7 +130,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     assert deployed.rc == 0, deployed.output[-3000:]
     collector_image = client.containers.get("peerlab-obs-collector").image
     client.containers.run(collector_image, entrypoint=["python3", "-u", "-c", WEBHOOK], name="peerlab-obs-webhook",
-                          network="peerlab-obs-monitoring", labels={"peerlab.test": "observer"}, detach=True)
+                          network="peerlab-obs-monitoring", labels={"peerlab.test": "observer"}, healthcheck={"Test": ["NONE"]},
+                          detach=True)
     yield made
     remove_network(client, NETWORK)
     remove_monitoring(client)
