@@ -4,9 +4,10 @@ stretches of quiet traffic; per detector its recall, its precision and its time 
 Deploys the default lab's shape (5 nodes, a ring with two chords) as network `score` with the
 monitoring stack under the bench's names, reads every alert of the websocket feed, then:
   - SCORE_QUIET seconds (default 60) of `make traffic`: any alert here is a false one;
-  - SCORE_RUNS rounds (default 3): every P2P attack and a crash, two per node at a time (each
+  - SCORE_RUNS rounds (default 3): every P2P attack and a crash, two or three per node in turn (each
     node's detectors are its own), on nodes that change each round, with options drawn from a
-    seeded generator (rate, count, duration; each attack container has an address of its own),
+    seeded generator (rate, count, duration; the source address is the one Docker hands each
+    attack container, which may be a freed one again),
     while payments flow (the spy takes their announcements); then quiet traffic again.
 An attack is detected when its detector fires on its node from its start to two collection
 intervals after its end. An alert that no attack explains (its detector on its node during one, or
