@@ -37,7 +37,7 @@ def test_the_configuration_routes_to_the_first_receiver_grouped_by_detector_netw
 
 
 def test_the_login_hash_is_bcrypt_and_the_same_for_the_same_stored_salt() -> None:
-    bcrypt = pytest.importorskip("bcrypt")
+    import bcrypt  # requirements.txt: the controller hashes Alertmanager's login with it
     first = _alertmanager.login_hash("secret", "00" * 16)
     assert first == _alertmanager.login_hash("secret", "00" * 16) != _alertmanager.login_hash("secret", "11" * 16)
     assert first.startswith("$2b$10$") and bcrypt.checkpw(b"secret", first.encode()) and not bcrypt.checkpw(b"other", first.encode())
