@@ -289,7 +289,7 @@ def _detectors() -> set[str]:
     import json
 
     with open(ROOT / "images" / "collector" / "detectors.json", encoding="utf-8") as handle:
-        return set(json.load(handle))
+        return {threshold for thresholds in json.load(handle).values() for threshold in thresholds}
 
 
 def placement_problems(settings: Settings, hosts: Hosts, networks: tuple[Any, ...]) -> list[str]:

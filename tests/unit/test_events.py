@@ -560,7 +560,7 @@ def test_out_of_order_addr_events_never_refill_negatively() -> None:
     # 900 at t=100, then a line stamped earlier (t=50) with 0 addresses: no refill below zero, no alert
     assert fired(watch, [at("addr", "n1", 100.0, peer=7, addresses=900),
                          at("addr", "n1", 50.0, peer=7, addresses=0)]) == []
-    tokens, clock = watch.nodes[("lab", "n1")].buckets[7]
+    tokens, clock = watch.detector("addr-flood").nodes[("lab", "n1")][7]
     assert (tokens, clock) == (100.0, 100.0), "the late line changed neither the tokens nor the bucket's clock"
 
 
@@ -595,8 +595,8 @@ def test_per_peer_state_is_pruned_to_the_peers_a_poll_lists() -> None:
     stream.append(at("poll", "n1", 5.0, restarts=0, up=True, peers=[{"id": 10, "inbound": False, "addr": "a:1"},
                                                                     {"id": 40, "inbound": False, "addr": "b:1"}]))
     fired(watch, stream)
-    kept = watch.nodes[("lab", "n1")]
-    assert sorted(kept.buckets) == sorted(kept.pings) == [10, *range(40, 50)]
+    kept = [watch.detector(name).nodes[("lab", "n1")] for name in ("addr-flood", "ping-spam")]
+    assert sorted(kept[0]) == sorted(kept[1]) == [10, *range(40, 50)]
 
 
 def test_message_types_a_peer_makes_up_are_other_and_make_no_new_series() -> None:
@@ -633,13 +633,13 @@ def test_the_detectors_watch_the_configured_nodes_and_a_network_made_again_start
     watch.watch({("lab", "n1"), ("lab", "n2")})
     assert fired(watch, [at("addr", "n9", 1.0, peer=1, addresses=5000),  # not configured: ignored
                          events.make("addr", "other", "n1", 1.0, peer=1, addresses=5000)]) == []
-    assert ("lab", "n9") not in watch.nodes and ("other", "n1") not in watch.nodes
+    assert ("lab", "n9") not in watch.known() and ("other", "n1") not in watch.known()
     first, second = "aa" * 32, "bb" * 32
     assert fired(watch, [at("block", "n1", 1.0, hash=first, height=5), at("poll", "n1", 2.0, up=True, height=5)]) == []
     # The network is torn down (the configuration loses it), then made again: its new chain's block
     # at height 5 is no fork of the old one's.
     watch.watch(set())
-    assert watch.tips_at == {} and watch.heights == {} and watch.nodes == {}
+    assert watch.detector("fork").networks == {} and watch.detector("lagging").networks == {} and watch.known() == set()
     watch.watch({("lab", "n1"), ("lab", "n2")})
     assert fired(watch, [at("block", "n2", 3.0, hash=second, height=5)]) == []
     # while it lives, two blocks at one height are a fork
@@ -668,7 +668,7 @@ def test_inv_flood_is_more_than_bitcoin_cores_announcement_limits() -> None:
     assert fired(watch, [inv("n1", 101.6, 5, 4999)]) == []
     events_closed = at("conn", "n1", 102.0, event="closed", peer=4)
     fired(watch, [events_closed])
-    assert 4 not in watch.nodes[("lab", "n1")].inv_buckets
+    assert 4 not in watch.detector("inv-flood").nodes[("lab", "n1")]
 
 
 def test_a_spy_takes_announcements_and_never_asks_or_announces() -> None:
@@ -729,10 +729,13 @@ def test_new_detectors_forget_peers_that_left_and_a_restart() -> None:
     stream += [inv("n1", 1.0, peer, 1) for peer in range(20)]
     stream.append(at("poll", "n1", 5.0, restarts=0, up=True, peers=[{"id": 15, "inbound": True, "addr": "a:1"}]))
     fired(watch, stream)
-    kept = watch.nodes[("lab", "n1")]
-    assert sorted(kept.inv_buckets) == sorted(kept.unknown) == sorted(kept.versions) == sorted(kept.answered) == [15, 16, 17, 18, 19]
+    tables = [table for one in watch.detectors if ("lab", "n1") in one.nodes for table in one.peers(one.nodes[("lab", "n1")])]
+    inv_flood, unknown = (watch.detector(name).nodes[("lab", "n1")] for name in ("inv-flood", "unknown-messages"))
+    versions = watch.detector("handshake-churn").nodes[("lab", "n1")].versions
+    answered = watch.detector("spy-peer").nodes[("lab", "n1")].answered
+    assert sorted(inv_flood) == sorted(unknown) == sorted(versions) == sorted(answered) == [15, 16, 17, 18, 19]
     fired(watch, [at("poll", "n1", 15.0, restarts=1, up=True, peers=[{"id": 15, "inbound": True, "addr": "a:1"}])])
-    assert not any(kept.per_peer())
+    assert len(tables) >= 6 and not any(tables)
 
 
 def test_a_flood_of_pings_unknown_messages_or_churn_keeps_no_more_than_the_condition_needs() -> None:
@@ -743,5 +746,22 @@ def test_a_flood_of_pings_unknown_messages_or_churn_keeps_no_more_than_the_condi
         stream += [at("msg", "n1", i / 1000, dir="in", type="version", peer=100 + i, size=102),
                    at("conn", "n1", i / 1000, event="closed", peer=100 + i)]
     assert sorted({detector for detector, _node, _when in fired(watch, stream)}) == ["handshake-churn", "ping-spam", "unknown-messages"]
-    kept = watch.nodes[("lab", "n1")]
-    assert (len(kept.pings[3]), len(kept.unknown[4]), len(kept.churn)) == (4, 10, 10)
+    kept = {name: watch.detector(name).nodes[("lab", "n1")] for name in ("ping-spam", "unknown-messages", "handshake-churn")}
+    assert (len(kept["ping-spam"][3]), len(kept["unknown-messages"][4]), len(kept["handshake-churn"].churn)) == (4, 10, 10)
+
+
+def test_every_detector_is_one_class_with_its_defaults_and_its_row_in_the_docs() -> None:
+    """A new detector is one class, its entry in detectors.json, its attack and its docs: the
+    registry, the defaults and the docs' table name the same detectors and thresholds."""
+    with open(ROOT / "images" / "collector" / "detectors.json", encoding="utf-8") as handle:
+        defaults = json.load(handle)
+    assert set(detectors.REGISTRY) == set(defaults)
+    thresholds = [name for entry in defaults.values() for name in entry]
+    assert len(thresholds) == len(set(thresholds)), "a threshold name belongs to one detector (the inventory's names are flat)"
+    section = (ROOT / "docs" / "events.md").read_text(encoding="utf-8").split("\n## Detectors\n")[1].split("\n## ")[0]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in section.splitlines() if line.startswith("| `")}
+    for name, entry in defaults.items():
+        assert name in rows, f"docs/events.md has no row for {name}"
+        assert all(f"`{threshold}`" in rows[name] for threshold in entry), f"docs/events.md's {name} row names its thresholds"
+    every = detectors.Detectors()
+    assert set(every.by_kind) <= set(events.KINDS) and {one.name for one in every.detectors} == set(defaults)

@@ -53,8 +53,7 @@ def test_what_the_extractor_the_collector_and_the_detectors_make_fits_the_schema
                        mempool={"size": 0, "bytes": 0},
                        peers=[{"id": 1, "addr": "172.18.0.2:52258", "node": "n1", "inbound": True, "conn_type": "inbound",
                                "subver": "/Satoshi:29.0.0/", "bytessent": 1, "bytesrecv": 2, "pingtime": None, "conntime": 1}])
-    watch = detectors.Detectors()
-    alert = watch.alert(made[0], "restart", "bitcoind started again", restarts=1)
+    alert = detectors.Detectors().detector("restart").alert(made[0], "bitcoind started again", restarts=1)
     propagation = events.make("propagation", "lab", "n2", 9.0, hash="ab" * 32, height=102, seconds=0.2, first="n1", last="n2")
     for event in [*made, poll, alert, propagation]:
         assert events.check(payload(event)) == event
