@@ -13,6 +13,7 @@ USER = "peerlab"            # the basic-auth user of its API and page
 NONE = "peerlab-none"       # the receiver when the inventory names none: alerts kept, nobody notified
 UID = 9093                  # its user in images/alertmanager (owns the configuration, which may hold receivers' secrets)
 PORT = 9093
+CHECK = ("/usr/bin/amtool", "check-config", "{file}")   # the program of its image that checks a configuration
 ROUTE_DEFAULTS: dict[str, Any] = {"group_by": ["detector", "network", "node"], "group_wait": "10s", "group_interval": "1m",
                                   "repeat_interval": "4h"}
 _STANDARD = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -47,3 +48,22 @@ def web_config(hashed: str) -> dict[str, Any]:
 def authorization(password: str) -> str:
     """The Authorization header's value for the API (the observer, the tests)."""
     return "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
+
+
+def values(receivers: tuple[dict[str, Any], ...]) -> tuple[str, ...]:
+    """The receivers' string values that may be secrets (URLs with tokens, passwords, keys): hidden in
+    anything peerlab prints about the configuration (amtool's answer)."""
+    found: list[str] = []
+
+    def walk(value: Any, key: str = "") -> None:
+        if isinstance(value, dict):
+            for inner, item in value.items():
+                walk(item, str(inner))
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, key)
+        elif isinstance(value, str) and key != "name" and len(value) >= 6:
+            found.append(value)
+
+    walk(list(receivers))
+    return tuple(sorted(set(found), key=len, reverse=True))

@@ -107,6 +107,8 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
         refusal = _netfault.netem_probe(docker, _probe_image(spec, facts), spec.host)
         if refusal:
             report.refusals.append(refusal)
+    if not report.refusals:
+        report.refusals += checked_files(docker, spec.files, facts, secrets)
     if report.refusals:
         return report
     report.missing_images = list(host_plan.missing_images)
@@ -153,6 +155,41 @@ def _probe_image(spec: HostSpec, facts: EngineFacts) -> str:
     """An image with tc for the netem probe: one of the node images this host runs."""
     nodes = [image for image in spec.images if image in facts.images and "bitcoin-node" in image]
     return nodes[0] if nodes else (spec.images[0] if spec.images else "")
+
+
+def _differs(entry: FileSpec, content: bytes) -> bool:
+    try:
+        with open(entry.path, "rb") as handle:
+            return handle.read() != content
+    except FileNotFoundError:
+        return True
+
+
+def checked_files(docker: Docker, files: tuple[FileSpec, ...], facts: EngineFacts, secrets: Secrets) -> list[str]:
+    """The refusals of the programs that check a file before it is written (Alertmanager's amtool
+    its configuration), for the files that would change. Run in a throwaway container of their
+    image with no network, the content put into it (never on the host); an image not built yet is
+    checked on the run after the images role builds it (the engine stops for missing images)."""
+    refusals = []
+    for entry in files:
+        if not entry.checked_by or entry.checked_by[0] not in facts.images:
+            continue
+        content = entry.data(secrets)
+        if not _differs(entry, content):
+            continue
+        image, program, *args = entry.checked_by
+        inside = f"/tmp/{os.path.basename(entry.path)}"
+        body = {"Image": image, "User": str(max(entry.owner, 0)), "Entrypoint": [program],
+                "Cmd": [arg.replace("{file}", inside) for arg in args], "Labels": {_names.ROLE: "probe"},
+                "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}}}
+        ok, output = docker.run_once(body, {inside: (content, entry.owner)})
+        if not ok:
+            answer = " ".join(line.strip() for line in output.splitlines() if line.strip())
+            for value in entry.hidden:
+                answer = answer.replace(value, "(hidden)")
+            refusals.append(f"{os.path.basename(entry.path)}: {program.rsplit('/', 1)[-1]} refuses it, nothing was changed: "
+                            f"{answer or 'no answer'}")
+    return refusals
 
 
 def write_files(files: tuple[FileSpec, ...], secrets: Secrets, report: Report, check: bool) -> set[str]:

@@ -338,8 +338,11 @@ def alertmanager_files(d: Deployment) -> list[FileSpec]:
     only), and the password the observer sends it (root's only, never in the plan)."""
     am = d.settings.alertmanager
     directory = d.alertmanager_dir()
+    # Alertmanager's own amtool checks the receivers and route before the file is written: one it
+    # would refuse at start is refused before anything changes.
+    check = (d.tags.monitoring("alertmanager"), *_alertmanager.CHECK) if d.tags else ()
     return [FileSpec(f"{directory}/config/alertmanager.yml", _yaml(_alertmanager.config(am.receivers, am.route)), mode="0600",
-                     directory_mode="0700", owner=_alertmanager.UID),
+                     directory_mode="0700", owner=_alertmanager.UID, checked_by=check, hidden=_alertmanager.values(am.receivers)),
             FileSpec(f"{directory}/config/web.yml", _yaml(_alertmanager.web_config(d.alertmanager_login)), mode="0600",
                      directory_mode="0700", owner=_alertmanager.UID),
             FileSpec(f"{directory}/observer/password", mode="0400", directory_mode="0700", owner=0, secret="alertmanager")]

@@ -9,8 +9,11 @@ The node modules run on each Docker host with nothing but Python there; one clie
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import socket
+import tarfile
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -85,3 +88,42 @@ class Docker:
                 return None
             raise
         return answer
+
+    def wait_output(self, container_id: str, marker: str | None, timeout: float) -> tuple[bool, str]:
+        """Wait for `marker` in a container's output (or, without one, for it to exit); (success, output)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.inspect(container_id) or {}
+            state = found.get("State") or {}
+            output = self.logs(container_id)
+            if marker and marker in output:
+                return True, output
+            if not state.get("Running"):
+                return (not marker and state.get("ExitCode") == 0), output
+            if time.monotonic() > deadline:
+                return False, output + f"\n(no answer within {timeout:g} s)"
+            time.sleep(0.1)
+
+    def run_once(self, body: dict[str, Any], files: dict[str, tuple[bytes, int]] | None = None,
+                 timeout: float = 30.0) -> tuple[bool, str]:
+        """Run a throwaway container (`body`: its create request) to its end and remove it; (exited 0,
+        its output). `files` (path -> (content, owner uid), mode 0600) are put into it before it starts:
+        no copy on the host, nothing on its command line or in its environment."""
+        created = self.request("POST", "/containers/create", body)
+        try:
+            if files:
+                self.request("PUT", f"/containers/{created['Id']}/archive?path=/", data=_archive(files))
+            self.request("POST", f"/containers/{created['Id']}/start")
+            return self.wait_output(created["Id"], None, timeout)
+        finally:
+            self.request("DELETE", f"/containers/{created['Id']}?force=1&v=1")
+
+
+def _archive(files: dict[str, tuple[bytes, int]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for path, (content, uid) in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid = len(content), 0o600, max(uid, 0), max(uid, 0)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()

@@ -14,7 +14,6 @@ Pausing is the engine's own pause. Used by the faults module and the scenario mo
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -81,22 +80,6 @@ def remove_holder(docker: Docker, holder: dict[str, Any]) -> None:
             raise
 
 
-def _wait_output(docker: Docker, container_id: str, marker: str | None, timeout: float) -> tuple[bool, str]:
-    """Wait for `marker` in a container's output (or, without one, for it to exit); (success, output)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = docker.inspect(container_id) or {}
-        state = found.get("State") or {}
-        output = docker.logs(container_id)
-        if marker and marker in output:
-            return True, output
-        if not state.get("Running"):
-            return (not marker and state.get("ExitCode") == 0), output
-        if time.monotonic() > deadline:
-            return False, output + f"\n(no answer within {timeout:g} s)"
-        time.sleep(0.1)
-
-
 def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePlan) -> None:
     """Create and start a node's holder; wait until its rules are in place (or fail with its output)."""
     node_name = container(network, plan.node)
@@ -121,7 +104,7 @@ def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePl
             raise
     created = docker.request("POST", f"/containers/create?name={name}", body)
     docker.request("POST", f"/containers/{created['Id']}/start")
-    ok, output = _wait_output(docker, created["Id"], READY, 45.0)  # past the 30 s a name may take to resolve
+    ok, output = docker.wait_output(created["Id"], READY, 45.0)  # past the 30 s a name may take to resolve
     if not ok:
         docker.request("DELETE", f"/containers/{created['Id']}?force=1&v=1")
         raise DockerError(f"{name} could not apply {', '.join(plan.faults)}: {output.strip()[-600:]}")
@@ -150,12 +133,7 @@ def netem_probe(docker: Docker, image: str, host: str) -> str:
             "Cmd": ["tc qdisc add dev lo root netem delay 1ms && echo netem-ok"], "Healthcheck": {"Test": ["NONE"]},
             "Labels": {"peerlab.role": "probe"},
             "HostConfig": {"NetworkMode": "none", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"}, **NO_DATA}}
-    created = docker.request("POST", "/containers/create", body)
-    try:
-        docker.request("POST", f"/containers/{created['Id']}/start")
-        ok, output = _wait_output(docker, created["Id"], None, 30.0)
-    finally:
-        docker.request("DELETE", f"/containers/{created['Id']}?force=1&v=1")
+    ok, output = docker.run_once(body)
     if ok and "netem-ok" in output:
         return ""
     answer = " ".join(output.split()) or "no answer"

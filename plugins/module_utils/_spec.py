@@ -106,6 +106,8 @@ class FileSpec:
     owner: int = -1               # uid, -1: whoever runs the module
     secret: str = ""              # the content is this secret (it travels apart, never in the plan)
     packed: bool = False          # content is zlib-compressed and base64-encoded (large files travel small)
+    checked_by: tuple[str, ...] = ()  # (image, program, args...): it must accept the content ("{file}" in args) before it is written
+    hidden: tuple[str, ...] = ()      # values of the content never shown in the checker's answer (receivers' secrets)
 
     def data(self, secrets: dict[str, Any]) -> bytes:
         if self.secret:

@@ -250,6 +250,29 @@ def test_no_secret_in_a_verbose_deploy_nor_in_containers(lab: Lab) -> None:
     client.close()
 
 
+def test_a_receiver_alertmanager_would_refuse_is_refused_before_anything_changes(lab: Lab) -> None:
+    """Shape-checked receivers can still be ones Alertmanager refuses at start (an email receiver
+    with no SMTP server): its own amtool checks the file first, and nothing changes."""
+    client = docker.from_env()
+    alertmanager = client.containers.get("peerlab-test-alertmanager")
+    config = lab.directory / "state" / "alertmanager" / "config" / "alertmanager.yml"
+    before = (alertmanager.id, alertmanager.labels["peerlab.config"], config.read_bytes())
+    token = "T0K3N-4f9c2b7e1d"
+    receivers = [{"name": "mail", "email_configs": [{"to": "ops@example.org", "auth_password": token}]},
+                 {"name": "hook", "webhook_configs": [{"url": f"http://127.0.0.1:9/{token}"}]}]
+    chosen = {"alertmanager_receivers": receivers, "alertmanager_route": {"receiver": "mail"}}
+    refused = lab.playbook("deploy.yml", "-e", json.dumps(chosen))
+    said = " ".join(refused.output.split())
+    assert refused.rc != 0 and "alertmanager.yml: amtool refuses it, nothing was changed" in said, said[-3000:]
+    assert "smarthost" in said, "amtool's own reason is shown"
+    assert token not in refused.output, "a receiver's secret in the output"
+    alertmanager.reload()
+    assert (alertmanager.id, alertmanager.labels["peerlab.config"], config.read_bytes()) == before
+    assert alertmanager.status == "running"
+    assert not client.containers.list(all=True, filters={"label": "peerlab.role=probe"}), "the checker's container was removed"
+    client.close()
+
+
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None

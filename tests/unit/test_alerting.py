@@ -36,6 +36,12 @@ def test_the_configuration_routes_to_the_first_receiver_grouped_by_detector_netw
     assert _alertmanager.config((), {}) == nobody
 
 
+def test_the_receivers_values_that_may_be_secrets_are_the_ones_hidden() -> None:
+    receivers = ({"name": "ops", "webhook_configs": [{"url": "http://hooks.example/T0K3N", "send_resolved": True}]},
+                 {"name": "mail", "email_configs": [{"to": "a@b.example", "auth_password": "hunter2"}]})
+    assert _alertmanager.values(receivers) == ("http://hooks.example/T0K3N", "a@b.example", "hunter2")
+
+
 def test_the_login_hash_is_bcrypt_and_the_same_for_the_same_stored_salt() -> None:
     import bcrypt  # requirements.txt: the controller hashes Alertmanager's login with it
     first = _alertmanager.login_hash("secret", "00" * 16)
