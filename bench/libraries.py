@@ -4,8 +4,9 @@ Two comparisons, each in processes of their own on this machine, the same events
 `msg` event, 200 bytes of JSON) at the same rate:
   - the bus: a NATS subscriber taking every event, the hand-written client (images/collector/
     events.py `Bus`) against nats-py (asyncio; PyPI's, installed at image build if chosen);
-  - the feed: a websocket server sending every event to one reader, the hand-written server
-    (images/collector/observer.py `Handler`, `Feed`) against websockets' threaded server (Debian
+  - the feed: a websocket server sending every event to one reader: the observer's (images/
+    collector/observer.py `FeedServer`, on websockets since commit d41007a, where this bench also
+    ran the hand-written server it replaced) and websockets' threaded server alone (Debian
     trixie's python3-websockets 15.0.1).
 CPU is the measured process's own (every thread), from its first event to its last. The NATS server
 runs in a container of the collector image (Debian's nats-server), published on 127.0.0.1 only,
@@ -88,20 +89,17 @@ bus.connected.wait(10)
 paced(lambda: bus.publish("peerlab.lab.n1.msg", PAYLOAD))
 time.sleep(2)
 """,
-    "feed-handwritten": """
-import observer, events
-class Stub:
-    config = {"feed_origins": []}
-    feed = observer.Feed()
-observer.Handler.observer = Stub
-server = observer.Server(("127.0.0.1", %(feed)d), observer.Handler)
-threading.Thread(target=server.serve_forever, daemon=True).start()
+    "feed-observer": """
+import observer
+obs = observer.Observer()
+obs.config = {"feed_origins": []}
+observer.FeedServer(obs, ("127.0.0.1", %(feed)d)).start()
 print("ready", flush=True)
-while not Stub.feed.subscribers:
+while not obs.feed.subscribers:
     time.sleep(0.01)
 event = json.loads(PAYLOAD)
 def send():
-    Stub.feed.broadcast(event, PAYLOAD)
+    obs.feed.broadcast(event, PAYLOAD)
     took()
 paced(send)
 done.wait()
@@ -192,7 +190,7 @@ def main() -> int:
         time.sleep(1)
         for name in ("bus-handwritten", "bus-nats-py"):
             rows[name] = bus(name)
-        for name in ("feed-handwritten", "feed-websockets"):
+        for name in ("feed-observer", "feed-websockets"):
             rows[name] = feed(name)
     finally:
         nats.remove(force=True)

@@ -11,17 +11,14 @@ websocket feed (`make events NETWORK=lab NODE=n1 TYPE=addr,ping`).
 Options: --url (default ws://127.0.0.1:8091/events, or PEERLAB_EVENTS_URL), --network, --node and
 --type (comma-separated; a type is a message type such as inv, or an event kind: msg, conn, block,
 tx, poll, alert, propagation), --json (one JSON event per line), --count N / --seconds S (stop after).
-Standard library only; the event schema is in docs/events.md.
+websockets (requirements.txt) for the feed; the event schema is in docs/events.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import contextlib
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -29,18 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.sync.client import connect
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images" / "collector"))
 import events
-
-
-def _read_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError("the feed closed the connection")
-        data += chunk
-    return data
 
 
 def stream(url: str, network: str = "", nodes: str = "", types: str = "",
@@ -50,41 +40,24 @@ def stream(url: str, network: str = "", nodes: str = "", types: str = "",
     and None after `timeout` seconds without one (timeout None: wait for ever)."""
     parts = urlsplit(url)
     query = urlencode({key: value for key, value in (("network", network), ("node", nodes), ("type", types)) if value})
-    path = (parts.path or "/events") + (f"?{query}" if query else "")
-    sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=10)
+    address = f"ws://{parts.netloc}{parts.path or '/events'}" + (f"?{query}" if query else "")
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += _read_exact(sock, 1)
-        status = head.split(b"\r\n", 1)[0].decode(errors="replace")
-        if " 101 " not in status + " ":
-            raise ConnectionError(f"{url}: not a websocket feed ({status})")
+        connection = connect(address, open_timeout=10, max_size=None, compression=None)
+    except InvalidStatus as refused:
+        raise ConnectionError(f"{url}: not a websocket feed (HTTP {refused.response.status_code})") from None
+    except (OSError, InvalidHandshake, TimeoutError) as error:
+        raise ConnectionError(f"{url}: {error}") from None
+    with connection:
         yield None  # subscribed
         while True:
-            sock.settimeout(timeout)
             try:
-                first, second = _read_exact(sock, 2)
+                message = connection.recv(timeout=timeout)
             except TimeoutError:
                 yield None  # nothing for `timeout` seconds
                 continue
-            sock.settimeout(10)
-            size = second & 0x7F
-            if size == 126:
-                size = int.from_bytes(_read_exact(sock, 2), "big")
-            elif size == 127:
-                size = int.from_bytes(_read_exact(sock, 8), "big")
-            payload = _read_exact(sock, size)
-            if first & 0x0F == 0x8:
+            except ConnectionClosed:
                 return
-            if first & 0x0F == 0x1:
-                yield json.loads(payload)
-    finally:
-        with contextlib.suppress(OSError):
-            sock.sendall(b"\x88\x80" + os.urandom(4))  # a masked close frame
-        sock.close()
+            yield json.loads(message)
 
 
 def main(argv: list[str] | None = None) -> int:

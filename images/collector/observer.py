@@ -13,19 +13,18 @@ It subscribes to every event the extractors (one collector per Docker host) publ
 Configuration (JSON, written by the collector role, no secrets; reread when it changes):
   {"bus": "peerlab-bus:4222", "carbon": "peerlab-graphite:2003", "interval": 10,
    "networks": {"lab": {"chain": "regtest", "edges": [["n1", "n2"]], "nodes": {"n1": {...}}}}}
-Standard library only. Event schema and subjects: docs/events.md; metric names: docs/metrics.md.
+Standard library and Debian's python3-websockets (the feed). Event schema and subjects: docs/events.md; metric names: docs/metrics.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import calendar
 import contextlib
 import gzip
-import hashlib
 import http.server
 import json
+import logging
 import os
 import queue
 import socketserver
@@ -43,12 +42,14 @@ import collector
 import detectors
 import events
 from collector import Sample
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.sync.server import ServerConnection, serve
 
 CONFIG = os.environ.get("PEERLAB_OBSERVER_CONFIG", "/etc/peerlab/observer.json")
 ARCHIVE = os.environ.get("PEERLAB_EVENTS_ARCHIVE", "/var/lib/peerlab/events")
 WEBSOCKET_PORT = int(os.environ.get("PEERLAB_WEBSOCKET_PORT", "8091"))
 PROMETHEUS_PORT = int(os.environ.get("PEERLAB_PROMETHEUS_PORT", "9333"))
-WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 EXTERNAL = "external"
 
 
@@ -303,27 +304,16 @@ class Metrics:
 
 
 # --------------------------------------------------------------------------------------------
-# The websocket feed (RFC 6455, server side, text frames out; what a client sends is read and dropped)
+# The websocket feed: websockets' threaded server (Debian's python3-websockets), one JSON event per
+# text frame; what a client sends is read and dropped. Its plain HTTP answers (/metrics, /state,
+# /healthz) are the metrics port's too.
 
-
-def accept_key(key: str) -> str:
-    return base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
-
-
-def text_frame(payload: bytes) -> bytes:
-    size = len(payload)
-    if size < 126:
-        head = bytes([0x81, size])
-    elif size < 65536:
-        head = bytes([0x81, 126]) + size.to_bytes(2, "big")
-    else:
-        head = bytes([0x81, 127]) + size.to_bytes(8, "big")
-    return head + payload
-
-
-# A client's own frames (it has nothing to send but a close or a ping) and how many may follow.
+# A client's own messages (it has nothing to send but a close or a pong) and how many may read at once.
 MAX_CLIENT_FRAME = 4096
 MAX_SUBSCRIBERS = 64
+QUIET = logging.getLogger("peerlab.feed")  # a client's reset or bad handshake is its own affair, not the log's
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 
 @dataclass(eq=False)  # each subscriber is itself (hashable by identity)
@@ -353,20 +343,29 @@ class Feed:
     def broadcast(self, event: dict[str, Any], payload: bytes) -> None:
         with self.lock:
             targets = [sub for sub in self.subscribers if events.matches(event, sub.network, sub.nodes, sub.types)]
-        if not targets:
-            return
-        frame = text_frame(payload)
         for sub in targets:
             try:
-                sub.frames.put_nowait(frame)
+                sub.frames.put_nowait(payload)
                 self.sent += 1
             except queue.Full:
-                # 10,000 frames behind: a client that does not read. It leaves the feed (counted);
+                # 10,000 events behind: a client that does not read. It leaves the feed (counted);
                 # its connection ends when its writer gets the end mark.
                 with self.lock:
                     self.subscribers.discard(sub)
                 self.slow += 1
                 end(sub)
+
+    def join(self, sub: Subscriber) -> bool:
+        """Take a subscriber unless the feed has MAX_SUBSCRIBERS already."""
+        with self.lock:
+            if len(self.subscribers) >= MAX_SUBSCRIBERS:
+                return False
+            self.subscribers.add(sub)
+            return True
+
+    def leave(self, sub: Subscriber) -> None:
+        with self.lock:
+            self.subscribers.discard(sub)
 
 
 def end(sub: Subscriber) -> None:
@@ -386,101 +385,95 @@ def _recent(last_alerts: dict[str, dict[str, Any]], now: float, active: float) -
             for detector, alert in sorted(last_alerts.items()) if now - float(alert["time"]) <= active]
 
 
+def http_answer(observer: Observer, target: str) -> tuple[int, bytes, str]:
+    """The observer's plain HTTP answers: (status, body, content type)."""
+    path = urlsplit(target).path
+    if path == "/metrics":
+        return 200, collector.prometheus_text(observer.latest).encode(), "text/plain; version=0.0.4"
+    if path == "/state":
+        return 200, json.dumps(observer.metrics.state(time.time(), float(observer.config.get("interval", 10)))).encode(), "application/json"
+    if path == "/healthz":
+        problem = observer.health(time.monotonic())
+        return (503 if problem else 200), f"{problem or 'ok'}\n".encode(), "text/plain"
+    return 404, b"not found: /events (websocket), /metrics, /state, /healthz\n", "text/plain"
+
+
+def _response(status: int, body: bytes, kind: str = "text/plain") -> Response:
+    return Response(status, http.HTTPStatus(status).phrase, Headers([("Content-Type", kind), ("Content-Length", str(len(body))),
+                                                                     ("Connection", "close")]), body)
+
+
+class FeedServer:
+    """The websocket feed on its port. A browser always sends Origin: only the portal's pages may
+    read the feed (it carries peers' addresses), never another site the user has open; programs
+    (make events) send none. The subscriber is taken before the 101 answer goes out: a client that
+    has read it gets every event from then on."""
+
+    def __init__(self, observer: Observer, address: tuple[str, int]) -> None:
+        self.observer = observer
+        self.joining: dict[ServerConnection, Subscriber] = {}
+        self.server = serve(self._connection, *address, process_request=self._request, process_response=self._accepted,
+                            max_size=MAX_CLIENT_FRAME, compression=None, logger=QUIET, server_header=None, close_timeout=2)
+        self.port = self.server.socket.getsockname()[1]
+
+    def start(self) -> FeedServer:
+        threading.Thread(target=self.server.serve_forever, name="feed", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+    def _request(self, connection: ServerConnection, request: Request) -> Response | None:
+        if urlsplit(request.path).path != "/events":
+            return _response(*http_answer(self.observer, request.path))
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in self.observer.config.get("feed_origins", []):
+            return _response(403, b"this Origin may not read the feed\n")
+        return None
+
+    def _accepted(self, connection: ServerConnection, request: Request, response: Response) -> Response | None:
+        if response.status_code != 101:
+            return None
+        sub = subscription(request.path)
+        if not self.observer.feed.join(sub):
+            return _response(503, f"the feed has {MAX_SUBSCRIBERS} subscribers already\n".encode())
+        self.joining[connection] = sub
+        return None
+
+    def _connection(self, connection: ServerConnection) -> None:
+        sub = self.joining.pop(connection, None)
+        if sub is None:
+            return
+        threading.Thread(target=self._drain, args=(connection, sub), daemon=True).start()
+        try:
+            while (payload := sub.frames.get()) is not None:
+                connection.send(payload, text=True)
+        except Exception:  # the client went away: its subscription ends, the feed goes on
+            pass
+        finally:
+            self.observer.feed.leave(sub)
+
+    @staticmethod
+    def _drain(connection: ServerConnection, sub: Subscriber) -> None:
+        """Read (and drop) what the client sends; its close, a message above MAX_CLIENT_FRAME or
+        anything unexpected ends the subscription."""
+        with contextlib.suppress(Exception):
+            for _message in connection:
+                pass
+        end(sub)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
+    """The metrics port: the same answers as the feed's port, for Prometheus and health checks."""
     observer: Observer
-    protocol_version = "HTTP/1.1"  # browsers want a 101 answer of HTTP/1.1
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/metrics":
-            body = collector.prometheus_text(self.observer.latest).encode()
-            self._answer(200, body, "text/plain; version=0.0.4")
-        elif path == "/state":
-            body = json.dumps(self.observer.metrics.state(time.time(), float(self.observer.config.get("interval", 10)))).encode()
-            self._answer(200, body, "application/json")
-        elif path == "/healthz":
-            problem = self.observer.health(time.monotonic())
-            self._answer(503 if problem else 200, f"{problem or 'ok'}\n".encode(), "text/plain")
-        elif path == "/events" and self.headers.get("Upgrade", "").lower() == "websocket":
-            self._websocket()
-        else:
-            self._answer(404, b"not found: /events (websocket), /metrics, /state, /healthz\n", "text/plain")
-
-    def _answer(self, status: int, body: bytes, kind: str) -> None:
+        status, body, kind = http_answer(self.observer, self.path)
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def _websocket(self) -> None:
-        self.close_connection = True  # after the websocket, no HTTP request follows on this connection
-        key = self.headers.get("Sec-WebSocket-Key", "")
-        if not key:
-            self._answer(400, b"Sec-WebSocket-Key missing\n", "text/plain")
-            return
-        # A browser always sends Origin: only the portal's pages may read the feed (it carries peers'
-        # addresses), never another site the user has open. Programs (make events) send none.
-        origin = self.headers.get("Origin")
-        if origin is not None and origin not in self.observer.config.get("feed_origins", []):
-            self._answer(403, b"this Origin may not read the feed\n", "text/plain")
-            return
-        # Subscribed before the answer: a client that has read the 101 gets every event from then on.
-        sub = subscription(self.path)
-        feed = self.observer.feed
-        with feed.lock:
-            full = len(feed.subscribers) >= MAX_SUBSCRIBERS
-            if not full:
-                feed.subscribers.add(sub)
-        if full:
-            self._answer(503, f"the feed has {MAX_SUBSCRIBERS} subscribers already\n".encode(), "text/plain")
-            return
-        try:
-            self.send_response(101)
-            self.send_header("Upgrade", "websocket")
-            self.send_header("Connection", "Upgrade")
-            self.send_header("Sec-WebSocket-Accept", accept_key(key))
-            self.end_headers()
-            self.wfile.flush()
-            threading.Thread(target=self._drain, args=(sub,), daemon=True).start()
-            while True:
-                frames = [sub.frames.get()]
-                while frames[-1] is not None and not sub.frames.empty() and len(frames) < 512:
-                    frames.append(sub.frames.get_nowait())  # what queued meanwhile goes in one write
-                self.wfile.write(b"".join(frame for frame in frames if frame is not None))
-                self.wfile.flush()
-                if frames[-1] is None:
-                    break
-        except OSError:
-            pass
-        finally:
-            with feed.lock:
-                feed.subscribers.discard(sub)
-
-    def _drain(self, sub: Subscriber) -> None:
-        """Read (and drop) what the client sends; its close or EOF, a frame above MAX_CLIENT_FRAME
-        or anything unexpected ends the subscription."""
-        try:
-            while True:
-                head = self.rfile.read(2)
-                if len(head) < 2 or head[0] & 0x0F == 0x8:
-                    break
-                size = head[1] & 0x7F
-                if size == 126:
-                    size = int.from_bytes(self.rfile.read(2), "big")
-                elif size == 127:
-                    size = int.from_bytes(self.rfile.read(8), "big")
-                if size > MAX_CLIENT_FRAME:
-                    break  # a client has nothing to say to the feed that needs more
-                left = size + (4 if head[1] & 0x80 else 0)
-                while left > 0:
-                    chunk = self.rfile.read(min(left, 65536))
-                    if not chunk:
-                        raise OSError("the client went away")
-                    left -= len(chunk)
-        except Exception:  # whatever the client sent, this subscription ends and the feed goes on
-            pass
-        end(sub)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -489,6 +482,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that resets its connection is no traceback in the observer's log
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,7 +686,7 @@ class Observer:
 
     def run(self) -> None:
         Handler.observer = self
-        threading.Thread(target=Server(("0.0.0.0", WEBSOCKET_PORT), Handler).serve_forever, daemon=True).start()
+        FeedServer(self, ("0.0.0.0", WEBSOCKET_PORT)).start()
         metrics_server = Server(("0.0.0.0", PROMETHEUS_PORT), Handler)
         threading.Thread(target=metrics_server.serve_forever, daemon=True).start()
         while not self.config and not collector.STOPPING.is_set():

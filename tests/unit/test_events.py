@@ -288,11 +288,7 @@ def test_traffic_matrix_and_message_counts_from_events() -> None:
     assert seen["peerlab.lab.nodes.n1.message.sent.inv"] == 1 and seen["peerlab.lab.nodes.n2.message.received.inv"] == 1
 
 
-def test_websocket_handshake_and_frames() -> None:
-    assert observer.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455's example
-    assert observer.text_frame(b"hi") == b"\x81\x02hi"
-    assert observer.text_frame(b"x" * 300)[:4] == b"\x81\x7e\x01\x2c"
-    assert observer.text_frame(b"x" * 70000)[:10] == b"\x81\x7f" + (70000).to_bytes(8, "big")
+def test_a_feed_subscription_is_read_from_its_path() -> None:
     sub = observer.subscription("/events?network=lab&node=n1,n2&type=inv&type=conn")
     assert (sub.network, sub.nodes, sub.types) == ("lab", frozenset({"n1", "n2"}), frozenset({"inv", "conn"}))
 
