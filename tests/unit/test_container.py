@@ -133,10 +133,11 @@ def test_a_health_url_answers_only_with_its_query() -> None:
 
         from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import _health
 
-        for path, status in (("/metrics/find?query=*", 0), ("/healthz", 1)):
-            probe = _health(port, path)["Test"]
-            assert probe[:3] == ["CMD", "python3", "-c"]
-            assert subprocess.run([sys.executable, "-c", probe[3]], timeout=30, check=False).returncode == status
+        # (a bare socket and no site module: its CPU is the container's, every 30 s)
+        for path, accept, status in (("/metrics/find?query=*", (200,), 0), ("/healthz", (200,), 1), ("/healthz", (200, 400), 0)):
+            check = _health(port, path, accept)
+            assert check["Test"][:4] == ["CMD", "python3", "-I", "-S"] and check["Interval"] == 30 * 10**9
+            assert subprocess.run([sys.executable, *check["Test"][2:]], timeout=30, check=False).returncode == status
     finally:
         server.shutdown()
         server.server_close()
