@@ -231,6 +231,10 @@ def write_inventory(work: Path, settings: dict[str, Any], networks: dict[str, An
 
 def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="peerlab-bench-"))
+    # A network name of this run's: a Docker network the engine could not remove (Docker 20.10 may
+    # keep one with phantom endpoints until the daemon restarts) never blocks the next run.
+    name = f"bench{os.getpid()}"
+    label = f"peerlab.network={name}"
     try:
         generator = {**SHAPES[shape], "nodes": count, "prefix": "n"}
         # The network alone by default (the collector's cost is measured by bench/observer.py);
@@ -239,10 +243,10 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
             "peerlab_monitoring": os.environ.get("BENCH_MONITORING", "off") == "on",
             # Timeouts only (the same for every code version): waits end as soon as the nodes answer.
             "network_rpc_timeout": patience(count), "network_link_timeout": patience(count), "network_tip_timeout": patience(count)},
-            {"bench": {"chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}})
+            {name: {"chain": "regtest", "defaults": {"resources": {"memory": "256m", "cpus": 0.5}}, "generators": [generator]}})
         cold, report = playbook(inventory, "deploy.yml")
         result: dict[str, Any] = {"total": round(cold, 2), **phases(report)}
-        result["rss_mb"] = median_rss(client.containers.list(filters={"label": "peerlab.network=bench"}))
+        result["rss_mb"] = median_rss(client.containers.list(filters={"label": label}))
         noop, report = playbook(inventory, "deploy.yml")
         changed = sum(host.get("changed", 0) for host in report["stats"].values())
         result.update(noop=round(noop, 2), noop_changed=changed, trivial=trivial(inventory))
@@ -259,11 +263,11 @@ def peerlab(client: docker.DockerClient, shape: str, count: int) -> dict[str, An
         result["teardown_monitoring"] = round(down_on, 2)
         return result
     finally:
-        for container in client.containers.list(all=True, filters={"label": "peerlab.network=bench"}):
+        for container in client.containers.list(all=True, filters={"label": label}):
             container.remove(force=True, v=True)
-        for volume in client.volumes.list(filters={"label": "peerlab.network=bench"}):
+        for volume in client.volumes.list(filters={"label": label}):
             volume.remove(force=True)
-        for network in client.networks.list(filters={"label": "peerlab.network=bench"}):
+        for network in client.networks.list(filters={"label": label}):
             remove_network(network)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -8,7 +8,6 @@ and keeps them (retrying, with a growing pause) while Alertmanager does not answ
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -74,7 +73,7 @@ class Alerting:
     def _authorization(self) -> str:
         with open(self.password_file, encoding="utf-8") as handle:
             password = handle.read().strip()
-        return "Basic " + base64.b64encode(f"{self.user}:{password}".encode()).decode()
+        return events.basic_auth(self.user, password)
 
     def post(self, batch: list[dict[str, Any]]) -> None:
         request = urllib.request.Request(f"{self.url}/api/v2/alerts", data=json.dumps(batch).encode(), method="POST",

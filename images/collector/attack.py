@@ -143,19 +143,25 @@ def flood_addresses(count: int, seed: int) -> list[CAddress]:
     return out
 
 
-def addr_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+def flood(host: str, port: int, args: argparse.Namespace, make: Any, what: str, pause: float) -> None:
+    """--messages messages from one peer, each made by make(index), `pause` s apart, then --hold s of listening."""
     peer = Peer(host, port)
-    sent = 0
     for index in range(args.messages):
-        message = msg_addr(PROTOCOL)
-        message.addrs = flood_addresses(1000, seed=index)
-        peer.send(message)
-        sent += 1000
-        say(f"sent addr #{index + 1}: 1000 addresses")
-        peer.listen(0.5)
+        peer.send(make(index))
+        say(f"sent {what} #{index + 1}")
+        peer.listen(pause)
     peer.listen(args.hold)
     peer.close()
-    return {"addresses": sent}
+
+
+def addr_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    def make(index: int) -> Any:
+        message = msg_addr(PROTOCOL)
+        message.addrs = flood_addresses(1000, seed=index)
+        return message
+
+    flood(host, port, args, make, "addr of 1000 addresses", 0.5)
+    return {"addresses": 1000 * args.messages}
 
 
 def addr_oversized(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -215,21 +221,17 @@ def connect_listen(host: str, port: int, args: argparse.Namespace) -> dict[str, 
 def inv_flood(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
     """inv messages of 5000 transactions nobody made (MSG_TX, random ids): far more than a node
     announces and more than a node tracks per peer. The node asks for some; nothing is sent back."""
-    peer = Peer(host, port)
     rng = random.Random(args.seed)
-    sent = 0
-    for index in range(args.messages):
+
+    def make(_index: int) -> Any:
         message = msg_inv(PROTOCOL)
         message.inv = [CInv() for _entry in range(5000)]
         for entry in message.inv:
             entry.type, entry.hash = 1, rng.randbytes(32)
-        peer.send(message)
-        sent += 5000
-        say(f"sent inv #{index + 1}: 5000 transactions")
-        peer.listen(0.2)
-    peer.listen(args.hold)
-    peer.close()
-    return {"entries": sent}
+        return message
+
+    flood(host, port, args, make, "inv of 5000 transactions", 0.2)
+    return {"entries": 5000 * args.messages}
 
 
 def spy_peer(host: str, port: int, args: argparse.Namespace) -> dict[str, Any]:

@@ -22,7 +22,6 @@ RPC password is stored on the Docker host. Metric names: docs/metrics.md.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import http.server
 import io
@@ -572,10 +571,9 @@ def rpc_batch(host: str, port: int, user: str, password: str, calls: list[tuple[
     """One HTTP request carrying several calls; a failed call's result is None."""
     body = json.dumps([{"jsonrpc": "1.0", "id": index, "method": method, "params": params}
                        for index, (method, params) in enumerate(calls)])
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("POST", "/", body, {"Authorization": f"Basic {token}", "Content-Type": "application/json"})
+        connection.request("POST", "/", body, {"Authorization": events.basic_auth(user, password), "Content-Type": "application/json"})
         response = connection.getresponse()
         payload = response.read()
         if response.status in (401, 403):

@@ -164,6 +164,13 @@ def epoch(stamp: str) -> float | None:
     return float(calendar.timegm((*parts, 0, 0, 0))) + float("0." + (match[7] or "0"))
 
 
+def basic_auth(user: str, password: str) -> str:
+    """An HTTP Authorization header's value for basic auth (bitcoind's RPC, Alertmanager's API)."""
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def subject(network: str, node: str, kind: str) -> str:
     return f"peerlab.{network}.{node}.{kind}"
 

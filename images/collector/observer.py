@@ -311,6 +311,7 @@ class Metrics:
 # A client's own messages (it has nothing to send but a close or a pong) and how many may read at once.
 MAX_CLIENT_FRAME = 4096
 MAX_SUBSCRIBERS = 64
+JOINING = 10.0  # seconds from a 101 answer to its handler, at most
 QUIET = logging.getLogger("peerlab.feed")  # a client's reset or bad handshake is its own affair, not the log's
 QUIET.addHandler(logging.NullHandler())
 QUIET.propagate = False
@@ -411,7 +412,7 @@ class FeedServer:
 
     def __init__(self, observer: Observer, address: tuple[str, int]) -> None:
         self.observer = observer
-        self.joining: dict[ServerConnection, Subscriber] = {}
+        self.joining: dict[ServerConnection, tuple[Subscriber, float]] = {}  # handshakes answered, handler not yet run
         self.server = serve(self._connection, *address, process_request=self._request, process_response=self._accepted,
                             max_size=MAX_CLIENT_FRAME, compression=None, logger=QUIET, server_header=None, close_timeout=2)
         self.port = self.server.socket.getsockname()[1]
@@ -434,16 +435,24 @@ class FeedServer:
     def _accepted(self, connection: ServerConnection, request: Request, response: Response) -> Response | None:
         if response.status_code != 101:
             return None
+        # A client that reset its connection before the 101 reached it never gets to the handler:
+        # its subscription goes after JOINING seconds (it must not hold a place for ever).
+        now = time.monotonic()
+        for stale in [other for other, (_sub, since) in list(self.joining.items()) if now - since > JOINING]:
+            gone = self.joining.pop(stale, None)
+            if gone is not None:
+                self.observer.feed.leave(gone[0])
         sub = subscription(request.path)
         if not self.observer.feed.join(sub):
             return _response(503, f"the feed has {MAX_SUBSCRIBERS} subscribers already\n".encode())
-        self.joining[connection] = sub
+        self.joining[connection] = (sub, now)
         return None
 
     def _connection(self, connection: ServerConnection) -> None:
-        sub = self.joining.pop(connection, None)
-        if sub is None:
+        joined = self.joining.pop(connection, None)
+        if joined is None:
             return
+        sub = joined[0]
         threading.Thread(target=self._drain, args=(connection, sub), daemon=True).start()
         try:
             while (payload := sub.frames.get()) is not None:

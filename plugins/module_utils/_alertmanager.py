@@ -9,6 +9,8 @@ import base64
 import hashlib
 from typing import Any
 
+from ._rpc import basic_auth
+
 USER = "peerlab"            # the basic-auth user of its API and page
 NONE = "peerlab-none"       # the receiver when the inventory names none: alerts kept, nobody notified
 UID = 9093                  # its user in images/alertmanager (owns the configuration, which may hold receivers' secrets)
@@ -47,7 +49,7 @@ def web_config(hashed: str) -> dict[str, Any]:
 
 def authorization(password: str) -> str:
     """The Authorization header's value for the API (the observer, the tests)."""
-    return "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()
+    return basic_auth(USER, password)
 
 
 def values(receivers: tuple[dict[str, Any], ...]) -> tuple[str, ...]:

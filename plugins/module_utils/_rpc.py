@@ -29,6 +29,11 @@ _STALE_CONNECTION = (BrokenPipeError, ConnectionResetError, ConnectionAbortedErr
                      http.client.CannotSendRequest, http.client.BadStatusLine, http.client.ResponseNotReady)
 
 
+def basic_auth(user: str, password: str) -> str:
+    """An HTTP Authorization header's value for basic auth (bitcoind's RPC, Alertmanager's API)."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
 class RpcError(Exception):
     """An RPC failed; `code` is bitcoind's error code when it answered."""
 
@@ -65,8 +70,7 @@ class Rpc:
         self._host = host
         self._port = port
         self._path = f"/wallet/{quote(wallet, safe='')}" if wallet else "/"
-        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        self._headers = {"Authorization": basic_auth(user, password), "Content-Type": "application/json"}
         self._timeout = timeout
         self._connection: http.client.HTTPConnection | None = None
         self._id = 0

@@ -253,6 +253,25 @@ def test_subscribers_are_capped_and_a_client_that_does_not_read_is_dropped(
         each.close()
 
 
+def test_a_client_that_left_before_its_101_arrived_holds_no_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its subscription is taken before the answer goes out; it never reaches the handler, so it
+    goes at the next handshake once JOINING seconds have passed."""
+    from websockets.datastructures import Headers
+    from websockets.http11 import Request, Response
+
+    obs = observer.Observer()
+    server = observer.FeedServer(obs, ("127.0.0.1", 0))
+    try:
+        upgraded = Response(101, "Switching Protocols", Headers())
+        assert server._accepted(object(), Request("/events", Headers()), upgraded) is None  # type: ignore[arg-type]
+        assert len(obs.feed.subscribers) == 1
+        monkeypatch.setattr(observer, "JOINING", -1.0)
+        assert server._accepted(object(), Request("/events?network=lab", Headers()), upgraded) is None  # type: ignore[arg-type]
+        assert [sub.network for sub in obs.feed.subscribers] == ["lab"], "the one that left is gone"
+    finally:
+        server.server.socket.close()
+
+
 def test_ten_thousand_random_and_malformed_payloads_leave_the_observer_working() -> None:
     """Random bytes, random JSON, and good events of every kind with a field removed or given a
     value of another type: each is handled or dropped, none raises, and a good event after them
