@@ -254,9 +254,12 @@ def test_network_metrics_from_the_observer_are_true(lab: Lab, alerts: Alerts, cl
     cli(client, f"{NETWORK}-n1", "generatetoaddress", "1", ADDRESS)
 
     def settled() -> dict[str, float] | None:
+        # /metrics is the observer's last interval's samples: one taken while the block was still
+        # on its way shows part of the network on the old tip, so wait for the network to agree.
         values = observer_metrics()
         sent = [key for key in values if key.startswith(f'peerlab_network_traffic{{network="{NETWORK}",source="n1",')]
-        return values if values.get(f'peerlab_network_edges_connected{{network="{NETWORK}"}}') == 7 and sent else None
+        agreed = values.get(f'peerlab_network_tip_agreement{{network="{NETWORK}"}}') == 1
+        return values if values.get(f'peerlab_network_edges_connected{{network="{NETWORK}"}}') == 7 and sent and agreed else None
 
     values = wait_for(settled, timeout=4 * INTERVAL, interval=2)
     observer = client.containers.get("peerlab-obs-observer").attrs
