@@ -283,9 +283,9 @@ def machine(client: docker.DockerClient) -> dict[str, Any]:
 # The monitoring stack of the bench's own inventory: names and ports of its own, so it never meets a lab's.
 BENCH_STACK = {"graphite_container": "peerlab-bench-graphite", "graphite_volume": "peerlab-bench-graphite-data",
                "graphite_network": "peerlab-bench-monitoring", "graphite_publish": "", "collector_container": "peerlab-bench-collector",
-               "collector_prometheus_publish": "", "collector_bus_container": "peerlab-bench-bus",
-               "collector_observer_container": "peerlab-bench-observer", "collector_events_volume": "peerlab-bench-events",
-               "collector_events_publish": "", "collector_observer_prometheus_publish": "", "grafana_container": "peerlab-bench-grafana",
+               "collector_prometheus_publish": "", "observer_bus_container": "peerlab-bench-bus",
+               "observer_container": "peerlab-bench-observer", "observer_events_volume": "peerlab-bench-events",
+               "observer_events_publish": "", "observer_prometheus_publish": "", "grafana_container": "peerlab-bench-grafana",
                "grafana_volume": "peerlab-bench-grafana-data", "grafana_publish": "",
                "alertmanager_container": "peerlab-bench-alertmanager", "alertmanager_volume": "peerlab-bench-alertmanager-data",
                "alertmanager_publish": ""}

@@ -9,7 +9,7 @@ Two comparisons, each in processes of their own on this machine, the same events
     ran the hand-written server it replaced) and websockets' threaded server alone (Debian
     trixie's python3-websockets 15.0.1).
 CPU is the measured process's own (every thread), from its first event to its last. The NATS server
-runs in a container of the collector image (Debian's nats-server), published on 127.0.0.1 only,
+runs in a container of the observer image (Debian's nats-server), published on 127.0.0.1 only,
 labelled and removed. `make bench-libraries` (BENCH_EVENTS, BENCH_RATE); docs/events.md records it.
 """
 
@@ -36,7 +36,7 @@ PAYLOAD = json.dumps(EVENT, separators=(",", ":")).encode()
 # Each measured program prints {"cpu": seconds, "wall": seconds, "events": n} when it has taken EVENTS.
 COMMON = f"""
 import json, os, sys, threading, time
-sys.path.insert(0, {str(ROOT / "images" / "collector")!r})
+sys.path[:0] = [{str(ROOT / "images" / "collector")!r}, {str(ROOT / "images" / "observer")!r}]
 EVENTS, PAYLOAD = {EVENTS}, {PAYLOAD!r}
 state = {{"n": 0, "cpu": 0.0, "wall": 0.0}}
 done = threading.Event()
@@ -178,9 +178,9 @@ def feed(name: str) -> dict[str, float]:
 
 def main() -> int:
     client = docker.from_env()
-    images = sorted((tag for image in client.images.list(name="peerlab/collector") for tag in image.tags), reverse=True)
+    images = sorted((tag for image in client.images.list(name="peerlab/observer") for tag in image.tags), reverse=True)
     if not images:
-        print("no peerlab/collector image here: `make deploy` (or the images role) builds it", file=sys.stderr)
+        print("no peerlab/observer image here (it carries nats-server): `make deploy` (or the images role) builds it", file=sys.stderr)
         return 2
     nats = client.containers.run(images[0], entrypoint=["nats-server", "-a", "0.0.0.0", "-p", "4222"], detach=True,
                                  name=f"peerlab-bench-libraries-{os.getpid()}", labels={"peerlab.role": "bench"},

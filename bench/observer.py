@@ -50,7 +50,7 @@ NETWORK = "cbench"
 # The bench's own monitoring stack (names, volumes and network of its own: never a lab's), with
 # the ports this bench reads published on the loopback.
 SETTINGS = {**bench.BENCH_STACK, "peerlab_monitoring": True, "graphite_publish": "127.0.0.1:18081",
-            "collector_events_publish": "127.0.0.1:18191", "collector_observer_prometheus_publish": "127.0.0.1:19433"}
+            "observer_events_publish": "127.0.0.1:18191", "observer_prometheus_publish": "127.0.0.1:19433"}
 
 
 def playbook(inventory: Path, name: str, *args: str) -> None:
@@ -103,7 +103,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-PARTS = {"bus": "collector_bus_container", "observer": "collector_observer_container", "collector": "collector_container"}
+PARTS = {"bus": "observer_bus_container", "observer": "observer_container", "collector": "collector_container"}
 
 
 def main() -> None:
@@ -116,7 +116,7 @@ def main() -> None:
             "generators": [{"type": "random-regular", "nodes": nodes, "degree": 4, "seed": 7, "prefix": "n"}]}})
         try:
             playbook(inventory, "deploy.yml")
-            feed = Feed(f"ws://{SETTINGS['collector_events_publish']}/events")
+            feed = Feed(f"ws://{SETTINGS['observer_events_publish']}/events")
             before = {part: cpu_and_memory(client, str(SETTINGS[key])) for part, key in PARTS.items()}
             started = time.monotonic()
             playbook(inventory, "playbooks/traffic.yml", "-e", f"duration={seconds}")

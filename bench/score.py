@@ -49,7 +49,7 @@ NETWORK = "score"
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 INTERVAL = 10.0  # the collector's poll interval
 FEED = "127.0.0.1:18291"
-SETTINGS = {**bench.BENCH_STACK, "peerlab_monitoring": True, "collector_events_publish": FEED}
+SETTINGS = {**bench.BENCH_STACK, "peerlab_monitoring": True, "observer_events_publish": FEED}
 
 # attack -> (the detector it proves, detectors it is documented to raise as well; docs/events.md).
 # Every attack connection that finishes the handshake and relays no inv or tx is short and silent,

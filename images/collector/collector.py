@@ -13,7 +13,8 @@ Standard library only. The configuration file (JSON, written by the collector ro
 is reread when it changes:
   {"host": "localhost", "interval": 10, "carbon": "peerlab-graphite:2003",
    "networks": {"lab": {"chain": "regtest", "edges": [["n1", "n2"]],
-                        "nodes": {"n1": {"container": "lab-n1", "rpc_port": 18443}}}}}
+                        "nodes": {"n1": {"container": "lab-n1", "rpc_port": 18443,
+                                         "cookie": "/home/bitcoin/.bitcoin/regtest/.cookie"}}}}}
 A node's container is found by its labels (peerlab.network, peerlab.node): a Swarm task's name is
 generated. RPC goes to the node's name (Docker's DNS: the container, or the Swarm service) and
 authenticates with bitcoind's own cookie, read from the container through the Docker API, so no
@@ -29,20 +30,30 @@ import ipaddress
 import json
 import os
 import re
-import signal
 import socket
 import statistics
-import sys
 import tarfile
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import events
+from dockerapi import Docker, DockerError
+from metrics import (
+    STOPPING,
+    Carbon,
+    ConfigFile,
+    Sample,
+    carbon_lines,
+    log,
+    number,
+    prometheus_text,
+    safe,
+    stop_on_sigterm,
+)
 
 CONFIG = os.environ.get("PEERLAB_COLLECTOR_CONFIG", "/etc/peerlab/collector.json")
 DOCKER_SOCKET = os.environ.get("PEERLAB_DOCKER_SOCKET", "/var/run/docker.sock")
@@ -51,90 +62,6 @@ HOST_DISK = os.environ.get("PEERLAB_HOST_DISK", "/host/docker")
 HOST_CGROUP = os.environ.get("PEERLAB_HOST_CGROUP", "/host/cgroup")
 PROMETHEUS_PORT = int(os.environ.get("PEERLAB_PROMETHEUS_PORT", "9332"))
 STATSD_PORT = int(os.environ.get("PEERLAB_STATSD_PORT", "8125"))
-
-# Cumulative series: Prometheus counters; Graphite dashboards take perSecond()/nonNegativeDerivative().
-COUNTERS = frozenset({
-    "bandwidth.bytes_sent", "bandwidth.bytes_received", "message.received", "message.sent",
-    "transactions.accepted", "mining.blocks_mined", "restarts", "system.disk_read_bytes",
-    "system.disk_write_bytes", "system.net_rx_bytes", "system.net_tx_bytes", "blocks.propagated",
-    "net_rx_bytes", "net_tx_bytes", "traffic", "connections", "alerts", "observer.events_dropped",
-    "observer.handler_errors", "observer.websocket_slow_dropped", "observer.alertmanager_sent", "observer.alertmanager_errors",
-    "observer.alertmanager_dropped",
-})
-# The label a keyed metric's last Graphite path segment becomes in Prometheus.
-KEY_LABELS: dict[str, str | tuple[str, ...]] = {
-    "peers.type": "type", "peers.network": "net", "bandwidth.sent_by_msg": "msg",
-    "bandwidth.received_by_msg": "msg", "message.received": "msg", "message.sent": "msg",
-    "ping.peer": "peer", "minping.peer": "peer", "connections": "event", "traffic": ("source", "target"),
-    "alerts": "detector", "observer.events_dropped": "reason",
-}
-SAFE = re.compile(r"[^A-Za-z0-9_-]+")
-# bitcoind's cookie, below the container's data directory (mainnet's is at its top).
-DATADIR = "/home/bitcoin/.bitcoin"
-CHAIN_DIRS = {"mainnet": "", "testnet3": "testnet3", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
-
-
-def safe(part: str) -> str:
-    """One Graphite path segment: no dots, no spaces."""
-    return SAFE.sub("_", part).strip("_") or "_"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One value. scope: ("node", network, node) | ("network", network) | ("host", host)."""
-
-    scope: tuple[str, ...]
-    name: str
-    value: float
-    key: str | tuple[str, ...] | None = None
-
-    def keys(self) -> tuple[str, ...]:
-        return () if self.key is None else (self.key,) if isinstance(self.key, str) else self.key
-
-    def graphite(self) -> str:
-        kind = self.scope[0]
-        if kind == "node":
-            prefix = f"peerlab.{safe(self.scope[1])}.nodes.{safe(self.scope[2])}"
-        elif kind == "network":
-            prefix = f"peerlab.{safe(self.scope[1])}.network"
-        else:
-            prefix = f"peerlab.hosts.{safe(self.scope[1])}"
-        return ".".join([f"{prefix}.{self.name}", *(safe(key) for key in self.keys())])
-
-    def prometheus(self) -> tuple[str, dict[str, str]]:
-        kind = self.scope[0]
-        labels = ({"network": self.scope[1], "node": self.scope[2]} if kind == "node" else
-                  {"network": self.scope[1]} if kind == "network" else {"host": self.scope[1]})
-        names = KEY_LABELS.get(self.name, ("key",))
-        for label, key in zip(names if isinstance(names, tuple) else (names,), self.keys(), strict=False):
-            labels[label] = key
-        name = f"peerlab_{'' if kind == 'node' else kind + '_'}{self.name.replace('.', '_')}"
-        return name, labels
-
-
-def prometheus_text(samples: Iterable[Sample]) -> str:
-    """Samples in the Prometheus text exposition format, one TYPE line per family."""
-    families: dict[str, list[str]] = {}
-    kinds: dict[str, str] = {}
-    for sample in samples:
-        name, labels = sample.prometheus()
-        kinds[name] = "counter" if sample.name in COUNTERS else "gauge"
-        rendered = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-        families.setdefault(name, []).append(f"{name}{{{rendered}}} {number(sample.value)}")
-    lines = []
-    for name in sorted(families):
-        lines.append(f"# TYPE {name} {kinds[name]}")
-        lines.extend(families[name])
-    return "\n".join(lines) + "\n"
-
-
-def number(value: float) -> str:
-    """A value as text without losing precision (48-bit tip ids, byte counters)."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def carbon_lines(samples: Iterable[Sample], when: int) -> str:
-    return "".join(f"{sample.graphite()} {number(sample.value)} {when}\n" for sample in samples)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,10 +204,6 @@ def parse_log(chunk: bytes) -> list[tuple[str, str]]:
     return lines
 
 
-def cookie_path(chain: str) -> str:
-    return "/".join(part for part in (DATADIR, CHAIN_DIRS.get(chain, chain), ".cookie") if part)
-
-
 def cookie_from_archive(archive: bytes) -> tuple[str, str]:
     """The (user, password) of a cookie file from Docker's archive endpoint (a tar of that one file)."""
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
@@ -318,28 +241,6 @@ def docker_since(stamp: str) -> str:
     seconds = int(docker_time(stamp.split(".")[0] + "Z" if "." in stamp else stamp))
     fraction = stamp.split(".", 1)[1].rstrip("Z") if "." in stamp else ""
     return f"{seconds}.{(fraction + '000000000')[:9]}"
-
-
-def network_samples(network: str, states: dict[str, dict[str, Any]], expected: list[list[str]],
-                    expected_nodes: int) -> list[Sample]:
-    """Network-wide view from each node's tip and peer names (nodes that answered only)."""
-    scope = ("network", network)
-    tips = [state["tip"] for state in states.values() if state.get("tip")]
-    heights = [state["height"] for state in states.values() if "height" in state]
-    counts: dict[str, int] = {}
-    for tip in tips:
-        counts[tip] = counts.get(tip, 0) + 1
-    connected = sum(1 for a, b in expected
-                    if b in states.get(a, {}).get("peers", ()) or a in states.get(b, {}).get("peers", ()))
-    out = [Sample(scope, "nodes.up", len(states)), Sample(scope, "nodes.expected", expected_nodes),
-           Sample(scope, "tips.distinct", len(counts)),
-           Sample(scope, "tip_agreement", max(counts.values()) / expected_nodes if counts and expected_nodes else 0),
-           Sample(scope, "edges.connected", connected), Sample(scope, "edges.expected", len(expected))]
-    if heights:
-        out += [Sample(scope, "height.max", max(heights)), Sample(scope, "height.min", min(heights))]
-        out += [Sample(("node", network, node), "chain.blocks_behind", max(heights) - state["height"])
-                for node, state in sorted(states.items()) if "height" in state]
-    return out
 
 
 def container_samples(scope: tuple[str, ...], stats: dict[str, Any], previous: tuple[float, float] | None,
@@ -492,74 +393,13 @@ def host_samples(host: str, proc: str, disk: str, previous: dict[str, float]) ->
 # I/O: Docker engine, bitcoind RPC, carbon, Prometheus, statsd
 
 
-def log(message: str) -> None:
-    print(f"peerlab-collector: {message}", file=sys.stderr, flush=True)
-
-
-# Set by SIGTERM: a program's main loop ends after its current step. Python as a container's PID 1
-# ignores SIGTERM otherwise, and `docker stop` waits its whole timeout (10 s) before it kills.
-STOPPING = threading.Event()
-
-
-def stop_on_sigterm() -> None:
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: STOPPING.set())
-
-
-class DockerConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 20.0) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
+# The Docker engine, through peerlab's one client (dockerapi.py, also the engine's); a request is a
+# connection of its own, so the poll's threads share it.
+DOCKER = Docker(DOCKER_SOCKET, timeout=20.0)
 
 
 def docker(path: str, raw: bool = False) -> Any:
-    connection = DockerConnection(DOCKER_SOCKET)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        body = response.read()
-        if response.status >= 400:
-            raise OSError(f"docker {path}: HTTP {response.status} {body[:200]!r}")
-        return body if raw else json.loads(body)
-    finally:
-        connection.close()
-
-
-class ConfigFile:
-    """A JSON configuration file written by a role, read again when its modification time changes."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.stamp = 0.0
-
-    def changed(self) -> dict[str, Any] | None:
-        """The configuration when it is new or changed since the last call, else None."""
-        try:
-            stamp = os.stat(self.path).st_mtime
-        except OSError:
-            return None
-        if stamp == self.stamp:
-            return None
-        with open(self.path, encoding="utf-8") as handle:
-            config: dict[str, Any] = json.load(handle)
-        self.stamp = stamp
-        return config
-
-    def wait(self, seconds: float, step: float = 0.5, clock: Any = time.monotonic, sleep: Any = time.sleep) -> None:
-        """Sleep for `seconds`, or less: until the file changes (a deploy added or removed a node,
-        and the portal waits to see it). One stat() per step."""
-        deadline = clock() + seconds
-        while not STOPPING.is_set() and (left := deadline - clock()) > 0:
-            try:
-                if os.stat(self.path).st_mtime != self.stamp:
-                    return
-            except OSError:
-                pass
-            sleep(min(step, left))
+    return DOCKER.request("GET", path, raw=raw)
 
 
 class RpcAuthError(OSError):
@@ -583,33 +423,6 @@ def rpc_batch(host: str, port: int, user: str, password: str, calls: list[tuple[
         connection.close()
     return [answers.get(index, {}).get("result") if not answers.get(index, {}).get("error") else None
             for index in range(len(calls))]
-
-
-class Carbon:
-    def __init__(self) -> None:
-        self._socket: socket.socket | None = None
-        self._where = ""
-
-    def send(self, where: str, text: str) -> None:
-        if self._where != where:
-            self.close()
-        host, _sep, port = where.rpartition(":")
-        for attempt in (1, 2):
-            try:
-                if self._socket is None:
-                    self._socket = socket.create_connection((host, int(port)), timeout=10)
-                    self._where = where
-                self._socket.sendall(text.encode())
-                return
-            except OSError as error:
-                self.close()
-                if attempt == 2:
-                    log(f"carbon {where}: {error}")
-
-    def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close()
-        self._socket = None
 
 
 # A statsd name peerlab forwards: dot-separated words of letters, digits, '_' and '-' (no empty part,
@@ -711,16 +524,18 @@ class Collector:
         self.node_subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []  # no Prometheus from there
         self.node_gateways: frozenset[str] = frozenset()  # but from their gateways: the host
 
-    def cookie(self, container_id: str, chain: str, fresh: bool = False) -> tuple[str, str]:
+    def cookie(self, container_id: str, path: str, fresh: bool = False) -> tuple[str, str]:
+        """bitcoind's cookie (user, password), read from its container at `path` (the configuration's:
+        the engine knows where each chain keeps it)."""
         if fresh or container_id not in self.cookies:
-            path = quote(cookie_path(chain), safe="")
+            path = quote(path, safe="")
             self.cookies[container_id] = cookie_from_archive(docker(f"/containers/{container_id}/archive?path={path}", raw=True))
         return self.cookies[container_id]
 
-    def rpc(self, spec: dict[str, Any], container_id: str, chain: str) -> list[Any]:
+    def rpc(self, spec: dict[str, Any], container_id: str) -> list[Any]:
         """The node's state in one batched call, as bitcoind's cookie user; a refused cookie is read again once."""
         for fresh in (False, True):
-            user, password = self.cookie(container_id, chain, fresh)
+            user, password = self.cookie(container_id, spec["cookie"], fresh)
             try:
                 return rpc_batch(spec["container"], int(spec["rpc_port"]), user, password, RPC_CALLS)
             except RpcAuthError:
@@ -749,30 +564,27 @@ class Collector:
                 cursor = nodelog.cursor
                 cursor.rewind()
                 since = docker_since(cursor.stamp) if cursor.stamp else f"{time.time() - 2 * self.interval:.0f}"
-                connection = DockerConnection(DOCKER_SOCKET, timeout=60)
                 try:
-                    connection.request("GET", f"/containers/{container_id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since}")
-                    response = connection.getresponse()
-                    if response.status >= 400:
-                        return  # the container is gone
-                    frames = LogFrames()
-                    while self.following.get(key) == container_id:
-                        data = response.read1(65536)
-                        if not data:
-                            return  # the container stopped
-                        for stamp, line in frames.feed(data):
-                            for event in nodelog.feed(stamp, docker_time(stamp), line):
-                                self.publish(event)
+                    with DOCKER.stream(f"/containers/{container_id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since}",
+                                       timeout=60) as response:
+                        frames = LogFrames()
+                        while self.following.get(key) == container_id:
+                            data = response.read1(65536)
+                            if not data:
+                                return  # the container stopped
+                            for stamp, line in frames.feed(data):
+                                for event in nodelog.feed(stamp, docker_time(stamp), line):
+                                    self.publish(event)
+                except DockerError:
+                    return  # the container is gone
                 except (OSError, http.client.HTTPException):
                     pass  # a quiet log times out the read: open it again
-                finally:
-                    connection.close()
         finally:
             if self.following.get(key) == container_id:
                 del self.following[key]
 
     def poll_node(self, network: str, node: str, spec: dict[str, Any], container: dict[str, Any] | None,
-                  names: dict[str, str], now: float, chain_name: str = "regtest", state: str = "") -> list[Sample]:
+                  names: dict[str, str], now: float, state: str = "") -> list[Sample]:
         """One node's samples and its poll event; `container` is its inspect output when it runs, else
         None and `state` says what it is (paused, exited, created; '' when there is none)."""
         scope = ("node", network, node)
@@ -789,8 +601,8 @@ class Collector:
             self.following[key] = container["Id"]
             threading.Thread(target=self.follow, args=(key, container["Id"], nodelog), name=f"log-{key}", daemon=True).start()
         try:
-            results = self.rpc(spec, container["Id"], chain_name)
-        except (OSError, ValueError, StopIteration, tarfile.TarError, http.client.HTTPException) as error:
+            results = self.rpc(spec, container["Id"])
+        except (OSError, DockerError, ValueError, StopIteration, tarfile.TarError, http.client.HTTPException) as error:
             log(f"{key}: RPC: {error}")
             results = [None] * len(RPC_CALLS)
         chain, peers, totals, mempool, rawmempool, tips, uptime, txstats = results
@@ -849,7 +661,7 @@ class Collector:
             if stats.get("memory_stats"):  # nothing, rather than zeros, for a container that just went away
                 samples, self.cpu[key] = container_samples(scope, stats, self.cpu.get(key), time.monotonic())
                 out += samples
-        except OSError as error:
+        except (OSError, DockerError) as error:
             log(f"{key}: stats: {error}")
         return out
 
@@ -878,7 +690,7 @@ class Collector:
                 ipam = docker(f"/networks/{quote(spec.get('docker_network', ''), safe='')}").get("IPAM", {}).get("Config") or []
                 subnets += [ipaddress.ip_network(entry["Subnet"], strict=False) for entry in ipam if entry.get("Subnet")]
                 gateways |= {entry["Gateway"] for entry in ipam if entry.get("Gateway")}
-            except (OSError, ValueError) as error:
+            except (OSError, DockerError, ValueError) as error:
                 log(f"network {spec.get('docker_network')}: {error}")
         self.node_subnets, self.node_gateways = subnets, frozenset(gateways)
         jobs = []
@@ -890,12 +702,12 @@ class Collector:
                     if found is not None and found.get("State") == "running":
                         try:
                             container = docker(f"/containers/{found['Id']}/json")
-                        except OSError as error:
+                        except (OSError, DockerError) as error:
                             log(f"{network}/{node}: inspect: {error}")
                     if container is None:
                         self.following.pop(f"{network}/{node}", None)
                     jobs.append(pool.submit(self.poll_node, network, node, node_spec, container, names, now,
-                                            spec.get("chain", "regtest"), (found or {}).get("State", "")))
+                                            (found or {}).get("State", "")))
             samples = [sample for job in jobs for sample in job.result()]
         host = self.config.get("host", socket.gethostname())
         samples += host_samples(host, HOST_PROC, HOST_DISK, self.host_previous)
@@ -938,7 +750,7 @@ class Collector:
                     text = carbon_lines(samples, when)
                     text += "".join(f"{name} {number(value)} {when}\n" for name, value in self.statsd.flush(self.interval))
                     self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), text)
-                except (OSError, ValueError, KeyError) as error:
+                except (OSError, DockerError, ValueError, KeyError) as error:
                     log(f"poll failed: {error}")
             wait = self.interval
             if catching_up(self.latest, time.monotonic() - self.loaded_at):

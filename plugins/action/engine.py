@@ -17,7 +17,7 @@ from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults, _n
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._chain import best_tip
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import host_spec
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._facts import EngineFacts
-from ansible_collections.peerlab.bitcoin.plugins.module_utils._images import describe
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._images import builds
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._lock import LockBusy, hold_run
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._peering import unverified
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._plan import plan
@@ -93,7 +93,7 @@ class ActionModule(ActionBase):
             module_args.update(miners=miners, blocks=int(args.get("blocks", 1)))
         answer = self._execute_module(module_name="peerlab.bitcoin.engine", module_args=module_args, task_vars=task_vars)
         answer.pop("invocation", None)
-        answer["builds"] = [describe(tag, context.deployment.tags) for tag in answer.get("missing_images") or []]
+        answer["builds"] = builds(answer.get("missing_images") or [], context.deployment.tags)
         key = FACT if state in ("present", "started", "status") else f"{FACT}_{state}"
         urls = context.deployment.urls()
         if any(note.startswith("Grafana skipped") for note in answer.get("notes") or []):

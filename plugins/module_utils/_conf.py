@@ -11,13 +11,20 @@ from __future__ import annotations
 import re
 
 CHAINS: dict[str, dict[str, object]] = {
-    # chain name in the topology -> bitcoind's -chain value, conf section and default ports
-    "mainnet": {"chain": "main", "section": "main", "p2p": 8333, "rpc": 8332},
-    "testnet3": {"chain": "test", "section": "test", "p2p": 18333, "rpc": 18332},
-    "testnet4": {"chain": "testnet4", "section": "testnet4", "p2p": 48333, "rpc": 48332},
-    "signet": {"chain": "signet", "section": "signet", "p2p": 38333, "rpc": 38332},
-    "regtest": {"chain": "regtest", "section": "regtest", "p2p": 18444, "rpc": 18443},
+    # chain name in the topology -> bitcoind's -chain value, conf section, default ports and the
+    # folder of the data directory its files go to (mainnet's are at the top)
+    "mainnet": {"chain": "main", "section": "main", "p2p": 8333, "rpc": 8332, "dir": ""},
+    "testnet3": {"chain": "test", "section": "test", "p2p": 18333, "rpc": 18332, "dir": "testnet3"},
+    "testnet4": {"chain": "testnet4", "section": "testnet4", "p2p": 48333, "rpc": 48332, "dir": "testnet4"},
+    "signet": {"chain": "signet", "section": "signet", "p2p": 38333, "rpc": 38332, "dir": "signet"},
+    "regtest": {"chain": "regtest", "section": "regtest", "p2p": 18444, "rpc": 18443, "dir": "regtest"},
 }
+
+
+def cookie_path(chain: str, datadir: str) -> str:
+    """Where bitcoind writes its RPC cookie for a chain, below the node's data directory."""
+    return "/".join(part for part in (datadir, str(CHAINS[chain]["dir"]), ".cookie") if part)
+
 
 # Keys peerlab renders itself; a user setting them would break wiring, credentials or isolation.
 MANAGED_KEYS = frozenset(

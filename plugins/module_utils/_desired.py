@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import _alertmanager, _faults, _names
-from ._conf import render_lines, unpruned_need_gib
+from ._conf import cookie_path, render_lines, unpruned_need_gib
 from ._images import Tags
 from ._names import DATA_DIR, PEERS_FILE
 from ._settings import Settings
@@ -145,15 +145,16 @@ class Deployment:
         return f"{self.settings.graphite.container}:{_names.CARBON_PORT}"
 
     def bus(self) -> str:
-        return f"{self.settings.collector.bus_container}:{_names.BUS_PORT}"
+        return f"{self.settings.observer.bus_container}:{_names.BUS_PORT}"
 
     def urls(self) -> dict[str, str]:
         """Where a person (and the portal, on the host's network) reaches the monitoring stack."""
-        graphite, collector, grafana = self.settings.graphite, self.settings.collector, self.settings.grafana
+        graphite, collector, observer = self.settings.graphite, self.settings.collector, self.settings.observer
+        grafana = self.settings.grafana
         return {"graphite": f"http://{graphite.publish}" if graphite.publish else "",
                 "prometheus": f"http://{collector.prometheus_publish}" if collector.prometheus_publish else "",
-                "observer": f"http://{collector.observer_prometheus_publish}" if collector.observer_prometheus_publish else "",
-                "feed": f"ws://{collector.events_publish}/events" if collector.events_publish else "",
+                "observer": f"http://{observer.prometheus_publish}" if observer.prometheus_publish else "",
+                "feed": f"ws://{observer.events_publish}/events" if observer.events_publish else "",
                 "grafana": f"http://{grafana.publish}" if grafana.publish else "",
                 "alertmanager": f"http://{self.settings.alertmanager.publish}" if self.settings.alertmanager.publish else "",
                 "portal": f"http://{self.settings.portal.listen}"}
@@ -306,30 +307,30 @@ def collector_service(d: Deployment) -> ServiceSpec:
 
 
 def bus_container(d: Deployment) -> ContainerSpec:
-    collector = d.settings.collector
-    name = collector.bus_container
+    observer = d.settings.observer
+    name = observer.bus_container
     return _hashed(ContainerSpec(
-        name=name, role="bus", image=d.tags.monitoring("collector"), labels=_stack_labels(d, "bus"),
+        name=name, role="bus", image=d.tags.monitoring("observer"), labels=_stack_labels(d, "bus"),
         entrypoint=("nats-server", "--name", name, "--addr", "0.0.0.0", "--port", str(_names.BUS_PORT),
                     "--http_port", str(_names.BUS_MONITOR_PORT)),
         # One Go processor: a lab's few hundred events a second need no more, and idle spinning costs CPU.
-        env={"GOMAXPROCS": "1"}, networks=(d.settings.graphite.network,), memory=collector.bus_memory,
+        env={"GOMAXPROCS": "1"}, networks=(d.settings.graphite.network,), memory=observer.bus_memory,
         healthcheck=_health(_names.BUS_MONITOR_PORT, "/healthz")))
 
 
 def observer_container(d: Deployment) -> ContainerSpec:
-    collector = d.settings.collector
-    listeners = ((collector.events_publish, _names.FEED_PORT), (collector.observer_prometheus_publish, _names.OBSERVER_METRICS_PORT))
+    observer = d.settings.observer
+    listeners = ((observer.events_publish, _names.FEED_PORT), (observer.prometheus_publish, _names.OBSERVER_METRICS_PORT))
     published = tuple(f"{address}:{port}" for address, port in listeners if address)
     return _hashed(ContainerSpec(
-        name=collector.observer_container, role="observer", image=d.tags.monitoring("collector"),
+        name=observer.container, role="observer", image=d.tags.monitoring("observer"),
         labels=_stack_labels(d, "observer"), entrypoint=("python3", "-u", "/usr/local/lib/peerlab/observer.py"),
         networks=(d.settings.graphite.network,),
         mounts=(Mount("bind", d.collector_dir(), "/etc/peerlab", read_only=True),
                 Mount("bind", f"{d.alertmanager_dir()}/observer", "/run/peerlab/alertmanager", read_only=True),
-                Mount("volume", collector.events_volume, "/var/lib/peerlab/events",
+                Mount("volume", observer.events_volume, "/var/lib/peerlab/events",
                       labels={_names.ROLE: "events-archive", **d.owner.labels()})),
-        published=published, memory=collector.observer_memory,
+        published=published, memory=observer.memory,
         healthcheck=_health(_names.OBSERVER_METRICS_PORT, "/healthz")))
 
 
@@ -466,15 +467,16 @@ def collector_config(d: Deployment, host: str) -> dict[str, Any]:
                 continue
             entry = networks.setdefault(network.name, {"chain": network.chain, "edges": [], "nodes": {},
                                                        "docker_network": _names.docker_network(network.name)})
-            entry["nodes"][node.name] = {"container": node.container, "rpc_port": network.rpc_port}
+            entry["nodes"][node.name] = {"container": node.container, "rpc_port": network.rpc_port,
+                                         "cookie": cookie_path(network.chain, DATA_DIR)}
             entry["edges"] += [[node.name, peer] for peer in node.peers_out if _names.container(network.name, peer) in names]
     return {"host": host or "observer", "interval": d.settings.collector.interval, "carbon": d.carbon(), "bus": d.bus(),
             "networks": networks}
 
 
 def observer_config(d: Deployment) -> dict[str, Any]:
-    return {**collector_config(d, ""), "detectors": dict(d.settings.collector.detectors),
-            "archive_hours": d.settings.collector.archive_hours, "feed_origins": feed_origins(d.settings.portal.listen),
+    return {**collector_config(d, ""), "detectors": dict(d.settings.observer.detectors),
+            "archive_hours": d.settings.observer.archive_hours, "feed_origins": feed_origins(d.settings.portal.listen),
             "alertmanager": {"url": f"http://{d.settings.alertmanager.container}:{_alertmanager.PORT}", "user": _alertmanager.USER,
                              "password_file": "/run/peerlab/alertmanager/password"}}
 
@@ -615,7 +617,8 @@ def host_spec(d: Deployment, host: str, *, whole_stack: bool = True) -> HostSpec
         if host == monitoring_host:
             monitoring = True
             files.append(packed_file(f"{d.collector_dir()}/observer.json", nice_json(observer_config(d))))
-            images.update({d.tags.monitoring("collector"), d.tags.monitoring("graphite")})
+            # The observer's image is built on the collector's (their shared modules).
+            images.update({d.tags.monitoring("collector"), d.tags.monitoring("observer"), d.tags.monitoring("graphite")})
             if whole_stack:
                 containers += [graphite_container(d), bus_container(d), observer_container(d)]
                 if not settings.common.portal_apply:
@@ -627,9 +630,9 @@ def host_spec(d: Deployment, host: str, *, whole_stack: bool = True) -> HostSpec
                     containers.append(grafana_container(d))
                     grafana = {"image": settings.grafana.image, "tarball": settings.grafana.image_tarball,
                                "pull": settings.grafana.pull}
-            stack = [graphite.container, settings.collector.bus_container, settings.collector.observer_container,
+            stack = [graphite.container, settings.observer.bus_container, settings.observer.container,
                      settings.grafana.container, settings.alertmanager.container]
-            stack_volumes = [graphite.volume, settings.collector.events_volume, settings.grafana.volume, settings.alertmanager.volume]
+            stack_volumes = [graphite.volume, settings.observer.events_volume, settings.grafana.volume, settings.alertmanager.volume]
         if whole_stack and (host == (d.manager() if swarm else monitoring_host)):
             docker_networks[graphite.network] = NetworkSpec(graphite.network, "overlay" if swarm else "bridge",
                                                             {_names.ROLE: "monitoring", **d.owner.labels()}, attachable=swarm)

@@ -17,8 +17,10 @@ from typing import Any
 
 from ._settings import ImageSettings
 
-# The build contexts, as folders of the collection's images/ directory.
-MONITORING = ("collector", "graphite", "portal", "alertmanager")
+# The build contexts, as folders of the collection's images/ directory, in build order.
+MONITORING = ("collector", "graphite", "portal", "alertmanager", "observer")
+# An image built on another peerlab image (FROM its build argument): hashed with it, built after it.
+BUILT_ON = {"observer": ("collector", "COLLECTOR_IMAGE")}
 
 
 def tree_hash(directories: list[str], extra: dict[str, Any], length: int = 12) -> str:
@@ -66,21 +68,31 @@ def tags(images_dir: str, settings: ImageSettings) -> Tags:
     base = base_tag(settings)
     node_hash = tree_hash([os.path.join(images_dir, "bitcoin-node")],
                           {"base": base, "core_min_signatures": settings.core_min_signatures})
-    hashes = {kind: tree_hash([os.path.join(images_dir, kind)], {"base": base}) for kind in MONITORING}
+    hashes = {kind: tree_hash([os.path.join(images_dir, folder) for folder in (kind, *BUILT_ON.get(kind, ())[:1])], {"base": base})
+              for kind in MONITORING}
     repositories = {"node": settings.node_repository, "collector": settings.collector_repository,
                     "graphite": settings.graphite_repository, "portal": settings.portal_repository,
-                    "alertmanager": settings.alertmanager_repository}
+                    "alertmanager": settings.alertmanager_repository, "observer": settings.observer_repository}
     return Tags(node_hash=node_hash, base=base, repositories=repositories, hashes=hashes)
 
 
-def describe(tag: str, known: Tags) -> dict[str, str]:
-    """What an image tag is, for the images role: {tag, kind, implementation, version}."""
+def describe(tag: str, known: Tags) -> dict[str, Any]:
+    """What an image tag is, for the images role: {tag, kind, implementation, version, args} (args:
+    the build arguments only peerlab's own tags give, such as the image an image is built on)."""
     repository, _colon, name = tag.rpartition(":")
     if repository == known.repositories["node"]:
         implementation, rest = name.split("-", 1)
         version = rest[: -len(known.node_hash) - 1]
-        return {"tag": tag, "kind": "node", "implementation": implementation, "version": version}
+        return {"tag": tag, "kind": "node", "implementation": implementation, "version": version, "args": {}}
     for kind in MONITORING:
         if repository == known.repositories[kind]:
-            return {"tag": tag, "kind": kind, "implementation": "", "version": ""}
-    return {"tag": tag, "kind": "other", "implementation": "", "version": ""}
+            args = {BUILT_ON[kind][1]: known.monitoring(BUILT_ON[kind][0])} if kind in BUILT_ON else {}
+            return {"tag": tag, "kind": kind, "implementation": "", "version": "", "args": args}
+    return {"tag": tag, "kind": "other", "implementation": "", "version": "", "args": {}}
+
+
+def builds(missing: list[str], known: Tags) -> list[dict[str, Any]]:
+    """The builds of the missing tags, in an order that builds an image after the one it is built on
+    (node images first, then MONITORING's order)."""
+    order = ["node", *MONITORING, "other"]
+    return sorted((describe(tag, known) for tag in missing), key=lambda build: (order.index(build["kind"]), build["tag"]))

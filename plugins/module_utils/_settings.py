@@ -69,6 +69,7 @@ class ImageSettings:
     graphite_repository: str = "peerlab/graphite"
     portal_repository: str = "peerlab/portal"
     alertmanager_repository: str = "peerlab/alertmanager"
+    observer_repository: str = "peerlab/observer"
     core_min_signatures: int = 3
 
 
@@ -92,12 +93,17 @@ class CollectorSettings:
     interval: int = 10
     prometheus_publish: str = "127.0.0.1:9332"
     memory: str = "256m"
+
+
+@dataclass(frozen=True)
+class ObserverSettings:
+    PREFIX: ClassVar[str] = "observer_"
     bus_container: str = "peerlab-bus"
-    observer_container: str = "peerlab-observer"
+    container: str = "peerlab-observer"
     events_publish: str = "127.0.0.1:8091"
-    observer_prometheus_publish: str = "127.0.0.1:9333"
+    prometheus_publish: str = "127.0.0.1:9333"
     bus_memory: str = "128m"
-    observer_memory: str = "256m"
+    memory: str = "256m"
     events_volume: str = "peerlab-events"
     archive_hours: int = 168
     detectors: dict[str, float] = field(default_factory=dict)
@@ -147,6 +153,7 @@ class Settings:
     images: ImageSettings = field(default_factory=ImageSettings)
     graphite: GraphiteSettings = field(default_factory=GraphiteSettings)
     collector: CollectorSettings = field(default_factory=CollectorSettings)
+    observer: ObserverSettings = field(default_factory=ObserverSettings)
     grafana: GrafanaSettings = field(default_factory=GrafanaSettings)
     alertmanager: AlertmanagerSettings = field(default_factory=AlertmanagerSettings)
     portal: PortalSettings = field(default_factory=PortalSettings)
@@ -268,32 +275,33 @@ def problems(settings: Settings, detectors: set[str]) -> list[str]:
         if not ok:
             found.append(f"{name} must be {want}, got {value!r}")
 
-    graphite, collector, portal, grafana = settings.graphite, settings.collector, settings.portal, settings.grafana
+    graphite, collector, observer = settings.graphite, settings.collector, settings.observer
+    portal, grafana = settings.portal, settings.grafana
     check(bool(re.match(_RETENTION, graphite.retention)), "graphite_retention", "like 10s:6h,1m:7d,10m:5y", graphite.retention)
     for name, value in (("graphite_publish", graphite.publish), ("collector_prometheus_publish", collector.prometheus_publish),
-                        ("collector_events_publish", collector.events_publish),
-                        ("collector_observer_prometheus_publish", collector.observer_prometheus_publish),
+                        ("observer_events_publish", observer.events_publish),
+                        ("observer_prometheus_publish", observer.prometheus_publish),
                         ("grafana_publish", grafana.publish), ("alertmanager_publish", settings.alertmanager.publish)):
         check(value == "" or bool(re.match(_ADDRESS, value)), name, "like 127.0.0.1:8080, or empty", value)
     check(bool(re.match(_ADDRESS, portal.listen)), "portal_listen", "like 127.0.0.1:8090", portal.listen)
     for name, value in (("graphite_container", graphite.container), ("graphite_volume", graphite.volume),
                         ("graphite_network", graphite.network), ("collector_container", collector.container),
-                        ("collector_bus_container", collector.bus_container),
-                        ("collector_observer_container", collector.observer_container),
-                        ("collector_events_volume", collector.events_volume), ("grafana_container", grafana.container),
+                        ("observer_bus_container", observer.bus_container),
+                        ("observer_container", observer.container),
+                        ("observer_events_volume", observer.events_volume), ("grafana_container", grafana.container),
                         ("grafana_volume", grafana.volume), ("portal_container", portal.container),
                         ("alertmanager_container", settings.alertmanager.container),
                         ("alertmanager_volume", settings.alertmanager.volume)):
         check(bool(re.match(_NAME, value)), name, "a Docker name (letters, digits, '_', '.', '-')", value)
     check(bool(re.match(r"^[A-Za-z0-9_-]{1,32}$", portal.user)), "portal_user", "letters, digits, '_' or '-'", portal.user)
-    unknown = sorted(set(collector.detectors) - detectors)
+    unknown = sorted(set(observer.detectors) - detectors)
     if unknown:
-        found.append(f"collector_detectors: unknown threshold(s) {', '.join(unknown)}; known: {', '.join(sorted(detectors))}")
-    bad = sorted(name for name, value in collector.detectors.items() if not value > 0)
+        found.append(f"observer_detectors: unknown threshold(s) {', '.join(unknown)}; known: {', '.join(sorted(detectors))}")
+    bad = sorted(name for name, value in observer.detectors.items() if not value > 0)
     if bad:
-        found.append(f"collector_detectors: {', '.join(bad)} must be positive numbers")
+        found.append(f"observer_detectors: {', '.join(bad)} must be positive numbers")
     for name, value in (("graphite_memory", graphite.memory), ("collector_memory", collector.memory),
-                        ("collector_bus_memory", collector.bus_memory), ("collector_observer_memory", collector.observer_memory),
+                        ("observer_bus_memory", observer.bus_memory), ("observer_memory", observer.memory),
                         ("grafana_memory", grafana.memory), ("portal_memory", portal.memory),
                         ("alertmanager_memory", settings.alertmanager.memory)):
         check(bool(re.match(r"^[0-9]+[bkmg]?$", value.lower())), name, "like 512m or 2g", value)

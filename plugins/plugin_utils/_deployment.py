@@ -60,6 +60,12 @@ RETIRED: dict[str, str] = {
     "graphite_image": "the images role builds Graphite's image (images_graphite_repository)",
     "collector_image": "the images role builds the collector's image (images_collector_repository)",
     "portal_image": "the images role builds the portal's image (images_portal_repository)",
+    # The bus's and the observer's variables, once the collector role's.
+    **{f"collector_{old}": f"renamed observer_{new} (the bus and the observer have their own role, peerlab.bitcoin.observer)"
+       for old, new in (("bus_container", "bus_container"), ("observer_container", "container"), ("events_publish", "events_publish"),
+                        ("observer_prometheus_publish", "prometheus_publish"), ("bus_memory", "bus_memory"),
+                        ("observer_memory", "memory"), ("events_volume", "events_volume"), ("archive_hours", "archive_hours"),
+                        ("detectors", "detectors"))},
 }
 
 
@@ -288,7 +294,7 @@ def build(task_vars: dict[str, Any], templar: Any, loader: Any, *, check: bool, 
 def _detectors() -> set[str]:
     import json
 
-    with open(ROOT / "images" / "collector" / "detectors.json", encoding="utf-8") as handle:
+    with open(ROOT / "images" / "observer" / "detectors.json", encoding="utf-8") as handle:
         return {threshold for thresholds in json.load(handle).values() for threshold in thresholds}
 
 

@@ -149,8 +149,8 @@ def test_a_second_inventory_declaring_the_same_network_is_refused(make_lab: Any,
 
 
 @pytest.mark.parametrize(("settings", "expected"), [
-    pytest.param({"collector_detectors": {"ping_count": 0, "pign_window": 60}},
-                 "collector_detectors: unknown threshold(s) pign_window; known: ", id="detectors"),
+    pytest.param({"observer_detectors": {"ping_count": 0, "pign_window": 60}},
+                 "observer_detectors: unknown threshold(s) pign_window; known: ", id="detectors"),
     pytest.param({"graphite_retention": "forever"}, "graphite_retention must be like 10s:6h,1m:7d,10m:5y, got 'forever'", id="graphite"),
     pytest.param({"alertmanager_route": {"receiver": "phone"}},
                  "alertmanager_route: receiver 'phone' is none of alertmanager_receivers (none given)", id="alertmanager"),

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "images" / "collector"))
+sys.path.insert(0, str(ROOT / "images" / "collector"))  # events, metrics
+sys.path.insert(0, str(ROOT / "images" / "observer"))
 import alerting
 import events
 

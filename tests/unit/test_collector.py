@@ -9,6 +9,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "images" / "collector"))
 import collector
+import metrics
 
 SCOPE = ("node", "lab", "n1")
 HASH_A = "a" * 64
@@ -91,7 +92,7 @@ def test_network_view_counts_edges_tips_and_lag() -> None:
     states = {"n1": {"tip": HASH_A, "height": 5, "peers": {"n2"}}, "n2": {"tip": HASH_A, "height": 5, "peers": {"n1"}},
               "n3": {"tip": HASH_B, "height": 2, "peers": set()}}
     samples = {s.graphite(): s.value for s in
-               collector.network_samples("lab", states, [["n1", "n2"], ["n2", "n3"]], 4)}
+               metrics.network_samples("lab", states, [["n1", "n2"], ["n2", "n3"]], 4)}
     assert samples["peerlab.lab.network.edges.connected"] == 1
     assert samples["peerlab.lab.network.edges.expected"] == 2
     assert samples["peerlab.lab.network.tips.distinct"] == 2
@@ -132,17 +133,17 @@ def test_prometheus_refuses_node_networks() -> None:
 
 
 def test_outputs_keep_precision_and_label_keys() -> None:
-    tip = collector.Sample(SCOPE, "chain.tip", collector.tip_id("f" * 52 + "ffffffffffff"))
-    assert collector.carbon_lines([tip], 7) == "peerlab.lab.nodes.n1.chain.tip 281474976710655 7\n"
-    text = collector.prometheus_text([collector.Sample(SCOPE, "message.received", 3, "inv"),
-                                      collector.Sample(("host", "h1"), "load1", 0.5)])
+    tip = metrics.Sample(SCOPE, "chain.tip", collector.tip_id("f" * 52 + "ffffffffffff"))
+    assert metrics.carbon_lines([tip], 7) == "peerlab.lab.nodes.n1.chain.tip 281474976710655 7\n"
+    text = metrics.prometheus_text([metrics.Sample(SCOPE, "message.received", 3, "inv"),
+                                    metrics.Sample(("host", "h1"), "load1", 0.5)])
     assert '# TYPE peerlab_message_received counter\npeerlab_message_received{msg="inv",network="lab",node="n1"} 3' in text
     assert 'peerlab_host_load1{host="h1"} 0.5' in text
-    assert collector.Sample(SCOPE, "ping.peer", 1, "10.0.0.1:8333").graphite().endswith("ping.peer.10_0_0_1_8333")
-    traffic = collector.Sample(("network", "lab"), "traffic", 812, ("n1", "external"))
+    assert metrics.Sample(SCOPE, "ping.peer", 1, "10.0.0.1:8333").graphite().endswith("ping.peer.10_0_0_1_8333")
+    traffic = metrics.Sample(("network", "lab"), "traffic", 812, ("n1", "external"))
     assert traffic.graphite() == "peerlab.lab.network.traffic.n1.external"
-    assert 'peerlab_network_traffic{network="lab",source="n1",target="external"} 812' in collector.prometheus_text([traffic])
-    assert "# TYPE peerlab_network_traffic counter" in collector.prometheus_text([traffic])
+    assert 'peerlab_network_traffic{network="lab",source="n1",target="external"} 812' in metrics.prometheus_text([traffic])
+    assert "# TYPE peerlab_network_traffic counter" in metrics.prometheus_text([traffic])
 
 
 def test_the_cookie_is_read_from_dockers_archive_of_the_chains_data_directory() -> None:
@@ -156,8 +157,12 @@ def test_the_cookie_is_read_from_dockers_archive_of_the_chains_data_directory() 
         member.size = len(payload)
         tar.addfile(member, io.BytesIO(payload))
     assert collector.cookie_from_archive(data.getvalue()) == ("__cookie__", "f00d")
-    assert collector.cookie_path("regtest") == "/home/bitcoin/.bitcoin/regtest/.cookie"
-    assert collector.cookie_path("mainnet") == "/home/bitcoin/.bitcoin/.cookie"
+    # Where: the engine's one chain table says, in the collector's configuration.
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import cookie_path
+
+    assert cookie_path("regtest", "/home/bitcoin/.bitcoin") == "/home/bitcoin/.bitcoin/regtest/.cookie"
+    assert cookie_path("testnet3", "/home/bitcoin/.bitcoin") == "/home/bitcoin/.bitcoin/testnet3/.cookie"
+    assert cookie_path("mainnet", "/home/bitcoin/.bitcoin") == "/home/bitcoin/.bitcoin/.cookie"
 
 
 def test_a_nodes_container_is_found_by_label_running_one_first() -> None:
@@ -224,7 +229,7 @@ def test_the_wait_between_polls_ends_when_the_configuration_changes(tmp_path: Pa
 
     path = tmp_path / "collector.json"
     path.write_text('{"interval": 10}')
-    config = collector.ConfigFile(str(path))
+    config = metrics.ConfigFile(str(path))
     assert config.changed() == {"interval": 10}
     now = [0.0]  # a clock of the test's own: the wait is counted in its steps, not in seconds of this machine
 
@@ -251,7 +256,7 @@ def test_sigterm_ends_the_wait_so_docker_stop_does_not_wait_its_timeout(tmp_path
 
     path = tmp_path / "collector.json"
     path.write_text("{}")
-    config = collector.ConfigFile(str(path))
+    config = metrics.ConfigFile(str(path))
     config.changed()
     now = [0.0]
     sent: list[float] = []
@@ -264,18 +269,18 @@ def test_sigterm_ends_the_wait_so_docker_stop_does_not_wait_its_timeout(tmp_path
 
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        collector.stop_on_sigterm()
+        metrics.stop_on_sigterm()
         config.wait(30, step=0.05, clock=lambda: now[0], sleep=sleep)
-        assert collector.STOPPING.is_set()
+        assert metrics.STOPPING.is_set()
         assert 0.2 <= now[0] < 0.3, "the wait ends at the step after the signal"
     finally:
         signal.signal(signal.SIGTERM, previous)
-        collector.STOPPING.clear()
+        metrics.STOPPING.clear()
 
 
 def test_a_node_just_added_and_not_answering_is_polled_again_soon() -> None:
-    down = [collector.Sample(("node", "lab", "n1"), "up", 1), collector.Sample(("node", "lab", "n6"), "up", 0)]
-    up = [collector.Sample(("node", "lab", "n1"), "up", 1), collector.Sample(("node", "lab", "n6"), "up", 1)]
+    down = [metrics.Sample(("node", "lab", "n1"), "up", 1), metrics.Sample(("node", "lab", "n6"), "up", 0)]
+    up = [metrics.Sample(("node", "lab", "n1"), "up", 1), metrics.Sample(("node", "lab", "n6"), "up", 1)]
     assert collector.catching_up(down, since_change=2.0)
     assert not collector.catching_up(up, since_change=2.0)
     assert not collector.catching_up(down, since_change=collector.CATCH_UP_FOR + 1), "a node that stays down waits for the interval"

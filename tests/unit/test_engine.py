@@ -27,8 +27,8 @@ SWARM = {"sw": {"chain": "regtest", "nodes": [{"name": "a", "host": "m1"}, {"nam
 OWNER = Owner("abc123", "/tmp/inventory")
 TAGS = _images.Tags(node_hash="h" * 12, base="peerlab/base:trixie-x",
                     repositories={"node": "peerlab/bitcoin-node", "collector": "peerlab/collector", "graphite": "peerlab/graphite",
-                                  "portal": "peerlab/portal", "alertmanager": "peerlab/alertmanager"},
-                    hashes={"collector": "c1", "graphite": "g1", "portal": "p1", "alertmanager": "a1"})
+                                  "portal": "peerlab/portal", "alertmanager": "peerlab/alertmanager", "observer": "peerlab/observer"},
+                    hashes={"collector": "c1", "graphite": "g1", "portal": "p1", "alertmanager": "a1", "observer": "o1"})
 
 
 def deployment(networks: dict[str, Any] | None = None, *, hosts: Hosts | None = None, monitoring: bool = False,
@@ -290,7 +290,7 @@ def test_limit_chooses_nodes_by_node_network_group_or_docker_host(pattern: str |
 # settings
 
 ROLE_OF = {"common": "engine", "network": "network", "images": "images", "graphite": "graphite", "collector": "collector",
-           "grafana": "grafana", "portal": "portal"}
+           "observer": "observer", "grafana": "grafana", "alertmanager": "alertmanager", "portal": "portal"}
 
 
 @pytest.mark.parametrize("part", sorted(ROLE_OF))
@@ -311,18 +311,33 @@ def test_settings_are_the_roles_variables_with_their_defaults(part: str) -> None
 
 def test_settings_come_typed_from_variables_and_every_problem_is_named() -> None:
     values = {"graphite_workers": "3", "peerlab_monitoring": "false", "network_rpc_users": ["peerlab", "ops"],
-              "collector_detectors": {"ping_count": 5}}
+              "observer_detectors": {"ping_count": 5}}
     settings = _settings.Settings.from_variables(lambda name: values[name])
     assert settings.graphite.workers == 3 and settings.common.monitoring is False and settings.network.rpc_users == ("peerlab", "ops")
     with pytest.raises(_settings.SettingsError) as caught:
         _settings.Settings.from_variables(lambda name: {"graphite_workers": [1], "peerlab_purge": "maybe"}[name])
     assert caught.value.problems == ["peerlab_purge: must be a boolean, got 'maybe'", "graphite_workers: must be a whole number, got [1]"]
     bad = dataclasses.replace(_settings.Settings(), graphite=_settings.GraphiteSettings(retention="forever", publish="8080"),
-                              collector=_settings.CollectorSettings(detectors={"ping_cont": 3.0}))
+                              observer=_settings.ObserverSettings(detectors={"ping_cont": 3.0}))
     said = " ".join(_settings.problems(bad, {"ping_count"}))
     assert "graphite_retention must be like 10s:6h" in said and "graphite_publish must be like 127.0.0.1:8080" in said
-    assert "collector_detectors: unknown threshold(s) ping_cont; known: ping_count" in said
+    assert "observer_detectors: unknown threshold(s) ping_cont; known: ping_count" in said
     assert _settings.Settings.from_dict(settings.as_dict()) == settings
+
+
+def test_an_old_variable_name_is_refused_with_its_new_name() -> None:
+    """The bus's and the observer's variables moved from the collector's role to the observer's: an
+    inventory that still sets one must hear so, not see its value ignored for the default."""
+    from ansible_collections.peerlab.bitcoin.plugins.plugin_utils import _deployment
+
+    said = _deployment.retired({"collector_detectors": {"ping_count": 5}, "collector_events_publish": "127.0.0.1:18091",
+                                "collector_interval": 5})
+    assert said == [
+        "collector_events_publish is set (by -e, host or group variables) but peerlab no longer reads it: renamed "
+        "observer_events_publish (the bus and the observer have their own role, peerlab.bitcoin.observer)",
+        "collector_detectors is set (by -e, host or group variables) but peerlab no longer reads it: renamed "
+        "observer_detectors (the bus and the observer have their own role, peerlab.bitcoin.observer)"]
+    assert not set(_deployment.RETIRED) & set(_settings.variables())
 
 
 def test_the_entrypoint_refuses_what_the_model_refuses() -> None:
@@ -331,9 +346,10 @@ def test_the_entrypoint_refuses_what_the_model_refuses() -> None:
     sys.path.insert(0, str(ROOT / "images" / "bitcoin-node"))
     import entrypoint
 
-    from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import MANAGED_KEYS
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._conf import CHAINS, MANAGED_KEYS
 
     assert entrypoint.MANAGED == MANAGED_KEYS
+    assert {chain: known["section"] for chain, known in CHAINS.items()} == entrypoint.SECTIONS, "the image's copy of the chain table"
     with pytest.raises(SystemExit, match="sets rpcallowip, which peerlab manages"):
         entrypoint.render({"PEERLAB_CONF": "debug=net\nrpcallowip=0.0.0.0/0"}, peers_path="/nonexistent")
 
@@ -341,3 +357,20 @@ def test_the_entrypoint_refuses_what_the_model_refuses() -> None:
 def test_the_feed_is_open_to_the_portals_pages_only() -> None:
     assert _desired.feed_origins("127.0.0.1:8090") == ["http://127.0.0.1:8090", "http://localhost:8090"]
     assert _desired.feed_origins("10.0.0.5:9000") == ["http://10.0.0.5:9000"]
+
+
+def test_the_observer_image_is_built_on_the_collector_image_after_it(tmp_path: Path) -> None:
+    """Its tag changes when the collector's build context does (it is built FROM that image), and the
+    images role builds the collector first and hands the observer's build the collector's tag."""
+    for kind in (*_images.MONITORING, "bitcoin-node"):
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / "Dockerfile").write_text(f"FROM {kind}\n")
+    before = _images.tags(str(tmp_path), _settings.ImageSettings())
+    (tmp_path / "collector" / "events.py").write_text("KINDS = ()\n")
+    after = _images.tags(str(tmp_path), _settings.ImageSettings())
+    assert after.hashes["observer"] != before.hashes["observer"] and after.hashes["collector"] != before.hashes["collector"]
+    assert after.hashes["graphite"] == before.hashes["graphite"]
+    missing = [after.monitoring("observer"), after.node("knots", "29.5"), after.monitoring("graphite"), after.monitoring("collector")]
+    builds = _images.builds(missing, after)
+    assert [build["kind"] for build in builds] == ["node", "collector", "graphite", "observer"]
+    assert builds[-1]["args"] == {"COLLECTOR_IMAGE": after.monitoring("collector")} and builds[1]["args"] == {}

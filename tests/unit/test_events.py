@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "images" / "collector"))
+sys.path.insert(0, str(ROOT / "images" / "collector"))  # events, metrics
+sys.path.insert(0, str(ROOT / "images" / "observer"))
 import detectors
 import events
 import observer
@@ -749,7 +750,7 @@ def test_a_flood_of_pings_unknown_messages_or_churn_keeps_no_more_than_the_condi
 def test_every_detector_is_one_class_with_its_defaults_and_its_row_in_the_docs() -> None:
     """A new detector is one class, its entry in detectors.json, its attack and its docs: the
     registry, the defaults and the docs' table name the same detectors and thresholds."""
-    with open(ROOT / "images" / "collector" / "detectors.json", encoding="utf-8") as handle:
+    with open(ROOT / "images" / "observer" / "detectors.json", encoding="utf-8") as handle:
         defaults = json.load(handle)
     assert set(detectors.REGISTRY) == set(defaults)
     thresholds = [name for entry in defaults.values() for name in entry]

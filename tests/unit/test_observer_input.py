@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "images" / "collector"))
+sys.path.insert(0, str(ROOT / "images" / "collector"))  # events, metrics
+sys.path.insert(0, str(ROOT / "images" / "observer"))
 import detectors
 import events
 import observer
@@ -99,7 +100,7 @@ def test_bad_events_are_dropped_and_counted_and_good_ones_still_flow() -> None:
     assert obs.received == 3 and obs.handler_errors == 0
     samples = {sample.graphite().removeprefix("peerlab.hosts.observer.observer."): sample.value for sample in obs.own_samples(10.0)}
     assert samples["events_dropped.not-an-object"] == 2 and samples["events"] == 3
-    text = observer.collector.prometheus_text(obs.own_samples(10.0))
+    text = observer.metrics.prometheus_text(obs.own_samples(10.0))
     assert 'peerlab_host_observer_events_dropped{host="observer",reason="missing-field"} 1' in text
 
 

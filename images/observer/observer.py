@@ -38,10 +38,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import alerting
-import collector
 import detectors
 import events
-from collector import Sample
+import metrics
+from metrics import Sample, log
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
@@ -51,10 +51,6 @@ ARCHIVE = os.environ.get("PEERLAB_EVENTS_ARCHIVE", "/var/lib/peerlab/events")
 WEBSOCKET_PORT = int(os.environ.get("PEERLAB_WEBSOCKET_PORT", "8091"))
 PROMETHEUS_PORT = int(os.environ.get("PEERLAB_PROMETHEUS_PORT", "9333"))
 EXTERNAL = "external"
-
-
-def log(message: str) -> None:
-    print(f"peerlab-observer: {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -276,7 +272,7 @@ class Metrics:
                                    "peers": {peer.get("node") or state.names.get(events.peer_host(peer.get("addr", "")))
                                              or peer.get("addr", "") for peer in poll.get("peers") or []}}
                             for node, poll in fresh.items() if poll.get("up") and poll.get("tip")}
-                out += collector.network_samples(network, answered, state.edges, len(state.nodes))
+                out += metrics.network_samples(network, answered, state.edges, len(state.nodes))
                 out.append(Sample(scope, "blocks.propagated", state.propagated))
                 if state.slowest is not None:
                     out.append(Sample(scope, "blocks.propagation_seconds", state.slowest))
@@ -390,7 +386,7 @@ def http_answer(observer: Observer, target: str) -> tuple[int, bytes, str]:
     """The observer's plain HTTP answers: (status, body, content type)."""
     path = urlsplit(target).path
     if path == "/metrics":
-        return 200, collector.prometheus_text(observer.latest).encode(), "text/plain; version=0.0.4"
+        return 200, metrics.prometheus_text(observer.latest).encode(), "text/plain; version=0.0.4"
     if path == "/state":
         return 200, json.dumps(observer.metrics.state(time.time(), float(observer.config.get("interval", 10)))).encode(), "application/json"
     if path == "/healthz":
@@ -594,13 +590,13 @@ def replay_main(argv: list[str]) -> int:
 class Observer:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
-        self.config_file = collector.ConfigFile(CONFIG)
+        self.config_file = metrics.ConfigFile(CONFIG)
         self.metrics = Metrics()
         self.detectors = detectors.Detectors()
         self.alerting = alerting.Alerting()
         self.feed = Feed()
         self.latest: list[Sample] = []
-        self.carbon = collector.Carbon()
+        self.carbon = metrics.Carbon()
         self.archive = Archive(ARCHIVE)
         self.bus: events.Bus | None = None
         self.received = 0
@@ -698,7 +694,7 @@ class Observer:
         FeedServer(self, ("0.0.0.0", WEBSOCKET_PORT)).start()
         metrics_server = Server(("0.0.0.0", PROMETHEUS_PORT), Handler)
         threading.Thread(target=metrics_server.serve_forever, daemon=True).start()
-        while not self.config and not collector.STOPPING.is_set():
+        while not self.config and not metrics.STOPPING.is_set():
             self.reload()
             time.sleep(0.5)
         if not self.config:
@@ -714,18 +710,18 @@ class Observer:
                 self.archive.flush(time.time())
             except OSError as error:
                 log(f"archive {ARCHIVE}: {error}")
-            if collector.STOPPING.is_set():
+            if metrics.STOPPING.is_set():
                 return  # what arrived until now is archived
             samples = self.metrics.samples(time.time(), interval) + self.own_samples(interval)
             self.latest = samples
-            self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), collector.carbon_lines(samples, int(time.time())))
+            self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), metrics.carbon_lines(samples, int(time.time())))
             self.config_file.wait(max(0.5, interval - (time.monotonic() - started)))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["replay"]:
         sys.exit(replay_main(sys.argv[2:]))
-    collector.stop_on_sigterm()
+    metrics.stop_on_sigterm()
     log(f"starting; configuration {CONFIG}")
     Observer().run()
     log("stopped")
