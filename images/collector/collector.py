@@ -9,7 +9,7 @@ A thread per node follows the node's log as it is written and publishes its even
 connections, blocks, transactions) on the bus (NATS; events.py, docs/events.md).
 A statsd intake (UDP) forwards what Statoshi nodes send to carbon under `peerlab.statsd.`.
 
-Standard library only. The configuration file (JSON, written by the collector role, no secrets)
+Standard library only. The configuration file (JSON, written by the engine, no secrets)
 is reread when it changes:
   {"host": "localhost", "interval": 10, "carbon": "peerlab-graphite:2003",
    "networks": {"lab": {"chain": "regtest", "edges": [["n1", "n2"]],

@@ -10,7 +10,7 @@ It subscribes to every event the extractors (one collector per Docker host) publ
       ws://<observer>:8091/events?network=lab&node=n1,n2&type=inv,ping,conn
     and publishes what it computes (per-block propagation) back on the bus.
 
-Configuration (JSON, written by the collector role, no secrets; reread when it changes):
+Configuration (JSON, written by the engine from the observer role's settings, no secrets; reread when it changes):
   {"bus": "peerlab-bus:4222", "carbon": "peerlab-graphite:2003", "interval": 10,
    "networks": {"lab": {"chain": "regtest", "edges": [["n1", "n2"]], "nodes": {"n1": {...}}}}}
 Standard library and Debian's python3-websockets (the feed). Event schema and subjects: docs/events.md; metric names: docs/metrics.md.

@@ -184,7 +184,8 @@ def test_prometheus_endpoint_serves_every_node(lab: Lab) -> None:
 
 def test_collector_config_holds_no_secret_and_graphite_admin_is_not_anonymous(lab: Lab) -> None:
     config = (lab.directory / "state" / "collector" / "collector.json").read_text()
-    assert json.loads(config)["networks"][NETWORK]["nodes"]["n1"] == {"container": f"{NETWORK}-n1", "rpc_port": 18443}
+    assert json.loads(config)["networks"][NETWORK]["nodes"]["n1"] == {"container": f"{NETWORK}-n1", "rpc_port": 18443,
+                                                                      "cookie": "/home/bitcoin/.bitcoin/regtest/.cookie"}
     assert [p for p in secrets(lab) if p in config] == [], "the collector uses each node's cookie"
     request = urllib.request.Request(f"{GRAPHITE}/admin/")
     opener = urllib.request.build_opener(NoRedirect)
