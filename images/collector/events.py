@@ -155,13 +155,21 @@ def peer_host(addr: str) -> str:
     return addr.rsplit(":", 1)[0].strip("[]") if addr else ""
 
 
+_SECONDS: dict[str, float] = {}  # a timestamp's whole-second part -> its epoch: lines come many to a second
+
+
 def epoch(stamp: str) -> float | None:
     """An RFC 3339 UTC timestamp (Docker's, bitcoind's) -> seconds since the epoch; None if it is not one."""
     match = _RFC3339.match(stamp)
     if not match:
         return None
-    parts = [int(part) for part in match.groups()[:6]]
-    return float(calendar.timegm((*parts, 0, 0, 0))) + float("0." + (match[7] or "0"))
+    whole = _SECONDS.get(stamp[:19])
+    if whole is None:
+        if len(_SECONDS) > 256:
+            _SECONDS.clear()
+        parts = [int(part) for part in match.groups()[:6]]
+        whole = _SECONDS[stamp[:19]] = float(calendar.timegm((*parts, 0, 0, 0)))
+    return whole + float("0." + (match[7] or "0"))
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -177,35 +185,6 @@ def subject(network: str, node: str, kind: str) -> str:
 
 def make(kind: str, network: str, node: str, when: float, **fields: Any) -> dict[str, Any]:
     return {"v": SCHEMA, "kind": kind, "network": network, "node": node, "time": round(when, 6), **fields}
-
-
-class LogCursor:
-    """Where a node's log was read up to. Docker's `since` is inclusive and has a timestamp's
-    precision, so a second read repeats the lines of the last timestamp: skip exactly as many lines
-    of that timestamp as were already taken (two lines may share a timestamp)."""
-
-    def __init__(self) -> None:
-        self.stamp = ""
-        self.taken = 0  # lines taken with timestamp self.stamp
-        self.skip = 0   # lines of self.stamp still to skip in the current read
-
-    def rewind(self) -> None:
-        """A new read starts at self.stamp."""
-        self.skip = self.taken
-
-    def fresh(self, stamp: str) -> bool:
-        if not stamp:
-            return True
-        if stamp < self.stamp:
-            return False
-        if stamp == self.stamp:
-            if self.skip > 0:
-                self.skip -= 1
-                return False
-            self.taken += 1
-            return True
-        self.stamp, self.taken, self.skip = stamp, 1, 0
-        return True
 
 
 @dataclass
@@ -224,7 +203,7 @@ class NodeLog:
     node: str
     names: dict[str, str] = field(default_factory=dict)
     peers: dict[int, Peer] = field(default_factory=dict)
-    cursor: LogCursor = field(default_factory=LogCursor)
+    read_to: str = ""  # Docker's timestamp of the last line read (a new container of the node is read from there)
     pending_create: bool = False  # this node assembled a block (CreateNewBlock) not yet seen as header
     claims: list[str] = field(default_factory=list)  # headers taken as this node's, until a peer's line or their tip settles it
     block_message: bool = False   # a block-carrying message arrived since the last new header
@@ -254,10 +233,10 @@ class NodeLog:
         while len(table) > 200:
             del table[next(iter(table))]
 
-    def feed(self, stamp: str, when: float, line: str) -> list[dict[str, Any]]:
-        """Events in one log line ([] for most lines); a line a previous read already gave is skipped."""
-        if not self.cursor.fresh(stamp):
-            return []
+    def feed(self, stamp: str, when: float | None, line: str) -> list[dict[str, Any]]:
+        """Events in one log line ([] for most lines). `when`: the line's time; None: Docker's
+        `stamp`, read only when the line has no time of bitcoind's own (now, if neither can be read)."""
+        self.read_to = stamp
         if line.startswith(SUPPRESSING):
             # Bitcoin Core 29.1+ and Knots mark every line with "[*] " while some source location's
             # unconditional logging is suppressed (-logratelimit: over 1 MiB an hour, e.g. the
@@ -270,6 +249,8 @@ class NodeLog:
             if "." in own[1]:
                 when = epoch(own[1]) or when
             line = line[own.end():]
+        if when is None:
+            when = epoch(stamp) or time.time()
         if line.startswith("[net] "):
             if match := _RECEIVED.match(line):
                 if _BLOCK_MESSAGE.match(line):

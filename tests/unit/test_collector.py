@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "images" / "collector"))
 import collector
+import events
 import metrics
 
 SCOPE = ("node", "lab", "n1")
@@ -16,28 +20,63 @@ HASH_A = "a" * 64
 HASH_B = "b" * 63 + "c"
 
 
-def frame(text: str, stream: int = 1) -> bytes:
-    data = text.encode()
-    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+def entry(stamp: str, text: str) -> bytes:
+    """One line of Docker's json-file log."""
+    return (json.dumps({"log": text + "\n", "stream": "stdout", "time": stamp}) + "\n").encode()
 
 
-def test_docker_log_stream_is_split_into_stamped_lines() -> None:
-    chunk = frame("2026-11-21T10:00:00.5Z [net] received: inv (37 bytes) peer=0\n2026-11-21T10:00:01Z x\n")
-    assert collector.parse_log(chunk + frame("2026-11-21T10:00:02Z y\n", 2)) == [
-        ("2026-11-21T10:00:00.5Z", "[net] received: inv (37 bytes) peer=0"),
-        ("2026-11-21T10:00:01Z", "x"), ("2026-11-21T10:00:02Z", "y")]
-    assert collector.docker_time("1970-01-01T00:01:00.250Z") == 60.25
-    assert collector.docker_since("2026-12-01T19:33:41.482736647Z") == "1796153621.482736647"  # not rounded
-    assert collector.docker_since("1970-01-01T00:01:00.25Z") == "60.250000000"
-    assert collector.docker_since("1970-01-01T00:01:00Z") == "60.000000000"
+def test_a_nodes_log_file_is_read_from_where_the_last_read_ended_even_cut_mid_line(tmp_path: Path) -> None:
+    path = tmp_path / "c1-json.log"
+    data = entry("2026-11-21T10:00:00.5Z", "[net] received: inv (37 bytes) peer=0") + entry("2026-11-21T10:00:01Z", "x")
+    for cut in range(len(data)):
+        path.write_bytes(data[:cut])
+        logfile = collector.LogFile(str(path), 0.0)
+        first = logfile.read()
+        with open(path, "ab") as handle:
+            handle.write(data[cut:])
+        assert first + logfile.read() == [("2026-11-21T10:00:00.5Z", "[net] received: inv (37 bytes) peer=0"),
+                                          ("2026-11-21T10:00:01Z", "x")], cut
+        assert logfile.read() == []
+        logfile.close()
 
 
-def test_a_log_stream_cut_anywhere_gives_the_same_lines() -> None:
-    stream = frame("2026-11-21T10:00:00.5Z first line\n") + frame("2026-11-21T10:00:01Z second ") + frame("half\n")
-    for cut in range(len(stream)):
-        frames = collector.LogFrames()
-        lines = frames.feed(stream[:cut]) + frames.feed(stream[cut:])
-        assert lines == [("2026-11-21T10:00:00.5Z", "first line"), ("2026-11-21T10:00:01Z", "second half")]
+@pytest.mark.parametrize("text", ["2026-12-07T06:33:09.123456Z [net] received: inv (37 bytes) peer=3", "", "ends in a backslash \\",
+                                  'quotes " and <tags> & unicode \u00e9', "carriage return\r", 'looks like a field ","time":"x'])
+def test_a_docker_log_line_is_read_as_json_would_read_it(text: str) -> None:
+    raw = entry("2026-12-07T06:33:09.987654321Z", text).rstrip(b"\n")
+    parsed = json.loads(raw)
+    assert collector.docker_line(raw) == (parsed["time"], parsed["log"].rstrip("\r\n"))
+
+
+def test_a_log_file_skips_what_came_before_since_and_follows_a_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "c1-json.log"
+    path.write_bytes(entry("1970-01-01T00:00:59Z", "old") + b"not json\n" + entry("1970-01-01T00:01:00.25Z", "new"))
+    logfile = collector.LogFile(str(path), 60.0)
+    assert logfile.read() == [("1970-01-01T00:01:00.25Z", "new")]
+    with open(path, "ab") as handle:
+        handle.write(entry("1970-01-01T00:01:01Z", "before the rename"))
+    path.rename(tmp_path / "c1-json.log.1")  # Docker's rotation: the file is renamed, a new one begins
+    path.write_bytes(entry("1970-01-01T00:01:02Z", "after"))
+    assert logfile.read() == [("1970-01-01T00:01:01Z", "before the rename"), ("1970-01-01T00:01:02Z", "after")]
+    logfile.close()
+    with pytest.raises(OSError):
+        collector.LogFile(str(tmp_path / "gone-json.log"), 0.0).read()
+
+
+def test_the_log_tail_publishes_each_followed_nodes_events_and_says_once_what_it_cannot_read(tmp_path: Path) -> None:
+    published: list[dict[str, Any]] = []
+    tail = collector.LogTail(str(tmp_path), published.append)
+    folder = tmp_path / "containers" / "c1"
+    folder.mkdir(parents=True)
+    (folder / "c1-json.log").write_bytes(entry("2026-11-21T10:00:00Z", "2026-11-21T10:00:00.500000Z [net] received: inv (37 bytes) peer=0"))
+    nodelog = events.NodeLog("lab", "n1")
+    assert tail.follow("lab/n1", "c1", nodelog, 0.0) is True and tail.follow("lab/n1", "c1", nodelog, 0.0) is False
+    assert tail.read() == 1
+    assert [(event["kind"], event["type"], event["time"]) for event in published] == [("msg", "inv", 1795255200.5)]  # bitcoind's own time
+    assert tail.follow("lab/n2", "c2", events.NodeLog("lab", "n2"), 0.0) is True
+    assert tail.read() == 0 and tail.read() == 0  # c2's log is missing: said once (stderr), the rest is read
+    tail.drop("lab/n2")
+    assert tail.files.keys() == {"lab/n1"}
 
 
 def test_one_crash_is_one_restart() -> None:
