@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.sync.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "images" / "collector"))
@@ -45,7 +45,7 @@ def stream(url: str, network: str = "", nodes: str = "", types: str = "",
         connection = connect(address, open_timeout=10, max_size=None, compression=None)
     except InvalidStatus as refused:
         raise ConnectionError(f"{url}: not a websocket feed (HTTP {refused.response.status_code})") from None
-    except (OSError, InvalidHandshake, TimeoutError) as error:
+    except (OSError, WebSocketException, TimeoutError) as error:  # a refused handshake, or one the server closed (a restart)
         raise ConnectionError(f"{url}: {error}") from None
     with connection:
         yield None  # subscribed
@@ -87,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             shown += 1
             if args.count and shown >= args.count:
                 break
-    except (ConnectionError, OSError) as error:
-        print(f"peerlab events: {args.url}: {error} (is the lab deployed with monitoring? `make deploy`)", file=sys.stderr)
+    except ConnectionError as error:  # it names the feed
+        print(f"peerlab events: {error} (is the lab deployed with monitoring? `make deploy`)", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"peerlab events: {args.url}: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         pass
