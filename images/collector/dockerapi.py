@@ -10,14 +10,12 @@ of its own, so threads share a client. Errors carry the engine's own message.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import io
 import json
 import socket
 import tarfile
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -72,21 +70,6 @@ class Docker:
         if raw:
             return data
         return json.loads(data) if data.strip() else None
-
-    @contextlib.contextmanager
-    def stream(self, path: str, timeout: float) -> Iterator[http.client.HTTPResponse]:
-        """A GET whose answer is read as it comes (a followed log): the open response; each read
-        waits at most `timeout` seconds. DockerError when the engine refuses (the object is gone);
-        OSError or http.client.HTTPException when the connection breaks."""
-        connection = _UnixConnection(self.socket_path, timeout)
-        try:
-            connection.request("GET", path)
-            response = connection.getresponse()
-            if response.status >= 400:
-                raise DockerError(f"GET {path}: {response.read(300).decode(errors='replace')}", response.status)
-            yield response
-        finally:
-            connection.close()
 
     def logs(self, name: str, tail: int = 50) -> str:
         """A container's last output lines, stdout and stderr (the engine's multiplexed stream, unframed)."""
