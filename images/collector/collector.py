@@ -47,6 +47,7 @@ from metrics import (
     STOPPING,
     Carbon,
     ConfigFile,
+    QuietServer,
     Sample,
     carbon_lines,
     log,
@@ -177,22 +178,27 @@ class LogFile:
         self.path = path
         self.since = since  # lines Docker stamped before this were taken by an earlier read (or are old)
         self.handle: int | None = None
+        self.inode = 0
+        self.position = 0  # bytes read from the open file
         self.partial = b""
 
     def read(self) -> list[tuple[str, str]]:
         """The new complete lines: [(Docker's timestamp, the line)]. OSError when the file cannot be read."""
-        if self.handle is None:
-            self.handle = os.open(self.path, os.O_RDONLY)
-        lines = self._lines(self._drain(self.handle))
         try:
-            rotated = os.stat(self.path).st_ino != os.fstat(self.handle).st_ino
+            now = os.stat(self.path)
         except FileNotFoundError:
-            rotated = False  # between Docker's rename and its new file, or the container is gone
-        if rotated:
-            lines += self._lines(self._drain(self.handle))  # what came before the rename
-            os.close(self.handle)
-            self.handle, self.partial = os.open(self.path, os.O_RDONLY), b""
-            lines += self._lines(self._drain(self.handle))
+            now = None  # between Docker's rename and its new file, or the container is gone
+        if self.handle is not None and now is not None and (now.st_ino, now.st_size) == (self.inode, self.position):
+            return []  # nothing new: one stat, no read (most passes of most files)
+        if self.handle is None:
+            self._open()
+        lines = self._lines(self._drain())
+        if now is not None and now.st_ino != self.inode:  # rotated
+            lines += self._lines(self._drain())  # what came before the rename
+            self.close()
+            self._open()
+            self.partial = b""
+            lines += self._lines(self._drain())
         return lines
 
     def close(self) -> None:
@@ -200,11 +206,16 @@ class LogFile:
             os.close(self.handle)
         self.handle = None
 
-    @staticmethod
-    def _drain(handle: int) -> bytes:
+    def _open(self) -> None:
+        self.handle = os.open(self.path, os.O_RDONLY)
+        self.inode, self.position = os.fstat(self.handle).st_ino, 0
+
+    def _drain(self) -> bytes:
+        assert self.handle is not None
         chunks = []
-        while chunk := os.read(handle, 1 << 20):
+        while chunk := os.read(self.handle, 1 << 20):
             chunks.append(chunk)
+            self.position += len(chunk)
         return b"".join(chunks)
 
     def _lines(self, data: bytes) -> list[tuple[str, str]]:
@@ -600,6 +611,7 @@ class Collector:
         self.cgroup_fallback = False  # said once: the engine's stats are empty, cgroups are read directly
         self.node_subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []  # no Prometheus from there
         self.node_gateways: frozenset[str] = frozenset()  # but from their gateways: the host
+        self.polled_at = time.monotonic()  # when the last poll ended (from the start: a first poll's grace)
 
     def cookie(self, container_id: str, path: str, fresh: bool = False) -> tuple[str, str]:
         """bitcoind's cookie (user, password), read from its container at `path` (the configuration's:
@@ -717,6 +729,14 @@ class Collector:
             log(f"{key}: stats: {error}")
         return out
 
+    def health(self, now: float) -> str:
+        """'' when the collector works: a poll ended within three intervals (a poll that hangs on the
+        engine, or fails at every turn, shows here); else what is wrong."""
+        quiet = now - self.polled_at
+        if quiet > 3 * self.interval:
+            return f"no poll for {quiet:.0f} s" if self.config else "no configuration"
+        return ""
+
     @property
     def interval(self) -> float:
         return float(self.config.get("interval", 10))
@@ -798,7 +818,7 @@ class Collector:
                     samples = self.poll()
                     took = time.monotonic() - started
                     samples.append(Sample(("host", self.config.get("host", "")), "collector.poll_seconds", took))
-                    self.latest = samples
+                    self.latest, self.polled_at = samples, time.monotonic()
                     when = int(time.time())
                     text = carbon_lines(samples, when)
                     text += "".join(f"{name} {number(value)} {when}\n" for name, value in self.statsd.flush(self.interval))
@@ -817,12 +837,17 @@ def serve_prometheus(collector: Collector) -> None:
             if in_subnets(self.client_address[0], collector.node_subnets, collector.node_gateways):
                 self.send_error(403, "not from a node network")  # only the monitoring network and the host
                 return
-            if self.path.split("?")[0] != "/metrics":
+            path = self.path.split("?")[0]
+            if path == "/healthz":  # the image's health check
+                problem = collector.health(time.monotonic())
+                status, body, kind = (503, f"{problem}\n".encode(), "text/plain") if problem else (200, b"ok\n", "text/plain")
+            elif path == "/metrics":
+                status, body, kind = 200, prometheus_text(collector.latest).encode(), "text/plain; version=0.0.4"
+            else:
                 self.send_error(404)
                 return
-            body = prometheus_text(collector.latest).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -830,7 +855,7 @@ def serve_prometheus(collector: Collector) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-    http.server.ThreadingHTTPServer(("0.0.0.0", PROMETHEUS_PORT), Handler).serve_forever()
+    QuietServer(("0.0.0.0", PROMETHEUS_PORT), Handler).serve_forever()
 
 
 def serve_statsd(statsd: Statsd) -> None:

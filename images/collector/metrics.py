@@ -7,6 +7,7 @@ Standard library only; in the collector's image, which the observer's is built o
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
@@ -139,6 +140,17 @@ STOPPING = threading.Event()
 
 def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: STOPPING.set())
+
+
+class QuietServer(http.server.ThreadingHTTPServer):
+    """The collector's and the observer's HTTP port: a client that leaves before its answer is
+    written (a health check that reads only the status line) is no traceback in the log."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
 
 
 class ConfigFile:

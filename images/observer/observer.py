@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import queue
-import socketserver
 import statistics
 import sys
 import threading
@@ -484,14 +483,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that resets its connection is no traceback in the observer's log
-
-
 # --------------------------------------------------------------------------------------------
 # The archive: every event, one gzip file per hour (events-YYYYmmddTHH.jsonl.gz, UTC), in a volume
 
@@ -692,7 +683,7 @@ class Observer:
     def run(self) -> None:
         Handler.observer = self
         FeedServer(self, ("0.0.0.0", WEBSOCKET_PORT)).start()
-        metrics_server = Server(("0.0.0.0", PROMETHEUS_PORT), Handler)
+        metrics_server = metrics.QuietServer(("0.0.0.0", PROMETHEUS_PORT), Handler)
         threading.Thread(target=metrics_server.serve_forever, daemon=True).start()
         while not self.config and not metrics.STOPPING.is_set():
             self.reload()

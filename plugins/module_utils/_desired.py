@@ -365,14 +365,19 @@ def alertmanager_container(d: Deployment, files: list[FileSpec]) -> ContainerSpe
 
 def _health(port: int, path: str, accept: tuple[int, ...] = (200,)) -> dict[str, Any]:
     """Healthy while 127.0.0.1:<port><path> answers one of `accept` inside the container. Each check
-    is a process in the container's cgroup, so it is the container's CPU: a bare socket and no site
-    module (26 ms of CPU against 50 ms with http.client), every 30 s (the monitoring containers are
-    not waited for; a deploy never waits on these). The collector image's HEALTHCHECK is the same."""
-    codes = ", ".join(f"b'{code}'" for code in accept)
-    probe = (f"import socket, sys; s = socket.create_connection(('127.0.0.1', {port}), 4); "
-             f"s.sendall(b'GET {path} HTTP/1.0\\r\\n\\r\\n'); sys.exit(s.recv(12)[9:12] not in ({codes},))")
-    return {"Test": ["CMD", "python3", "-I", "-S", "-c", probe],
+    is a process in the container's cgroup, so it is the container's CPU: bash's own /dev/tcp (2 ms
+    of CPU against 25 ms for the barest python3; the exec itself is 14 ms), every 30 s (the
+    monitoring containers are not waited for; a deploy never waits on these). The collector and
+    observer images' HEALTHCHECK lines are the same probe (a unit test holds them equal)."""
+    return {"Test": ["CMD", "bash", "-c", health_probe(port, path, accept)],
             "Interval": 30 * 10**9, "Timeout": 5 * 10**9, "StartPeriod": 20 * 10**9, "Retries": 3}
+
+
+def health_probe(port: int, path: str, accept: tuple[int, ...] = (200,)) -> str:
+    """The bash line: one HTTP/1.0 request, exit 0 when the status is one of `accept`."""
+    codes = "|".join(str(code) for code in accept)
+    return (f"exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3 "
+            f"&& read -r -t 4 _ status _ <&3 && case $status in {codes}) exit 0;; esac; exit 1")
 
 
 def grafana_container(d: Deployment) -> ContainerSpec:

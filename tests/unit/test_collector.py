@@ -323,3 +323,48 @@ def test_a_node_just_added_and_not_answering_is_polled_again_soon() -> None:
     assert collector.catching_up(down, since_change=2.0)
     assert not collector.catching_up(up, since_change=2.0)
     assert not collector.catching_up(down, since_change=collector.CATCH_UP_FOR + 1), "a node that stays down waits for the interval"
+
+
+def test_healthz_says_when_no_poll_ended_for_three_intervals_and_a_reset_client_is_no_traceback(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    """The image's health check asks /healthz (not /metrics, which it used to ask and then cut off,
+    leaving a traceback in the log every 30 s); a poll that hangs or fails makes it 503."""
+    import socket
+    import threading
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(collector, "PROMETHEUS_PORT", port)
+    polling = collector.Collector()
+    polling.config = {"interval": 10}
+    polling.latest = [metrics.Sample(SCOPE, f"peer.{index}.bytes", index) for index in range(20_000)]  # a long /metrics
+    threading.Thread(target=collector.serve_prometheus, args=(polling,), daemon=True).start()
+
+    def ask(path: str) -> tuple[int, str]:
+        for _attempt in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as answer:
+                    return answer.status, answer.read().decode()
+            except urllib.error.HTTPError as error:
+                return error.code, error.read().decode()
+            except urllib.error.URLError as error:
+                assert isinstance(error.reason, ConnectionRefusedError), error
+                time.sleep(0.05)  # the server thread is starting
+        raise AssertionError("the collector's port never answered")
+
+    assert ask("/healthz") == (200, "ok\n")
+    polling.polled_at = time.monotonic() - 31
+    assert ask("/healthz") == (503, "no poll for 31 s\n")
+    polling.polled_at = time.monotonic() - 29
+    assert ask("/healthz")[0] == 200
+    for _client in range(5):  # a reader that takes the status line and leaves
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset on close
+            client.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert client.recv(12) == b"HTTP/1.0 200"
+    assert ask("/metrics")[0] == 200
+    assert "Traceback" not in capfd.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,18 +128,34 @@ def test_a_health_url_answers_only_with_its_query() -> None:
         port = server.server_address[1]
         assert _answers(f"http://127.0.0.1:{port}/metrics/find?query=*")
         assert not _answers(f"http://127.0.0.1:{port}/metrics/find")
-        # the health check a monitoring container runs inside itself: the same rule, in one line of Python
+        # the health check a monitoring container runs inside itself: the same rule, in one line of bash
         import subprocess
-        import sys
 
         from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import _health
 
-        # (a bare socket and no site module: its CPU is the container's, every 30 s)
+        # (bash's own /dev/tcp: its CPU is the container's, every 30 s)
         for path, accept, status in (("/metrics/find?query=*", (200,), 0), ("/healthz", (200,), 1), ("/healthz", (200, 400), 0)):
             check = _health(port, path, accept)
-            assert check["Test"][:4] == ["CMD", "python3", "-I", "-S"] and check["Interval"] == 30 * 10**9
-            assert subprocess.run([sys.executable, *check["Test"][2:]], timeout=30, check=False).returncode == status
+            assert check["Test"][:3] == ["CMD", "bash", "-c"] and check["Interval"] == 30 * 10**9
+            assert subprocess.run(check["Test"][1:], timeout=30, check=False, capture_output=True).returncode == status
     finally:
         server.shutdown()
         server.server_close()
     assert not _answers(f"http://127.0.0.1:{port}/metrics/find?query=*"), "nothing listening"
+    refused = subprocess.run(_health(port, "/metrics/find?query=*")["Test"][1:], timeout=30, check=False, capture_output=True)
+    assert refused.returncode == 1
+
+
+def test_the_images_health_checks_are_the_engines_probe() -> None:
+    """The collector's and the observer's images carry the probe the engine gives the containers it
+    makes (a Swarm service of the collector uses the image's)."""
+    import json
+    import re
+
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import health_probe
+
+    root = Path(__file__).resolve().parents[2] / "images"
+    for image, port in (("collector", 9332), ("observer", 9333)):
+        text = (root / image / "Dockerfile").read_text()
+        (command,) = re.findall(r"^HEALTHCHECK .*\\\n\s+CMD (\[.*\])$", text, re.M)
+        assert json.loads(command) == ["bash", "-c", health_probe(port, "/healthz")], image
