@@ -716,7 +716,8 @@ class Collector:
         self.publish(events.make("poll", network, node, now, **poll))
         try:
             # Once the engine's stats answered empty, the cgroups are read directly: the engine is not asked again.
-            stats = {} if self.cgroup_fallback else docker(f"/containers/{container['Id']}/stats?stream=false&one-shot=true")
+            # (A container being removed can answer with an empty body.)
+            stats = {} if self.cgroup_fallback else docker(f"/containers/{container['Id']}/stats?stream=false&one-shot=true") or {}
             if not stats.get("memory_stats"):  # the engine could not read the container's cgroup
                 if not self.cgroup_fallback:
                     log("the engine's stats endpoint answers empty: reading containers' cgroups from " + HOST_CGROUP)
@@ -778,9 +779,14 @@ class Collector:
                             log(f"{network}/{node}: inspect: {error}")
                     if container is None:
                         self.tail.drop(f"{network}/{node}")
-                    jobs.append(pool.submit(self.poll_node, network, node, node_spec, container, names, now,
-                                            (found or {}).get("State", ""), spec.get("docker_network", "")))
-            samples = [sample for job in jobs for sample in job.result()]
+                    jobs.append(((network, node), pool.submit(self.poll_node, network, node, node_spec, container, names, now,
+                                                               (found or {}).get("State", ""), spec.get("docker_network", ""))))
+            samples = []
+            for (network, node), job in jobs:
+                try:
+                    samples += job.result()
+                except Exception as error:  # what the engine or a node answered is input: one node's poll never stops the rest
+                    log(f"{network}/{node}: poll failed: {type(error).__name__}: {error}")
         host = self.config.get("host", socket.gethostname())
         samples += host_samples(host, HOST_PROC, HOST_DISK, self.host_previous)
         samples += self.self_samples(host)
@@ -823,8 +829,8 @@ class Collector:
                     text = carbon_lines(samples, when)
                     text += "".join(f"{name} {number(value)} {when}\n" for name, value in self.statsd.flush(self.interval))
                     self.carbon.send(self.config.get("carbon", "peerlab-graphite:2003"), text)
-                except (OSError, DockerError, ValueError, KeyError) as error:
-                    log(f"poll failed: {error}")
+                except Exception as error:  # a defect, or an answer not foreseen: said, and the next poll comes
+                    log(f"poll failed: {type(error).__name__}: {error}")
             wait = self.interval
             if catching_up(self.latest, time.monotonic() - self.loaded_at):
                 wait = CATCH_UP  # a node the configuration just added is not answering yet

@@ -125,9 +125,26 @@ def test_twenty_node_random_regular_network_agrees_on_the_tip(make_lab: Any, cli
     (block,) = cli(client, "rr-n20", "generatetoaddress", "1", address)
     assert wait_for(lambda: all(cli(client, node, "getbestblockhash") == block for node in nodes), timeout=60)
 
+    # A container peerlab did not make still uses one node's volume: the purge removes everything
+    # else, keeps that container, and fails naming the volume; once it is gone, a purge ends it.
+    stranger = client.containers.create(_node_image(client, "rr-n1"), command="true",
+                                        name="peerlab-test-stranger", labels={"peerlab.test": "stranger"},
+                                        volumes={"rr-n3-data": {"bind": "/data", "mode": "ro"}})
+    try:
+        purge = lab.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true")
+        assert purge.rc != 0 and "volume rr-n3-data" in purge.output and "in use" in purge.output, purge.output[-3000:]
+        assert containers(client, "rr") == []
+        assert [v.name for v in client.volumes.list(filters={"label": "peerlab.network=rr"})] == ["rr-n3-data"]
+        assert client.containers.get("peerlab-test-stranger").id == stranger.id
+    finally:
+        stranger.remove(force=True)
     purge = lab.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true")
-    assert purge.rc == 0
+    assert purge.rc == 0, purge.output[-3000:]
     assert containers(client, "rr") == [] and client.volumes.list(filters={"label": "peerlab.network=rr"}) == []
+
+
+def _node_image(client: docker.DockerClient, name: str) -> str:
+    return str(client.containers.get(name).image.id)
 
 
 def test_secrets_file_stays_vault_encrypted(make_lab: Any, client: docker.DockerClient) -> None:

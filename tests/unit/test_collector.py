@@ -368,3 +368,35 @@ def test_healthz_says_when_no_poll_ended_for_three_intervals_and_a_reset_client_
             assert client.recv(12) == b"HTTP/1.0 200"
     assert ask("/metrics")[0] == 200
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_empty_stats_answer_or_one_nodes_failure_never_stops_the_poll(monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Seen at 100 nodes during a teardown: the engine answered a removed container's stats with an
+    empty body, `None.get` raised out of the poll, and the collector exited (Docker restarted it)."""
+    summaries = [{"Id": f"id-{node}", "Names": [f"/lab-{node}"], "State": "running", "Created": 1,
+                  "Labels": {"peerlab.network": "lab", "peerlab.node": node, "peerlab.role": "node"}} for node in ("n1", "n2")]
+
+    def engine(path: str, raw: bool = False) -> Any:
+        if path.startswith("/containers/json"):
+            return summaries
+        if path.startswith("/networks/"):
+            return {"IPAM": {"Config": []}}
+        if path.endswith("/json"):
+            return {"Id": path.split("/")[2], "State": {"Pid": 0}, "NetworkSettings": {"Networks": {}}}
+        if "/stats" in path:
+            return None  # the engine's empty body
+        raise AssertionError(path)
+
+    monkeypatch.setattr(collector, "docker", engine)
+    polling = collector.Collector()
+    polling.config = {"host": "h1", "networks": {"lab": {"docker_network": "peerlab-lab",
+                                                         "nodes": {"n1": {"container": "lab-n1"}, "n2": {"container": "lab-n2"}}}}}
+    chain = {"bestblockhash": HASH_A, "blocks": 7, "headers": 7}
+    answers: dict[str, list[Any]] = {"id-n1": [chain, [], None, None, None, None, 30, None]}
+    monkeypatch.setattr(polling, "rpc", lambda _spec, container_id, _address: answers[container_id])  # n2: KeyError
+    samples = {(sample.scope, sample.name): sample.value for sample in polling.poll()}
+    assert samples[(("node", "lab", "n1"), "chain.height")] == 7
+    assert samples[(("node", "lab", "n1"), "uptime")] == 30
+    assert not any(scope == ("node", "lab", "n2") for scope, _name in samples)
+    assert "lab/n2: poll failed: KeyError: 'id-n2'" in capsys.readouterr().err
