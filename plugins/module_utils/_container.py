@@ -66,6 +66,7 @@ def create_body(spec: ContainerSpec, docker_root: str = "/var/lib/docker") -> di
         "HostConfig": {
             "Memory": memory_bytes(spec.memory) if spec.memory else 0,
             "NanoCpus": int(float(spec.cpus) * 1e9) if spec.cpus else 0,
+            "CpuShares": int(spec.cpu_shares),
             "RestartPolicy": {"Name": spec.restart_policy or "no"},
             "Mounts": api_mounts(spec.mounts, docker_root),
             "NetworkMode": network,
@@ -106,7 +107,7 @@ def differences(spec: ContainerSpec, found: dict[str, Any], docker_root: str = "
     labels = config.get("Labels") or {}
     if any(labels.get(key) != value for key, value in wanted["Labels"].items()):
         problems.append("labels")
-    for key in ("Memory", "NanoCpus"):
+    for key in ("Memory", "NanoCpus", "CpuShares"):
         if (host.get(key) or 0) != wanted["HostConfig"][key]:
             problems.append(f"{key} {host.get(key) or 0} -> {wanted['HostConfig'][key]}")
     if (host.get("RestartPolicy") or {}).get("Name") != wanted["HostConfig"]["RestartPolicy"]["Name"]:

@@ -236,6 +236,9 @@ def node_service(d: Deployment, network: Any, node: Any) -> ServiceSpec:
 # inventory lies (label peerlab.inventory, for messages): the same inventory moved, or molecule's
 # copy of it, owns the same objects and changes nothing.
 _NOT_HASHED = {"wait_healthy": 0.0, "health_url": ""}
+# Fields specs gained after containers were running: at their default they are left out of the
+# hash, so an upgrade remakes only what the new field changes.
+_ADDED_LATER: dict[str, Any] = {"cpu_shares": 0}
 
 
 def _hashed(spec: Any) -> Any:
@@ -244,7 +247,11 @@ def _hashed(spec: Any) -> Any:
     from ._typed import dump
 
     unhashed = {key: value for key, value in _NOT_HASHED.items() if hasattr(spec, key)}
-    return replace(spec, spec=settings_hash(_without_inventory(dump(replace(spec, spec="", **unhashed)))))
+    dumped = dump(replace(spec, spec="", **unhashed))
+    for key, default in _ADDED_LATER.items():  # a field added to specs, at its default, remakes nothing that runs
+        if dumped.get(key) == default:
+            del dumped[key]
+    return replace(spec, spec=settings_hash(_without_inventory(dumped)))
 
 
 def _without_inventory(value: Any) -> Any:
@@ -272,6 +279,12 @@ def graphite_container(d: Deployment) -> ContainerSpec:
         health_url=f"http://{graphite.publish}/metrics/find?query=*" if graphite.publish else ""))
 
 
+# The collector, the bus and the observer weigh eight nodes when the CPU is contended (100 nodes
+# under traffic on 2 cores: with a node's weight the collector fell 20 s behind the logs). A weight
+# is no reservation: they take what they use, a few % of a core.
+MONITORING_CPU_SHARES = 8192
+
+
 def _collector_mounts(d: Deployment, docker_root: str) -> tuple[Mount, ...]:
     return (Mount("bind", "/var/run/docker.sock", "/var/run/docker.sock", read_only=True),
             Mount("bind", "/proc", "/host/proc", read_only=True),
@@ -290,7 +303,7 @@ def collector_container(d: Deployment, host: str) -> ContainerSpec:
         name=collector.container, role="collector", image=d.tags.monitoring("collector"), labels=_stack_labels(d, "collector"),
         networks=(d.settings.graphite.network, *networks), mounts=_collector_mounts(d, DOCKER_ROOT),
         published=(f"{collector.prometheus_publish}:{_names.COLLECTOR_METRICS_PORT}",) if collector.prometheus_publish else (),
-        memory=collector.memory))
+        memory=collector.memory, cpu_shares=MONITORING_CPU_SHARES))
 
 
 def collector_service(d: Deployment) -> ServiceSpec:
@@ -315,6 +328,7 @@ def bus_container(d: Deployment) -> ContainerSpec:
                     "--http_port", str(_names.BUS_MONITOR_PORT)),
         # One Go processor: a lab's few hundred events a second need no more, and idle spinning costs CPU.
         env={"GOMAXPROCS": "1"}, networks=(d.settings.graphite.network,), memory=observer.bus_memory,
+        cpu_shares=MONITORING_CPU_SHARES,
         healthcheck=_health(_names.BUS_MONITOR_PORT, "/healthz")))
 
 
@@ -330,7 +344,7 @@ def observer_container(d: Deployment) -> ContainerSpec:
                 Mount("bind", f"{d.alertmanager_dir()}/observer", "/run/peerlab/alertmanager", read_only=True),
                 Mount("volume", observer.events_volume, "/var/lib/peerlab/events",
                       labels={_names.ROLE: "events-archive", **d.owner.labels()})),
-        published=published, memory=observer.memory,
+        published=published, memory=observer.memory, cpu_shares=MONITORING_CPU_SHARES,
         healthcheck=_health(_names.OBSERVER_METRICS_PORT, "/healthz")))
 
 

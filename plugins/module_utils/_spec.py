@@ -51,6 +51,7 @@ class ContainerSpec:
     published: tuple[str, ...] = ()         # [ip:]host_port:container_port[/proto]
     memory: str = ""
     cpus: float = 0.0
+    cpu_shares: int = 0                     # the CPU weight under contention (Docker's default, 0, is 1024)
     restart_policy: str = "unless-stopped"
     stop_timeout: int = 10
     log_options: dict[str, str] = field(default_factory=dict)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.peerlab.bitcoin.plugins.module_utils import _desired, _images, _names, _plan, _settings
+from ansible_collections.peerlab.bitcoin.plugins.module_utils._container import create_body, differences
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._desired import Deployment, Hosts, Owner, host_spec, overlay_subnet
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._facts import ContainerFact, EngineFacts, NetworkFact, ServiceFact, VolumeFact
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._spec import HostSpec
@@ -89,6 +90,11 @@ def test_the_hash_covers_every_setting_and_nothing_else() -> None:
     assert timeout is not None and timeout.spec != base.spec
     # How long to wait for it is not what it is.
     assert dataclasses.replace(base, wait_healthy=9.0).spec == base.spec
+    # A field specs gained later, at its default, leaves the hash as it was: an upgrade remakes no node.
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._typed import dump
+
+    before = {key: value for key, value in dump(dataclasses.replace(base, spec="")).items() if key != "cpu_shares"}
+    assert _desired.settings_hash(_desired._without_inventory(before)) == base.spec
 
 
 def test_the_conf_lines_are_checked_again_where_they_are_rendered() -> None:
@@ -133,6 +139,12 @@ def test_the_monitoring_stack_runs_on_the_monitoring_host_and_a_collector_where_
     assert sorted(observer["networks"]["lab"]["nodes"]) == ["a", "b"] and observer["carbon"] == "peerlab-graphite:2003"
     collector = one.container("peerlab-collector")
     assert collector is not None and collector.networks == ("peerlab-monitoring", "peerlab-lab")
+    # Under contention the collector, the bus and the observer weigh eight nodes (they keep up with the logs).
+    weights = {container.role: container.cpu_shares for container in two.containers}
+    assert weights["collector"] == weights["bus"] == weights["observer"] == 8192 and weights["node"] == 0
+    assert create_body(collector, "/var/lib/docker")["HostConfig"]["CpuShares"] == 8192
+    running = {"Config": {"Image": collector.image}, "HostConfig": {"CpuShares": 0}}
+    assert "CpuShares 0 -> 8192" in differences(collector, running, "/var/lib/docker")
     assert d.monitoring_host() == "h2"
     # apply.yml: nodes and the collectors' view, not the stack's containers.
     nodes_only = host_spec(d, "h2", whole_stack=False)
