@@ -144,13 +144,15 @@ def stop_on_sigterm() -> None:
 
 class QuietServer(http.server.ThreadingHTTPServer):
     """The collector's and the observer's HTTP port: a client that leaves before its answer is
-    written (a health check that reads only the status line) is no traceback in the log."""
+    written (a health check that reads only the status line) is no traceback in the log; any other
+    error in a handler still is."""
 
     daemon_threads = True
     allow_reuse_address = True
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class ConfigFile:
