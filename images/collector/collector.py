@@ -779,8 +779,9 @@ class Collector:
                             log(f"{network}/{node}: inspect: {error}")
                     if container is None:
                         self.tail.drop(f"{network}/{node}")
-                    jobs.append(((network, node), pool.submit(self.poll_node, network, node, node_spec, container, names, now,
-                                                               (found or {}).get("State", ""), spec.get("docker_network", ""))))
+                    job = pool.submit(self.poll_node, network, node, node_spec, container, names, now,
+                                      (found or {}).get("State", ""), spec.get("docker_network", ""))
+                    jobs.append(((network, node), job))
             samples = []
             for (network, node), job in jobs:
                 try:
