@@ -376,9 +376,12 @@ CLEAR = "\n".join([
 
 
 def holder_command(plan: NodePlan) -> str:
-    """The fault holder's shell program: apply, say so, hold the namespace; undo on SIGTERM."""
-    return ("set -e\n" + plan.commands + "set +e\necho peerlab-fault-ready\n"
-            "trap '" + CLEAR.replace("'", "'\\''").replace("\n", "; ") + "; exit 0' TERM\n"
+    """The fault holder's shell program: apply under a trap that undoes whatever was applied when
+    any command fails (or the holder is killed while applying), say so, hold the namespace; undo on
+    SIGTERM."""
+    undo = CLEAR.replace("'", "'\\''").replace("\n", "; ")
+    return ("trap '" + undo + "' EXIT\nset -e\n" + plan.commands + "set +e\necho peerlab-fault-ready\n"
+            "trap '" + undo + "; exit 0' TERM\n"
             "sleep infinity & wait\n")
 
 

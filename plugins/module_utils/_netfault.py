@@ -3,7 +3,8 @@
 """Carry out a node's fault plan (`_faults.NodePlan`) on its Docker host, over the Engine API.
 
 A node's network faults live in its network namespace. A *fault holder* container
-(peerlab-fault-<node container>, the node's own image, NET_ADMIN, `--network container:<node>`)
+(peerlab-fault-<node container>, the node's own image, NET_ADMIN and no other capability, a
+read-only root, `--network container:<node>`)
 applies the plan's script and then holds it: its labels say which plan (peerlab.spec) for which
 start of the node (peerlab.target), so reading the state is two container listings, and stopping
 the holder undoes its rules. Node containers never get NET_ADMIN. A node that restarts gets a new
@@ -52,9 +53,12 @@ def target(docker: Docker, container_id: str) -> str:
     return f"{str(found.get('Id', ''))[:12]}@{(found.get('State') or {}).get('StartedAt', '')}"
 
 
-# The node image declares its data directory a volume: a holder or probe made from it would leave
-# an anonymous volume behind on every removal. A small tmpfs there makes none.
-NO_DATA = {"Tmpfs": {DATA_DIR: "size=1m"}}
+# A holder or probe: NET_ADMIN and no other capability, no new privileges, a read-only root file
+# system. The node image declares its data directory a volume: a holder made from it would leave an
+# anonymous volume behind on every removal; a small tmpfs there makes none (and /run holds
+# iptables' lock).
+CONFINED = {"CapDrop": ["ALL"], "CapAdd": ["NET_ADMIN"], "SecurityOpt": ["no-new-privileges"], "ReadonlyRootfs": True,
+            "Tmpfs": {DATA_DIR: "size=1m", "/run": "size=1m", "/tmp": "size=1m"}}
 
 
 def current(holder: dict[str, Any] | None, node_target: str) -> tuple[str, list[str]]:
@@ -94,8 +98,8 @@ def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePl
                    "peerlab.faults": "; ".join(plan.faults)},
         "Healthcheck": {"Test": ["NONE"]},
         "StopTimeout": 10,
-        "HostConfig": {"NetworkMode": f"container:{node['Id']}", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"},
-                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}, **NO_DATA},
+        "HostConfig": {"NetworkMode": f"container:{node['Id']}", "RestartPolicy": {"Name": "no"},
+                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}}, **CONFINED},
     }
     try:
         docker.request("DELETE", f"/containers/{name}?force=1&v=1")
@@ -132,7 +136,7 @@ def netem_probe(docker: Docker, image: str, host: str) -> str:
     body = {"Image": image, "User": "root", "Entrypoint": ["/bin/sh", "-c"],
             "Cmd": ["tc qdisc add dev lo root netem delay 1ms && echo netem-ok"], "Healthcheck": {"Test": ["NONE"]},
             "Labels": {"peerlab.role": "probe"},
-            "HostConfig": {"NetworkMode": "none", "CapAdd": ["NET_ADMIN"], "RestartPolicy": {"Name": "no"}, **NO_DATA}}
+            "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}, **CONFINED}}
     ok, output = docker.run_once(body)
     if ok and "netem-ok" in output:
         return ""

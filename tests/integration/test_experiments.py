@@ -155,6 +155,46 @@ def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tu
     assert final.rc == 0 and final.total_changed == 0 and final.changes == {}, final.output[-3000:]
 
 
+def test_a_holder_that_fails_halfway_leaves_no_rule_and_holds_only_net_admin(lab: tuple[Lab, Run],
+                                                                              client: docker.DockerClient) -> None:
+    """The engine's own holder code, with a plan whose script fails after its iptables rules and
+    before its tc classes: the holder is refused naming the faults, and the node's namespace keeps
+    no rule (the EXIT trap undid them). The holder runs with NET_ADMIN alone, no new privileges and
+    a read-only root."""
+    import dataclasses
+
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults, _netfault
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._docker import Docker, DockerError
+
+    node = client.containers.get(f"{NETWORK}-n2")
+    address = node.attrs["NetworkSettings"]["Networks"][f"peerlab-{NETWORK}"]["IPAddress"]
+    declared = [_faults.Fault(kind="loss", node="n2", percent=10.0), _faults.Fault(kind="bandwidth", node="n2", rate="64kbit")]
+    plan = _faults.node_plan(declared, "n2", address, {"n2": address}, 18444)
+    assert "iptables -w -N PEERLAB_IN" in plan.commands and "tc qdisc add dev $dev root" in plan.commands
+    failing = dataclasses.replace(plan, commands=plan.commands.replace("tc qdisc add dev $dev root", "false\ntc qdisc add dev $dev root"))
+    engine = Docker()
+    summary = engine.request("GET", f"/containers/{node.id}/json")
+    with pytest.raises(DockerError, match="could not apply loss 10% on n2, bandwidth 64kbit on n2"):
+        _netfault.make_holder(engine, {"Id": node.id, "Image": summary["Image"]}, NETWORK, failing)
+    assert holders(client) == {}, "the failed holder is removed"
+
+    def namespace(*command: str) -> str:
+        return str(client.containers.run(node.image.id, list(command), entrypoint=[], user="root", cap_add=["NET_ADMIN"],
+                                         network_mode=f"container:{node.id}", tmpfs={"/home/bitcoin/.bitcoin": ""},
+                                         remove=True).decode())
+    assert "PEERLAB" not in namespace("iptables-save") and "htb" not in namespace("tc", "qdisc", "show", "dev", "eth0")
+
+    # The same plan, not failing: held with NET_ADMIN alone, its rules in place; stopping it undoes them.
+    _netfault.make_holder(engine, {"Id": node.id, "Image": summary["Image"]}, NETWORK, plan)
+    (holder,) = holders(client).values()
+    host = holder.attrs["HostConfig"]
+    assert (host["CapDrop"], host["CapAdd"], host["SecurityOpt"], host["ReadonlyRootfs"]) == (
+        ["ALL"], ["NET_ADMIN"], ["no-new-privileges"], True)
+    assert namespace("iptables-save").count("--probability 0.10000000") == 4
+    _netfault.remove_holder(engine, {"Id": holder.id, "State": "running"})
+    assert "PEERLAB" not in namespace("iptables-save") and "htb" not in namespace("tc", "qdisc", "show", "dev", "eth0")
+
+
 def test_adhoc_partition_kill_and_clear(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
     made, _refused = lab
     bad = made.playbook("playbooks/fault.yml", "-e", "fault=loss", "-e", "node=n9", "-e", "percent=120")

@@ -135,8 +135,11 @@ def test_latency_is_a_netem_leaf_and_is_listed_for_the_kernel_probe() -> None:
 def test_holder_undoes_its_rules_on_sigterm() -> None:
     plan = _faults.node_plan(faults({"kind": "loss", "node": "n1", "percent": 5}), "n1", ADDRESSES["n1"], ADDRESSES, 18444)
     program = _faults.holder_command(plan)
-    assert program.index("peerlab-fault-ready") < program.index("trap '")
-    assert "iptables -w -D OUTPUT -j PEERLAB_OUT" in program.split("trap '")[1]
+    # Undone on any failure while applying: the EXIT trap comes before the first rule; then held,
+    # and undone on SIGTERM (tests/integration/test_experiments.py runs it, failing halfway).
+    assert program.startswith("trap '") and program.index("' EXIT\n") < program.index("iptables -w -N PEERLAB_IN")
+    assert program.index("peerlab-fault-ready") < program.index("' TERM\n")
+    assert all("iptables -w -D OUTPUT -j PEERLAB_OUT" in part for part in program.split("trap '")[1:])
 
 
 def test_topology_takes_faults_and_hashrate_shares() -> None:
