@@ -155,8 +155,8 @@ def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tu
     assert final.rc == 0 and final.total_changed == 0 and final.changes == {}, final.output[-3000:]
 
 
-def test_a_holder_that_fails_halfway_leaves_no_rule_and_holds_only_net_admin(lab: tuple[Lab, Run],
-                                                                              client: docker.DockerClient) -> None:
+def test_a_holder_that_fails_halfway_leaves_no_rule_and_holds_only_net_admin(
+        lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
     """The engine's own holder code, with a plan whose script fails after its iptables rules and
     before its tc classes: the holder is refused naming the faults, and the node's namespace keeps
     no rule (the EXIT trap undid them). The holder runs with NET_ADMIN alone, no new privileges and
