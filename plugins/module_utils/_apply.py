@@ -24,7 +24,7 @@ from . import _faults, _names, _netfault
 from ._atomic import replace_file
 from ._chain import best_tip, mine
 from ._docker import Docker, DockerError
-from ._explain import down_reasons
+from ._explain import crash_loop, down_reasons
 from ._facts import ContainerFact, EngineFacts, address, read
 from ._linking import link
 from ._plan import HostPlan, Step, owner_problem, plan
@@ -541,6 +541,8 @@ def _explain(docker: Docker, spec: HostSpec, facts: EngineFacts, report: Report,
         found = current.node_container(node.container)
         if found is None or not found.running:
             down[node.container] = (found.id if found else node.container, found.status if found else "missing")
+        elif looping := crash_loop(docker.inspect(found.id) or {}, spec.engine.rpc_timeout):
+            down[node.container] = (found.id, looping)  # seen between two of its crashes
     report.failures += down_reasons(docker, spec.host, down, spec.engine.explain_lines)
 
 

@@ -5,7 +5,10 @@ last logged (read through the Docker API: a restarting container cannot be exec'
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
+from typing import Any
 
 from ._docker import Docker, DockerError
 
@@ -22,6 +25,20 @@ def logged_errors(lines: list[str], keep: int = 4) -> list[str]:
             errors.append(text.replace("[error] ", "").removeprefix("Error: ").strip())
     recent = list(dict.fromkeys(reversed(errors)))[:keep]
     return sorted(recent, key=lambda text: "fatal" not in text)
+
+
+_STARTED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$")
+
+
+def crash_loop(inspected: dict[str, Any], within: float, now: float | None = None) -> str:
+    """Docker's words for a container its restart policy brought back within the last `within`
+    seconds ('' otherwise): caught between two crashes it shows as running, yet it is not."""
+    count = int(inspected.get("RestartCount") or 0)
+    started = _STARTED.match(str((inspected.get("State") or {}).get("StartedAt") or ""))
+    if not count or not started:
+        return ""
+    age = (time.time() if now is None else now) - calendar.timegm(time.strptime(started[1], "%Y-%m-%dT%H:%M:%S"))
+    return f"Restarting: {count} restarts, the last {max(0.0, age):.0f} s ago" if age < within else ""
 
 
 def down_reasons(docker: Docker, host: str, containers: dict[str, tuple[str, str]], lines: int = 200) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -386,3 +387,16 @@ def test_the_observer_image_is_built_on_the_collector_image_after_it(tmp_path: P
     builds = _images.builds(missing, after)
     assert [build["kind"] for build in builds] == ["node", "collector", "graphite", "observer"]
     assert builds[-1]["args"] == {"COLLECTOR_IMAGE": after.monitoring("collector")} and builds[1]["args"] == {}
+
+
+def test_a_node_caught_running_between_two_crashes_is_named_as_restarting() -> None:
+    """A crash-looping node (a full disk) is `running` for a second between restarts: the
+    explanation after a failed run must still name it (seen once in CI)."""
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._explain import crash_loop
+
+    now = 1_796_640_000.0
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 2)) + ".123456789Z"
+    assert crash_loop({"RestartCount": 3, "State": {"StartedAt": started}}, 30, now) == "Restarting: 3 restarts, the last 2 s ago"
+    assert crash_loop({"RestartCount": 3, "State": {"StartedAt": started}}, 1, now) == "", "restarted long ago: steady"
+    assert crash_loop({"RestartCount": 0, "State": {"StartedAt": started}}, 30, now) == "", "never restarted"
+    assert crash_loop({}, 30, now) == ""
