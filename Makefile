@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck chromium chromium-driver
 
-.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-libraries bench-observer bench-portal scenario score test soak lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-delay bench-libraries bench-observer bench-portal scenario score test soak lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ bench-observer: images  ## Observer, bus and collector CPU/memory and event late
 
 score: images  ## The detectors' proving ground: every attack SCORE_RUNS (3) times, seeded, between quiet traffic; writes docs/score.json
 	$(BIN)/python bench/score.py
+
+bench-delay: images  ## The delay program (latency without netem): packets/s it holds, its CPU, how exact (BENCH_DELAY ms, BENCH_RATES)
+	$(BIN)/python bench/delay.py
 
 bench-libraries: images  ## The bus's and the feed's hand-written protocol code against nats-py and websockets: CPU per event
 	$(BIN)/pip install --quiet --disable-pip-version-check nats-py==2.16.0 websockets==15.0.1

@@ -103,8 +103,9 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
     host_plan = plan(spec, facts)
     report.mark("plan")
     report.refusals = list(host_plan.refusals)
+    delay_way = _faults.NETEM
     if spec.latency and not report.refusals:
-        refusal = _netfault.netem_probe(docker, _probe_image(spec, facts), spec.host)
+        delay_way, refusal = _netfault.delay_probe(docker, _probe_image(spec, facts), spec.host)
         if refusal:
             report.refusals.append(refusal)
     if not report.refusals:
@@ -135,14 +136,14 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
     report.mark("containers")
     if check:
         current = read(docker)
-        _faults_step(docker, spec, current, report, check)
+        _faults_step(docker, spec, current, report, check, delay_way)
         _links(docker, spec, secrets, report, check, remote or {}, current)
         return report
     _wait_swarm_tasks(docker, spec, report)
     if report.failures:
         return report
     current = read(docker)
-    _faults_step(docker, spec, current, report, check)
+    _faults_step(docker, spec, current, report, check, delay_way)
     report.mark("faults")
     _links(docker, spec, secrets, report, check, remote or {}, current)
     if spec.kill:
@@ -152,7 +153,7 @@ def converge(docker: Docker, spec: HostSpec, secrets: Secrets, check: bool, remo
 
 
 def _probe_image(spec: HostSpec, facts: EngineFacts) -> str:
-    """An image with tc for the netem probe: one of the node images this host runs."""
+    """An image with tc, iptables and python3 for the delay probe: one of the node images this host runs."""
     nodes = [image for image in spec.images if image in facts.images and "bitcoin-node" in image]
     return nodes[0] if nodes else (spec.images[0] if spec.images else "")
 
@@ -344,7 +345,7 @@ def _node_faults(part: NetworkPart) -> list[_faults.Fault]:
     return _faults.from_dicts(list(part.faults))
 
 
-def _faults_step(docker: Docker, spec: HostSpec, facts: EngineFacts, report: Report, check: bool) -> None:
+def _faults_step(docker: Docker, spec: HostSpec, facts: EngineFacts, report: Report, check: bool, delay_way: str) -> None:
     """Each node's network faults held by its fault holder, and its pause, as the topology (and a
     fault.yml run) declare; holders and pauses nobody declares any more are undone."""
     parts = {part.name: part for part in spec.networks}
@@ -358,7 +359,7 @@ def _faults_step(docker: Docker, spec: HostSpec, facts: EngineFacts, report: Rep
         if not faults and not has:
             continue
         addresses = _addresses(facts, part)
-        plan = _faults.node_plan(faults, node.node, addresses.get(node.node, ""), addresses, part.p2p_port)
+        plan = _faults.node_plan(faults, node.node, addresses.get(node.node, ""), addresses, part.p2p_port, delay_way)
         todo.append({"network": node.network, "node": node.node, "commands": plan.commands, "spec": plan.spec,
                      "faults": list(plan.faults), "pause": node.node in _faults.paused(faults)})
 

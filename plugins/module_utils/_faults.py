@@ -10,7 +10,9 @@ Kinds (a node's every P2P link, or one directed edge `from -> to`):
   partition  groups that cannot reach each other (nodes in no group reach everyone)
   loss       percent of P2P packets dropped (a node: both directions; an edge: what `from` sends to `to`)
   bandwidth  a rate for P2P traffic (a node: each direction, shaped out and policed in; an edge: what `from` sends to `to`)
-  latency    delay and jitter (needs the kernel's sch_netem)
+  latency    delay and jitter: a round trip through the node (or along the edge) grows by the delay,
+             each packet drawn within ±jitter (netem where the kernel has it, else netfilter queues
+             and the user-space delay program in `_delayer.py`)
   pause      the node's container is paused (SIGSTOP to every process)
 `kill` is ad hoc only (fault.yml and scenarios): it stops the container at once.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import inspect
 import json
 import re
 import shlex
@@ -40,9 +43,10 @@ NODE_ONLY = frozenset({"pause", "kill"})
 RATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(bit|kbit|mbit|gbit)$")
 DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s)?$")
 RATE_UNITS = {"bit": 1, "kbit": 1000, "mbit": 1000 ** 2, "gbit": 1000 ** 3}
-NETEM_MISSING = ("latency needs the kernel's netem queueing discipline (sch_netem, CONFIG_NET_SCH_NETEM), "
-                 "which the kernel of Docker host '{host}' does not have ({answer}); loss, bandwidth, partition "
-                 "and pause work without it")
+NETEM_MISSING = ("latency needs the kernel's netem queueing discipline (sch_netem, CONFIG_NET_SCH_NETEM) or its "
+                 "netfilter queues (CONFIG_NETFILTER_NETLINK_QUEUE and iptables' NFQUEUE target), and the kernel of "
+                 "Docker host '{host}' has neither ({answer}); loss, bandwidth, partition and pause work without them")
+NETEM, QUEUE = "netem", "queue"   # the two ways to delay packets (`_netfault.delay_probe` finds which one a host has)
 UNLIMITED = "10gbit"
 
 
@@ -298,11 +302,13 @@ def _resolved(addresses: dict[str, str]) -> tuple[dict[str, str], dict[str, str]
     return literal, setting
 
 
-def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str, str], p2p_port: int) -> NodePlan:
+def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str, str], p2p_port: int,
+              delay_way: str = NETEM) -> NodePlan:
     """The script that gives `node` (own `address`) its network faults; `addresses` maps every node
     of its network to the address its peers see (or, for a node on another Docker host, its name).
     Only P2P traffic (the chain's P2P port, either direction) is touched: RPC, the collector and the
-    Docker host's own traffic stay as they were."""
+    Docker host's own traffic stay as they were. `delay_way` (NETEM or QUEUE) is how this node's
+    Docker host delays packets."""
     mine = [fault for fault in faults if fault.kind != "pause" and (
         fault.node == node or (fault.kind == "partition" and side([fault], node) is not None))]
     if not mine:
@@ -312,6 +318,7 @@ def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str,
     addresses, resolving = _resolved(addresses)
     rules: list[str] = []
     tc: list[str] = []
+    delays = Delays()
     classes = 0
     for fault in mine:
         peer = addresses.get(fault.target, "") if fault.target else ""
@@ -329,6 +336,8 @@ def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str,
                 rules += [f"-A PEERLAB_OUT -d {peer} {match} {chance}" for match in p2p]
             else:
                 rules += [f"-A PEERLAB_{chain} {match} {chance}" for chain in ("OUT", "IN") for match in p2p]
+        elif fault.kind == "latency" and delay_way == QUEUE:
+            delays.add(fault, peer, p2p)
         elif fault.kind in ("bandwidth", "latency"):
             classes += 1
             classid = f"1:{10 + classes}"
@@ -350,8 +359,10 @@ def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str,
     lines = [f"dev=$(ip -o -4 addr show | awk '$4 ~ /^{re.escape(address)}\\// {{print $2; exit}}')",
              f"[ -n \"$dev\" ] || {{ echo 'peerlab: no interface holds {address}' >&2; exit 3; }}",
              CLEAR]
+    rules += delays.rules()
     used = [line for variable, line in resolving.items() if "${" + variable + "}" in "\n".join(rules + tc)]
     lines += [RESOLVE, *used] if used else []
+    lines += delays.program(node)
     if rules:
         lines += ["iptables -w -N PEERLAB_IN", "iptables -w -N PEERLAB_OUT",
                   "iptables -w -I INPUT -j PEERLAB_IN", "iptables -w -I OUTPUT -j PEERLAB_OUT"]
@@ -363,6 +374,63 @@ def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str,
     script = "\n".join(lines) + "\n"
     described = tuple(fault.describe() for fault in mine)
     return NodePlan(node, script, hashlib.sha256(script.encode()).hexdigest()[:16], described)
+
+
+class Delays:
+    """A node's latency faults as netfilter queues: each (delay, jitter) pair one queue, held by the
+    delay program (`_delayer.py`). A node's own latency is split between its two directions (what
+    it receives waits (delay - jitter) / 2, what it sends (delay + jitter) / 2 ± jitter), so a round
+    trip through it grows by delay ± jitter, as along an edge (what `from` sends waits delay ±
+    jitter). The queue rules come after every drop (a packet let go by the program skips the rest
+    of the chain), an edge's before its node's."""
+
+    def __init__(self) -> None:
+        self.queues: dict[tuple[float, float], int] = {}
+        self.edges: list[str] = []
+        self.nodes: list[str] = []
+
+    def queue(self, delay: float, jitter: float) -> int:
+        return self.queues.setdefault((round(delay, 3), round(jitter, 3)), len(self.queues) + 1)
+
+    def add(self, fault: Fault, peer: str, p2p: list[str]) -> None:
+        to = "-j NFQUEUE --queue-num {} --queue-bypass"
+        if fault.target:
+            queue = self.queue(fault.delay, fault.jitter)
+            self.edges += [f"-A PEERLAB_OUT -d {peer} {match} {to.format(queue)}" for match in p2p]
+            return
+        queue = self.queue((fault.delay + fault.jitter) / 2, fault.jitter)
+        self.nodes += [f"-A PEERLAB_OUT {match} {to.format(queue)}" for match in p2p]
+        if fault.delay > fault.jitter:
+            queue = self.queue((fault.delay - fault.jitter) / 2, 0.0)
+            self.nodes += [f"-A PEERLAB_IN {match} {to.format(queue)}" for match in p2p]
+
+    def rules(self) -> list[str]:
+        return self.edges + self.nodes
+
+    def program(self, node: str) -> list[str]:
+        """The lines that start the delay program and wait until it holds its queues (before any
+        rule sends a packet to them). The draws' seed comes from the node's name."""
+        if not self.queues:
+            return []
+        arguments = " ".join(f"{queue}:{delay:g}:{jitter:g}" for (delay, jitter), queue in self.queues.items())
+        return self.start(f"{arguments} {int(hashlib.sha256(node.encode()).hexdigest()[:8], 16)}")
+
+    @staticmethod
+    def start(arguments: str) -> list[str]:
+        return [f"python3 -I - {arguments} <<'PEERLAB_DELAY' &", delayer_source().rstrip("\n"), "PEERLAB_DELAY",
+                "delayer=$!",
+                "tries=0; while [ ! -e /tmp/peerlab-delay-ready ]; do",
+                "  if ! kill -0 \"$delayer\" 2>/dev/null || [ $tries -ge 200 ]; then",
+                "    echo 'peerlab: the delay program did not start' >&2; exit 5",
+                "  fi",
+                "  tries=$((tries + 1)); sleep 0.05",
+                "done"]
+
+
+@functools.lru_cache(maxsize=1)
+def delayer_source() -> str:
+    from . import _delayer
+    return inspect.getsource(_delayer)
 
 
 # Undo everything a plan made (run before applying one, and when the holder stops). `$dev` is set.
@@ -378,10 +446,12 @@ CLEAR = "\n".join([
 def holder_command(plan: NodePlan) -> str:
     """The fault holder's shell program: apply under a trap that undoes whatever was applied when
     any command fails (or the holder is killed while applying), say so, hold the namespace; undo on
-    SIGTERM."""
+    SIGTERM, and when the delay program stops."""
     undo = CLEAR.replace("'", "'\\''").replace("\n", "; ")
     return ("trap '" + undo + "' EXIT\nset -e\n" + plan.commands + "set +e\necho peerlab-fault-ready\n"
-            "trap '" + undo + "; exit 0' TERM\n"
+            "trap 'exit 0' TERM\n"   # the EXIT trap undoes
+            # A delay program that stops ends the holder (its rules undone): the next run makes a new one.
+            "if [ -n \"${delayer:-}\" ]; then wait \"$delayer\"; echo \"peerlab: the delay program stopped ($?)\" >&2; exit 6; fi\n"
             "sleep infinity & wait\n")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ._docker import Docker, DockerError
-from ._faults import NETEM_MISSING, NodePlan, holder_command
+from ._faults import NETEM, NETEM_MISSING, QUEUE, Delays, NodePlan, holder_command
 from ._names import DATA_DIR, container, fault_holder, labelled_container
 
 READY = "peerlab-fault-ready"
@@ -130,18 +130,24 @@ def kill(docker: Docker, node: dict[str, Any]) -> bool:
     return True
 
 
-def netem_probe(docker: Docker, image: str, host: str) -> str:
-    """'' when this engine's kernel can delay packets (netem), else the refusal naming the missing feature.
+def delay_probe(docker: Docker, image: str, host: str) -> tuple[str, str]:
+    """How this engine's kernel can delay packets: (NETEM, '') with netem, (QUEUE, '') with netfilter
+    queues (the delay program binds one), else ('', the refusal naming both missing features).
     Tried in a throwaway namespace of its own: nothing of any node is touched."""
-    body = {"Image": image, "User": "root", "Entrypoint": ["/bin/sh", "-c"],
-            "Cmd": ["tc qdisc add dev lo root netem delay 1ms && echo netem-ok"], "Healthcheck": {"Test": ["NONE"]},
+    program = "\n".join(Delays.start("1:1:0 1"))
+    script = ("if tc qdisc add dev lo root netem delay 1ms 2>/tmp/netem; then echo way=netem; exit 0; fi\n"
+              "iptables -w -A OUTPUT -o lo -j NFQUEUE --queue-num 1 --queue-bypass 2>/tmp/queue "
+              "|| { echo \"tc: $(cat /tmp/netem); iptables: $(cat /tmp/queue)\"; exit 1; }\n"
+              f"{program}\necho way=queue\n")
+    body = {"Image": image, "User": "root", "Entrypoint": ["/bin/sh", "-c"], "Cmd": [script], "Healthcheck": {"Test": ["NONE"]},
             "Labels": {"peerlab.role": "probe"},
             "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}, **CONFINED}}
     ok, output = docker.run_once(body)
-    if ok and "netem-ok" in output:
-        return ""
+    for way in (NETEM, QUEUE):
+        if ok and f"way={way}" in output:
+            return way, ""
     answer = " ".join(output.split()) or "no answer"
-    return NETEM_MISSING.format(host=host, answer=f"tc answered: {answer}")
+    return "", NETEM_MISSING.format(host=host, answer=answer)
 
 
 def reconcile(docker: Docker, spec: dict[str, Any], node: dict[str, Any] | None,

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _faults
+from . import _faults, _geography
 from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults, key_problem, render_lines, value_problem
 from ._generators import GENERATOR_COMMON, GENERATOR_PARAMS, MAX_OUTBOUND, GeneratorError, generate
 from ._names import container as container_name
@@ -35,7 +35,7 @@ IMPLEMENTATIONS: dict[str, dict[str, str]] = {
                  "looks": "a 40-digit commit of jlopp/statoshi"},
 }
 
-NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults"})
+NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults", "geography"})
 SETTING_KEYS = frozenset({"implementation", "version", "host", "conf", "conf_unchecked", "resources"})
 NODE_KEYS = SETTING_KEYS | {"name", "publish_p2p"}
 RESOURCE_KEYS = frozenset({"memory", "cpus"})
@@ -342,7 +342,8 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
             check.fail(where, f"miner '{miner}' is not a node of this network{_suggest(miner, set(order), 'nodes')}")
     if miners_raw and chain != "regtest":
         check.fail(where, f"miners are for regtest only; {chain} blocks come from the real network")
-    faults = _faults.parse(raw.get("faults"), order, check.fail, where)
+    faults = _geography.merge(_geography.parse(raw.get("geography"), order, check.fail, where),
+                              _faults.parse(raw.get("faults"), order, check.fail, where))
 
     ports = CHAINS[chain]
     nodes = []

@@ -146,6 +146,7 @@ markdown:
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from typing import Any
@@ -157,7 +158,7 @@ from ansible.module_utils.urls import open_url
 from ..module_utils import _faults
 from ..module_utils._access import resolve
 from ..module_utils._docker import Docker, DockerError
-from ..module_utils._netfault import holders, kill, node_containers, reconcile
+from ..module_utils._netfault import delay_probe, holders, kill, node_containers, reconcile
 from ..module_utils._peering import added, apply, close, drop_duplicates, wait_connected
 from ..module_utils._peering import plan as peer_plan
 from ..module_utils._rpc import Rpc, RpcError
@@ -180,6 +181,7 @@ class Run:
         self.docker = Docker(params["docker_socket"])
         self.topology = _faults.from_dicts(params["faults"])
         self.active: list[_faults.Fault] = []
+        self.delay_way = params.get("delay_way") or _faults.NETEM
         self.down: set[str] = set()
         self.lock = threading.Lock()
         self.chains = {name: NodeChain() for name in self.names}
@@ -289,7 +291,7 @@ class Run:
         for name, spec in self.specs.items():
             if name in self.down:
                 continue
-            plan = _faults.node_plan(faults, name, addresses[name], addresses, self.params["p2p_port"])
+            plan = _faults.node_plan(faults, name, addresses[name], addresses, self.params["p2p_port"], self.delay_way)
             reconcile(self.docker, {"network": self.params["network"], "node": name, "commands": plan.commands, "spec": plan.spec,
                                     "faults": list(plan.faults), "pause": name in _faults.paused(faults)},
                       found.get(spec["name"]), held.get(spec["name"]), False)
@@ -329,11 +331,14 @@ class Run:
             heights = {name: height for name, (_tip, height) in self.tips.items() if name in self.live()}
             alerts = {alert["detector"] for alert in self.alerts}
             depth = max([reorg["depth"] for reorg in self.reorgs], default=0)
+            unseen = sum(1 for record in self.blocks.values()
+                         if record.get("ours") and not record["arrivals"] and record["first"] > self.at() - 2.0)
         found = []
         ok = True
         if body.get("agree"):
-            ok &= agreed == 1 and len(heights) == len(self.live())
-            found.append(f"{agreed} tip(s)")
+            # A block mined in the last 2 s that no watcher has seen yet: the nodes only seem to agree.
+            ok &= agreed == 1 and len(heights) == len(self.live()) and not unseen
+            found.append(f"{agreed} tip(s)" + (f", {unseen} block(s) mined and not seen yet" if unseen else ""))
         if "tips" in body:
             ok &= len(tips) == body["tips"]
             found.append(f"{len(tips)} competing tip(s)")
@@ -515,6 +520,14 @@ def main() -> None:
     missing = resolve(Docker(module.params["docker_socket"]), module.params["nodes"])
     if missing:
         module.fail_json(msg="the scenario needs every node of its network running: " + "; ".join(missing))
+    latency = [step["fault"] for step in module.params["scenario"]["steps"]
+               if isinstance(step.get("fault"), dict) and step["fault"].get("kind") == "latency"]
+    if latency or _faults.latency(_faults.from_dicts(module.params["faults"])):
+        docker = Docker(module.params["docker_socket"])
+        images = [entry["Image"] for entry in node_containers(docker, module.params["network"]).values()]
+        module.params["delay_way"], refusal = delay_probe(docker, images[0], socket.gethostname())
+        if refusal:
+            module.fail_json(msg=refusal)
     try:
         run = Run(module.params)
     except ValueError as error:

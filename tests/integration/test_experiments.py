@@ -1,12 +1,14 @@
 """Experiments as a user runs them, on the default lab's shape (5 nodes, a ring with two chords):
-latency refused before anything changes on a kernel without netem, faults in the topology reconciled
-like links (check, diff, changed counts), ad hoc faults, and the two shipped scenarios with their reports."""
+faults in the topology reconciled like links (check, diff, changed counts), latency on this kernel
+(no netem: netfilter queues and the delay program) in ping times and block arrival, ad hoc faults,
+and the shipped scenarios with their reports."""
 
 from __future__ import annotations
 
 import copy
 import json
 import re
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import docker
 import pytest
 import yaml
 
-from .conftest import ROOT, Lab, Run, cli, containers, remove_docker_network, remove_network, wait_for
+from .conftest import ROOT, Lab, Run, cli, remove_docker_network, remove_network, wait_for
 
 NETWORK = "exp"
 NODES = ["n1", "n2", "n3", "n4", "n5"]
@@ -42,18 +44,15 @@ def remove(client: docker.DockerClient) -> None:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, Run]]:
-    """The lab, deployed after a first attempt with latency (refused): that attempt's run comes along."""
+    """The lab, deployed; that run comes along."""
     client = docker.from_env()
     remove(client)
     directory: Path = tmp_path_factory.mktemp("experiments")
-    made = Lab(directory, topology([{"kind": "latency", "node": "n2", "delay": "100ms", "jitter": "10ms"}]),
-               {"peerlab_state_dir": str(directory / "state")})
-    refused = made.playbook("deploy.yml")
-    made.write(topology())
+    made = Lab(directory, topology(), {"peerlab_state_dir": str(directory / "state")})
     deployed = made.playbook("deploy.yml")
     assert deployed.rc == 0, deployed.output[-3000:]
     try:
-        yield made, refused
+        yield made, deployed
     finally:
         remove(client)
         client.close()
@@ -82,17 +81,97 @@ def inbound(client: docker.DockerClient, node: str) -> set[str]:
             for peer in cli(client, f"{NETWORK}-{node}", "getpeerinfo") if peer["inbound"]}
 
 
-def test_latency_is_refused_before_anything_changes_and_the_same_lab_without_it_deploys(
-        lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
-    _made, refused = lab
-    assert refused.rc != 0
-    assert "latency needs the kernel's netem queueing discipline (sch_netem, CONFIG_NET_SCH_NETEM)" in refused.output
-    assert "Docker host 'localhost'" in refused.output and "Specified qdisc kind is unknown" in refused.output
-    assert "refused before any change" in refused.output and refused.changes == {}, "no node, link or fault"
-    # The deploy that followed (the same topology without latency) made every node, linked.
-    assert {c.name for c in containers(client, NETWORK)} == {f"{NETWORK}-{node}" for node in NODES}
-    assert outbound(client, "n1") == {f"{NETWORK}-n2:18444", f"{NETWORK}-n3:18444"}
-    assert wait_for(lambda: inbound(client, "n3") == {"n1", "n2"}, timeout=30), inbound(client, "n3")
+def pings(client: docker.DockerClient, node: str, peers: list[str], rounds: int) -> dict[str, list[float]]:
+    """Bitcoin's own ping (the `ping` RPC, then each peer's `pingtime` once its pong came) from
+    `node` to each of `peers`, in milliseconds, `rounds` times."""
+    addresses = {client.containers.get(f"{NETWORK}-{peer}").attrs["NetworkSettings"]["Networks"][f"peerlab-{NETWORK}"]["IPAddress"]: peer
+                 for peer in peers} | {f"{NETWORK}-{peer}": peer for peer in peers}  # inbound by address, outbound by name
+    samples: dict[str, list[float]] = {peer: [] for peer in peers}
+
+    def peer_info() -> dict[str, dict[str, Any]]:
+        found = {addresses[info["addr"].rsplit(":", 1)[0]]: info for info in cli(client, f"{NETWORK}-{node}", "getpeerinfo")
+                 if info["addr"].rsplit(":", 1)[0] in addresses}
+        assert set(found) == set(peers), f"{node} is linked to {sorted(found)}, not to every one of {peers}"
+        return found
+
+    def pongs(info: dict[str, Any]) -> int:
+        return int(info["bytesrecv_per_msg"].get("pong", 0))
+
+    last = {peer: pongs(info) for peer, info in peer_info().items()}  # a ping from before does not count
+    for _round in range(rounds):
+        cli(client, f"{NETWORK}-{node}", "ping")
+
+        def answered() -> bool:
+            now = peer_info()
+            if any("pingwait" in info or pongs(info) == last[peer] for peer, info in now.items()):
+                return False
+            for peer, info in now.items():
+                last[peer] = pongs(info)
+                samples[peer].append(info["pingtime"] * 1000)
+            return True
+        assert wait_for(answered, timeout=10, interval=0.02)
+    return samples
+
+
+def test_latency_without_netem_shows_in_ping_times_and_in_block_arrival(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
+    """This kernel has no sch_netem: the probe finds netfilter queues, and the delay program holds
+    n3's P2P packets (200 ms), what n1 sends to n2 (50 ms) and to n5 (100 ms ±40)."""
+    made, _deployed = lab
+    declared: list[dict[str, Any]] = [{"kind": "latency", "node": "n3", "delay": "200ms"},
+                                      {"kind": "latency", "from": "n1", "to": "n2", "delay": 50},
+                                      {"kind": "latency", "from": "n1", "to": "n5", "delay": "0.1s", "jitter": "40ms"}]
+    made.write(topology(declared))
+    check = made.playbook("deploy.yml", "--check", "--diff")
+    assert check.rc == 0, check.output[-3000:]
+    assert f"+{NETWORK}-n3: latency 200ms on n3" in check.output
+    assert f"+{NETWORK}-n1: latency 50ms on n1 -> n2; latency 100ms ±40ms on n1 -> n5" in check.output
+    applied = made.playbook("deploy.yml")
+    assert applied.rc == 0, applied.output[-3000:]
+    assert applied.changes == {f"{NETWORK}-n1": ["faults: apply"], f"{NETWORK}-n3": ["faults: apply"]}
+    again = made.playbook("deploy.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.output[-3000:]
+    rules = holders(client)[f"{NETWORK}-n3"].exec_run(["iptables-save"]).output.decode()
+    assert rules.count("-j NFQUEUE --queue-num") == 4 and "holding queues 1 (100 ms ±0)\n" in (
+        holders(client)[f"{NETWORK}-n3"].logs().decode())
+
+    samples = pings(client, "n1", ["n2", "n3", "n5"], 20)
+    median = {peer: statistics.median(values) for peer, values in samples.items()}
+    assert 180 <= median["n3"] <= 220, samples["n3"]                          # within 10 % of 200 ms
+    assert 45 <= median["n2"] <= 55, samples["n2"]                            # within 10 % of 50 ms
+    assert all(58 <= value <= 150 for value in samples["n5"]), samples["n5"]  # 100 ms ±40 (and the lab's own ms)
+    assert max(samples["n5"]) - min(samples["n5"]) >= 40, samples["n5"]       # the jitter spreads them
+    assert statistics.median(pings(client, "n4", ["n5"], 5)["n5"]) < 20       # no fault between n4 and n5
+
+    run = made.playbook("playbooks/scenario.yml", "-e", f"scenario={ROOT / 'scenarios' / 'latency.yml'}")
+    assert run.rc == 0, run.output[-3000:]
+    report, text = report_of(made, "latency.yml")
+    propagation = report["propagation"]
+    # Each block waits 100 ms on its way into n3 (the others see it within the 0.1 s the scenario polls).
+    assert propagation["n3"]["median"] >= 0.1, propagation
+    assert propagation["n3"]["median"] - max(propagation[node]["median"] for node in ("n2", "n4", "n5")) >= 0.06, propagation
+    assert re.search(r"\| n3 \| \d+ \| 0\.[1-9]", text), text
+
+    made.write(topology())
+    cleared = made.playbook("deploy.yml")
+    assert cleared.rc == 0 and holders(client) == {}, cleared.output[-3000:]
+    assert statistics.median(pings(client, "n1", ["n3"], 5)["n3"]) < 20
+
+
+def test_a_host_that_cannot_delay_packets_is_refused_naming_both_kernel_features(client: docker.DockerClient) -> None:
+    """The delay probe, run for real in an image that has neither tc nor iptables (the base image):
+    what it answers is the refusal's reason. On this kernel the node image's probe finds the queues."""
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils import _faults, _netfault
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._docker import Docker
+
+    images = {tag.split(":")[0]: tag for image in client.images.list() for tag in image.tags}
+    way, refusal = _netfault.delay_probe(Docker(), images["peerlab/base"], "localhost")
+    assert way == ""
+    assert refusal.startswith("latency needs the kernel's netem queueing discipline (sch_netem, CONFIG_NET_SCH_NETEM) or its "
+                              "netfilter queues (CONFIG_NETFILTER_NETLINK_QUEUE and iptables' NFQUEUE target), and the kernel "
+                              "of Docker host 'localhost' has neither (tc: "), refusal
+    assert "not found" in refusal
+    assert _netfault.delay_probe(Docker(), images["peerlab/bitcoin-node"], "localhost") == (_faults.QUEUE, "")
+    assert client.containers.list(all=True, filters={"label": "peerlab.role=probe"}) == [], "the probe leaves nothing"
 
 
 def test_topology_faults_are_planned_applied_held_and_removed_like_links(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:

@@ -132,14 +132,45 @@ def test_latency_is_a_netem_leaf_and_is_listed_for_the_kernel_probe() -> None:
     assert _faults.NETEM_MISSING.format(host="localhost", answer="x").startswith("latency needs the kernel's netem")
 
 
-def test_holder_undoes_its_rules_on_sigterm() -> None:
+def test_holder_undoes_its_rules_on_any_failure_and_on_sigterm() -> None:
     plan = _faults.node_plan(faults({"kind": "loss", "node": "n1", "percent": 5}), "n1", ADDRESSES["n1"], ADDRESSES, 18444)
     program = _faults.holder_command(plan)
     # Undone on any failure while applying: the EXIT trap comes before the first rule; then held,
-    # and undone on SIGTERM (tests/integration/test_experiments.py runs it, failing halfway).
+    # and on SIGTERM the holder exits through that trap (tests/integration/test_experiments.py runs it).
     assert program.startswith("trap '") and program.index("' EXIT\n") < program.index("iptables -w -N PEERLAB_IN")
-    assert program.index("peerlab-fault-ready") < program.index("' TERM\n")
-    assert all("iptables -w -D OUTPUT -j PEERLAB_OUT" in part for part in program.split("trap '")[1:])
+    assert "iptables -w -D OUTPUT -j PEERLAB_OUT" in program[:program.index("' EXIT\n")]
+    assert program.index("peerlab-fault-ready") < program.index("trap 'exit 0' TERM\n")
+
+
+def test_latency_without_netem_goes_through_netfilter_queues_held_by_the_delay_program() -> None:
+    declared = faults({"kind": "latency", "node": "n2", "delay": 200, "jitter": 20}, {"kind": "loss", "node": "n2", "percent": 5},
+                      {"kind": "latency", "from": "n2", "to": "n3", "delay": "50ms"},
+                      {"kind": "latency", "from": "n2", "to": "n4", "delay": 50})
+    plan = _faults.node_plan(declared, "n2", ADDRESSES["n2"], ADDRESSES, 18444, _faults.QUEUE)
+    rules = [line for line in plan.commands.splitlines() if line.startswith("iptables -w -A")]
+    queued = [line for line in rules if "NFQUEUE" in line]
+    # n2's own 200 ms ±20: what it sends waits 110 ms ±20, what it receives 90 ms: a round trip
+    # through it 200 ms ±20. One queue per (delay, jitter): both 50 ms edges share queue 3.
+    assert queued == [
+        "iptables -w -A PEERLAB_OUT -d 172.20.0.4 -p tcp --dport 18444 -j NFQUEUE --queue-num 3 --queue-bypass",
+        "iptables -w -A PEERLAB_OUT -d 172.20.0.4 -p tcp --sport 18444 -j NFQUEUE --queue-num 3 --queue-bypass",
+        "iptables -w -A PEERLAB_OUT -d 172.20.0.5 -p tcp --dport 18444 -j NFQUEUE --queue-num 3 --queue-bypass",
+        "iptables -w -A PEERLAB_OUT -d 172.20.0.5 -p tcp --sport 18444 -j NFQUEUE --queue-num 3 --queue-bypass",
+        "iptables -w -A PEERLAB_OUT -p tcp --dport 18444 -j NFQUEUE --queue-num 1 --queue-bypass",
+        "iptables -w -A PEERLAB_OUT -p tcp --sport 18444 -j NFQUEUE --queue-num 1 --queue-bypass",
+        "iptables -w -A PEERLAB_IN -p tcp --dport 18444 -j NFQUEUE --queue-num 2 --queue-bypass",
+        "iptables -w -A PEERLAB_IN -p tcp --sport 18444 -j NFQUEUE --queue-num 2 --queue-bypass"]
+    # A packet the program lets go skips the rest of its chain: the drops come first.
+    assert rules.index(queued[0]) == len(rules) - len(queued)
+    assert "python3 -I - 1:110:20 2:90:0 3:50:0 " in plan.commands and "netem delay" not in plan.commands
+    # The program is the module's own source, started (and holding its queues) before the first rule.
+    assert _faults.delayer_source() in plan.commands
+    assert plan.commands.index("/tmp/peerlab-delay-ready") < plan.commands.index("iptables -w -N")
+    # With netem the same faults are netem leaves; a jitter as large as the delay leaves nothing inbound.
+    assert "netem delay 200ms 20ms" in _faults.node_plan(declared, "n2", ADDRESSES["n2"], ADDRESSES, 18444).commands
+    wide = _faults.node_plan(faults({"kind": "latency", "node": "n2", "delay": 100, "jitter": 100}), "n2", ADDRESSES["n2"], ADDRESSES,
+                             18444, _faults.QUEUE)
+    assert "PEERLAB_IN -p tcp" not in wide.commands and "python3 -I - 1:100:100 " in wide.commands
 
 
 def test_topology_takes_faults_and_hashrate_shares() -> None:
