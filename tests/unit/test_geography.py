@@ -71,3 +71,15 @@ def test_the_topology_carries_geographys_faults_with_its_own() -> None:
         parse({"lab": {"chain": "regtest", "generators": [{"type": "ring", "nodes": 3, "prefix": "n"}],
                        "geography": {"regions": {"europe": ["n7"]}}}}, "t.yml", known_hosts={"localhost"})
     assert "region 'europe': 'n7' is not a node of this network" in str(caught.value)
+
+
+def test_the_docs_table_is_the_codes() -> None:
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "docs" / "experiments.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| **")]
+    printed = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        region = cells[0].split("**")[1]
+        printed[region] = [float(cell) if cell else 0.0 for cell in cells[1:]]
+    assert printed == {a: [_geography.default_rtt(a, b) for b in _geography.HUBS] for a in _geography.HUBS}
