@@ -260,6 +260,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", "## Alerts", ""]
     lines += [f"- {alert['at']:.1f} s: {alert['node']} {alert['detector']}: {alert['message']}" for alert in report["alerts"]] or [
         "None raised" + ("" if report.get("observer") else " (no Observer was given: peerlab_monitoring off)") + "."]
+    if report.get("cleanup"):
+        lines += ["", "## Cleanup", "", "What could not be undone at the end (the rest was):", ""]
+        lines += [f"- {failure}" for failure in report["cleanup"]]
     lines += ["", "## End", ""]
     lines += [f"- {node}: height {tip['height']}, `{tip['hash'][:16]}`" for node, tip in sorted(report["final"].items())]
     return "\n".join(lines) + "\n"

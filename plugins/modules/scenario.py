@@ -144,7 +144,6 @@ markdown:
   type: str
 """
 
-import contextlib
 import json
 import socket
 import threading
@@ -182,6 +181,7 @@ class Run:
         self.topology = _faults.from_dicts(params["faults"])
         self.active: list[_faults.Fault] = []
         self.delay_way = params.get("delay_way") or _faults.NETEM
+        self.cleanup_failures: list[str] = []
         self.down: set[str] = set()
         self.lock = threading.Lock()
         self.chains = {name: NodeChain() for name in self.names}
@@ -283,34 +283,56 @@ class Run:
     # -- acting --------------------------------------------------------------------------------
     def hold(self) -> None:
         """Give every node the faults in force now (the topology's and the scenario's), then close the
-        links a partition cuts and reopen the others."""
+        links a partition cuts and reopen the others. Every node is tried; what failed, node by
+        node, is raised together at the end (StepFailed)."""
         faults = self.faults()
         addresses = {name: spec.get("address") or spec["rpc_host"] for name, spec in self.specs.items()}
         found = node_containers(self.docker, self.params["network"])
         held = holders(self.docker)
+        failures: list[str] = []
         for name, spec in self.specs.items():
             if name in self.down:
                 continue
             plan = _faults.node_plan(faults, name, addresses[name], addresses, self.params["p2p_port"], self.delay_way)
-            reconcile(self.docker, {"network": self.params["network"], "node": name, "commands": plan.commands, "spec": plan.spec,
-                                    "faults": list(plan.faults), "pause": name in _faults.paused(faults)},
-                      found.get(spec["name"]), held.get(spec["name"]), False)
+            try:
+                reconcile(self.docker, {"network": self.params["network"], "node": name, "commands": plan.commands, "spec": plan.spec,
+                                        "faults": list(plan.faults), "pause": name in _faults.paused(faults)},
+                          found.get(spec["name"]), held.get(spec["name"]), False)
+            except (DockerError, OSError) as error:
+                failures.append(f"{name}: faults: {error}")
         by_container = {spec["name"]: name for name, spec in self.specs.items()}
+        state = {name: (found.get(spec["name"]) or {}).get("State", "missing") for name, spec in self.specs.items()}
+        stopped = [name for name in self.live() if state[name] != "running"]
+        failures += [f"{name}: its container is {state[name]} (stopped outside the scenario): its links are left to the next deploy"
+                     for name in stopped]
+        running = [name for name in self.live() if name not in stopped]
         reopened = {}
-        for name in self.live():
-            rpc = self.rpc(name)
+        for name in running:
             peers = self.specs[name]["peers"]
             cut = [peer for peer in peers if _faults.cut(faults, name, by_container.get(peer.rsplit(":", 1)[0], ""))]
-            reachable = [peer for peer in peers if peer not in cut and by_container.get(peer.rsplit(":", 1)[0], "") in self.live()]
+            reachable = [peer for peer in peers if peer not in cut and by_container.get(peer.rsplit(":", 1)[0], "") in running]
             unheard = [addresses[other] for other, spec in self.specs.items()
                        if f"{self.specs[name]['name']}:{self.params['p2p_port']}" in spec["peers"] and _faults.cut(faults, other, name)]
-            close(rpc, cut, unheard)
-            todo = peer_plan(added(rpc), reachable, "present", exclusive=False)
-            apply(rpc, todo)  # the links module's way: onetry first, so the added-node thread finds them made
-            reopened[name] = (rpc, reachable)
-        for rpc, reachable in reopened.values():
-            wait_connected(rpc, reachable, 30)
-            drop_duplicates(rpc, reachable)
+            try:
+                rpc = self.rpc(name)
+                close(rpc, cut, unheard)
+                todo = peer_plan(added(rpc), reachable, "present", exclusive=False)
+                apply(rpc, todo)  # the links module's way: onetry first, so the added-node thread finds them made
+                reopened[name] = (rpc, reachable)
+            except (RpcError, OSError) as error:
+                failures.append(f"{name}: links: {error}")
+        for name, (rpc, reachable) in reopened.items():
+            try:
+                now = wait_connected(rpc, reachable, 30)
+                drop_duplicates(rpc, reachable)
+            except (RpcError, OSError) as error:
+                failures.append(f"{name}: links: {error}")
+                continue
+            missing = [peer for peer in reachable if not now.get(peer)]
+            if missing:
+                failures.append(f"{name}: links: not connected to {', '.join(missing)} after 30 s")
+        if failures:
+            raise StepFailed("; ".join(failures))
 
     def note_fault(self, action: str, fault: _faults.Fault) -> None:
         with self.lock:
@@ -444,25 +466,34 @@ class Run:
                 took = round(self.at() - began, 3)
                 self.step_log.append({"at": began, "step": text, "seconds": took, "result": str(failure), "ok": False})
                 break
-        self.cleanup()
+        self.cleanup_failures = self.cleanup()
+        if self.cleanup_failures and not error:
+            error = "cleanup: " + "; ".join(self.cleanup_failures)
         time.sleep(max(0.5, 3 * self.params["poll"]))
         self.stop.set()
         for thread in watchers:
             thread.join(timeout=5)
         return self.report(error)
 
-    def cleanup(self) -> None:
-        """The scenario's faults go, killed nodes start again, cut links reopen (the topology's faults stay)."""
+    def cleanup(self) -> list[str]:
+        """The scenario's faults go, killed nodes start again, cut links reopen (the topology's faults
+        stay). Node by node: one that fails is reported, the others are still cleaned up."""
         for fault in self.active:
             self.note_fault("cleared", fault)
         self.active = []
+        failures = []
         for name in sorted(self.down):
-            with contextlib.suppress(RpcError, DockerError):
+            try:
                 self.docker.request("POST", f"/containers/{self.specs[name]['name']}/start")
                 self.rpc(name).wait_ready(120)
                 self.down.discard(name)
-        with contextlib.suppress(RpcError, DockerError):
+            except (RpcError, DockerError, OSError) as error:
+                failures.append(f"{name}: start: {error}")
+        try:
             self.hold()
+        except StepFailed as error:
+            failures += str(error).split("; ")
+        return failures
 
     def report(self, error: str) -> dict[str, Any]:
         with self.lock:
@@ -482,6 +513,7 @@ class Run:
                 "seconds": self.at(), "ok": not error, "error": error, "nodes": self.names, "steps": self.step_log,
                 "blocks": blocks, "reorgs": self.reorgs, "max_tips": self.max_tips, "faults": self.fault_log,
                 "alerts": sorted(self.alerts, key=lambda alert: alert["at"]), "observer": bool(self.params["observer_url"]),
+                "cleanup": list(self.cleanup_failures),
                 "final": {name: {"hash": tip, "height": height} for name, (tip, height) in self.tips.items()},
             }
         return summarize(report, self.draw.declared)

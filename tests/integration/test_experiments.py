@@ -353,3 +353,36 @@ def test_slow_link_scenario_delays_the_limited_nodes_blocks(lab: tuple[Lab, Run]
     assert propagation["n5"]["max"] > max(2.0, 5 * others), propagation  # its mempool lags: blocks wait for their transactions
     assert propagation["n5"]["median"] >= max(propagation[node]["median"] for node in ("n1", "n2", "n3", "n4"))
     assert re.search(r"\| n5 \| \d+ \| [0-9.]+ \| [0-9.]+ \|", text)
+
+
+def test_a_scenarios_cleanup_goes_on_past_a_node_it_cannot_clean_and_names_it(
+        lab: tuple[Lab, Run], client: docker.DockerClient, tmp_path: Path) -> None:
+    """n2 is stopped behind the scenario's back while a partition holds: the cleanup still removes
+    every holder and reopens every other link, and the run fails naming n2."""
+    import threading
+
+    made, _deployed = lab
+    scenario = tmp_path / "stopped.yml"
+    scenario.write_text(yaml.safe_dump({"name": "stopped", "steps": [
+        {"fault": {"kind": "partition", "groups": [["n1", "n2"], ["n3", "n4", "n5"]]}}, {"sleep": 6}]}))
+    runs: list[Run] = []
+    thread = threading.Thread(target=lambda: runs.append(made.playbook("playbooks/scenario.yml", "-e", f"scenario={scenario}")))
+    thread.start()
+    try:
+        assert wait_for(lambda: len(holders(client)) == 5, timeout=60), "the partition is held"
+        client.containers.get(f"{NETWORK}-n2").stop(timeout=2)
+    finally:
+        thread.join(timeout=300)
+    (run,) = runs
+    assert run.rc != 0
+    assert "failed at cleanup: n2: its container is exited (stopped outside the scenario)" in run.output, run.output[-3000:]
+    report, text = report_of(made, "stopped.yml")
+    assert report["cleanup"] == ["n2: its container is exited (stopped outside the scenario): its links are left to the next deploy"]
+    assert "## Cleanup" in text
+    # Everything else was cleaned up: no holder is left (n2's too), the links across the cut are back.
+    assert holders(client) == {}
+    assert wait_for(lambda: f"{NETWORK}-n3:18444" in outbound(client, "n1"), timeout=30), outbound(client, "n1")
+    assert wait_for(lambda: inbound(client, "n3") == {"n1"}, timeout=30), inbound(client, "n3")  # n2 -> n3 waits for n2
+    started = made.playbook("playbooks/start.yml")
+    assert started.rc == 0, started.output[-3000:]
+    assert wait_for(lambda: inbound(client, "n3") == {"n1", "n2"}, timeout=60), inbound(client, "n3")
