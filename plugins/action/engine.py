@@ -8,6 +8,7 @@ then the engine module on the host with its part. Also the steps that need every
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -32,7 +33,7 @@ READ = "peerlab_engine_facts"
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("state", "faults", "kill", "nodes_only", "blocks", "after", "adhoc", "network"))
+    _VALID_ARGS = frozenset(("state", "faults", "kill", "nodes_only", "blocks", "after", "adhoc", "network", "sweep"))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -64,6 +65,8 @@ class ActionModule(ActionBase):
         if state == "access":
             return dict(result, changed=False, nodes=access(context, host))
         spec = host_spec(context.deployment, host, whole_stack=not args.get("nodes_only"))
+        if args.get("sweep"):
+            spec = dataclasses.replace(spec, sweep=True)
         hostvars = task_vars.get("hostvars") or {}
         read = {}
         for name in task_vars.get("ansible_play_hosts_all") or []:

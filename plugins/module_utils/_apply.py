@@ -356,12 +356,12 @@ def _faults_step(docker: Docker, spec: HostSpec, facts: EngineFacts, report: Rep
         part = parts[node.network]
         faults = _node_faults(part)
         has = node.container in held or (found.get(node.container) or {}).get("State") == "paused"
-        if not faults and not has:
+        if not faults and not has and not spec.sweep:
             continue
         addresses = _addresses(facts, part)
         plan = _faults.node_plan(faults, node.node, addresses.get(node.node, ""), addresses, part.p2p_port, delay_way)
         todo.append({"network": node.network, "node": node.node, "commands": plan.commands, "spec": plan.spec,
-                     "faults": list(plan.faults), "pause": node.node in _faults.paused(faults)})
+                     "faults": list(plan.faults), "pause": node.node in _faults.paused(faults), "sweep": spec.sweep})
 
     def work(entry: dict[str, Any]) -> dict[str, Any]:
         name = _names.container(entry["network"], entry["node"])

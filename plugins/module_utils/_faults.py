@@ -178,6 +178,8 @@ def _one(entry: object, nodes: list[str], kinds: frozenset[str], fail: Callable[
     fault = Fault(kind=kind, node=node, target=target)
     if kind == "loss":
         percent = entry.get("percent")
+        if isinstance(percent, str) and re.match(r"^[0-9]+(\.[0-9]+)?%?$", percent.strip()):
+            percent = float(percent.strip().rstrip("%"))  # -e percent=30 on the command line is a string
         if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 < percent <= 100:
             bad(f"loss 'percent' must be a number above 0 and at most 100, got {percent!r}")
         else:

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ._docker import Docker, DockerError
-from ._faults import NETEM, NETEM_MISSING, QUEUE, Delays, NodePlan, holder_command
+from ._faults import CLEAR, NETEM, NETEM_MISSING, QUEUE, Delays, NodePlan, holder_command
 from ._names import DATA_DIR, container, fault_holder, labelled_container
 
 READY = "peerlab-fault-ready"
@@ -82,6 +82,33 @@ def remove_holder(docker: Docker, holder: dict[str, Any]) -> None:
     except DockerError as error:
         if error.status != 404:
             raise
+
+
+# What a holder that is gone without its EXIT trap (SIGKILL, `docker rm -f`) may have left in its
+# node's namespace: the PEERLAB chains, an htb root on an interface. Removed, and said whether any was.
+SWEEP = "\n".join([
+    "found=0",
+    "iptables -w -S 2>/dev/null | grep -q PEERLAB && found=1",
+    "for dev in $(ls /sys/class/net); do",
+    "  if tc qdisc show dev \"$dev\" root 2>/dev/null | grep -q '^qdisc htb 1: root'; then",
+    "    found=1; tc qdisc del dev \"$dev\" root",
+    "  fi",
+    "done",
+    "dev=lo",
+    *[line for line in CLEAR.splitlines() if line.startswith("iptables")],
+    "echo swept=$found",
+])
+
+
+def sweep(docker: Docker, node: dict[str, Any]) -> bool:
+    """Remove what a vanished holder left in a running node's namespace; whether there was anything."""
+    body = {"Image": node["Image"], "User": "root", "Entrypoint": ["/bin/sh", "-c"], "Cmd": [SWEEP],
+            "Healthcheck": {"Test": ["NONE"]}, "Labels": {"peerlab.role": "probe"},
+            "HostConfig": {"NetworkMode": f"container:{node['Id']}", "RestartPolicy": {"Name": "no"}, **CONFINED}}
+    ok, output = docker.run_once(body)
+    if not ok:
+        raise DockerError(f"could not sweep {labelled_container(node.get('Labels') or {})}'s namespace: {output.strip()[-300:]}")
+    return "swept=1" in output
 
 
 def make_holder(docker: Docker, node: dict[str, Any], network: str, plan: NodePlan) -> None:
@@ -169,9 +196,14 @@ def reconcile(docker: Docker, spec: dict[str, Any], node: dict[str, Any] | None,
         actions = ["apply"] if spec["commands"] else []
     if spec["pause"] != before["paused"]:
         actions.append("pause" if spec["pause"] else "unpause")
+    # A holder that stopped without its trap, or none while a clear was asked for: its rules may be left.
+    stale = bool(holder and holder.get("State") != "running") or (spec.get("sweep") and not holder)
+    running = bool(node and node.get("State") == "running")
     if not check_mode:
         if "clear" in actions and holder:
             remove_holder(docker, holder)
+        if stale and running and not spec["commands"] and sweep(docker, node):  # type: ignore[arg-type]
+            actions.append("swept")
         if "apply" in actions and node is not None:
             make_holder(docker, node, spec["network"],
                         NodePlan(spec["node"], spec["commands"], spec["spec"], tuple(spec["faults"])))

@@ -194,6 +194,7 @@ class HostSpec:
     latency: bool = False                           # a latency fault applies here (needs netem)
     grafana: dict[str, Any] = field(default_factory=dict)      # {image, tarball, pull}: how to get Grafana's image
     kill: tuple[str, ...] = ()
+    sweep: bool = False                             # fault.yml clear=true: remove what vanished holders left
     engine: EngineSettings = field(default_factory=EngineSettings)
 
     def container(self, name: str) -> ContainerSpec | None:

@@ -308,6 +308,31 @@ def test_adhoc_partition_kill_and_clear(lab: tuple[Lab, Run], client: docker.Doc
     assert client.containers.get(f"{NETWORK}-n5").status == "running"
 
 
+def in_namespace(client: docker.DockerClient, node: str, *command: str) -> str:
+    """A command in a node's network namespace, from a throwaway container of its image."""
+    container = client.containers.get(f"{NETWORK}-{node}")
+    return str(client.containers.run(container.image.id, list(command), entrypoint=[], user="root", cap_add=["NET_ADMIN"],
+                                     network_mode=f"container:{container.id}", tmpfs={"/home/bitcoin/.bitcoin": ""},
+                                     remove=True).decode())
+
+
+def test_clearing_removes_what_a_holder_removed_behind_peerlabs_back_left(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
+    """`docker rm -f` on a holder kills it before its trap: its rules stay in the node's namespace.
+    fault.yml -e clear=true sweeps every node without a holder and says which had something."""
+    made, _deployed = lab
+    applied = made.playbook("playbooks/fault.yml", "-e", "fault=loss", "-e", "node=n4", "-e", "percent=30")
+    assert applied.rc == 0, applied.output[-3000:]
+    holders(client)[f"{NETWORK}-n4"].remove(force=True)
+    assert "PEERLAB_IN" in in_namespace(client, "n4", "iptables-save"), "SIGKILL: no trap ran"
+    cleared = made.playbook("playbooks/fault.yml", "-e", "clear=true")
+    assert cleared.rc == 0, cleared.output[-3000:]
+    assert cleared.changes == {f"{NETWORK}-n4": ["faults: swept"]}, cleared.changes
+    assert "PEERLAB" not in in_namespace(client, "n4", "iptables-save")
+    again = made.playbook("playbooks/fault.yml", "-e", "clear=true")
+    assert again.rc == 0 and again.changes == {}, again.output[-3000:]
+    assert client.containers.list(all=True, filters={"label": "peerlab.role=probe"}) == [], "the sweeps leave nothing"
+
+
 def report_of(made: Lab, scenario: str) -> tuple[dict[str, Any], str]:
     reports = sorted((Path(made.directory) / "state" / "reports").glob(f"{Path(scenario).stem}-*.json"))
     assert reports, "the report is written"

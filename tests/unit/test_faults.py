@@ -65,6 +65,15 @@ def test_every_problem_is_reported_at_once_and_duplicates_named() -> None:
                         "lab: faults[2]: node 'x' is not a node of this network (nodes: n1, n2, n3, n4, n5)"]
 
 
+def test_command_line_strings_are_taken_as_numbers() -> None:
+    # ansible-playbook -e percent=30 -e delay=200 gives strings.
+    declared = faults({"kind": "loss", "node": "n1", "percent": "30"}, {"kind": "loss", "node": "n2", "percent": "2.5%"},
+                      {"kind": "latency", "node": "n3", "delay": "200", "jitter": "10"})
+    assert [(fault.percent, fault.delay, fault.jitter) for fault in declared] == [(30.0, 0.0, 0.0), (2.5, 0.0, 0.0), (0.0, 200.0, 10.0)]
+    assert refused({"kind": "loss", "node": "n1", "percent": "lots"}) == [
+        "lab: faults[0]: loss 'percent' must be a number above 0 and at most 100, got 'lots'"]
+
+
 def test_a_fault_survives_the_trip_through_the_inventory() -> None:
     declared = faults(SPLIT, {"kind": "bandwidth", "from": "n1", "to": "n2", "rate": "64kbit"},
                       {"kind": "latency", "node": "n3", "delay": "0.1s", "jitter": 10}, {"kind": "pause", "node": "n4"})
