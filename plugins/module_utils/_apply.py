@@ -577,7 +577,7 @@ def teardown(docker: Docker, spec: HostSpec, check: bool) -> Report:
     owner = spec.owner.id
     going = []
     for container in spec.containers:
-        if container.role != "node":
+        if container.role not in ("node", "activity"):
             continue
         found = facts.containers.get(container.name)
         if found is None:

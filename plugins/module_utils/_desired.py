@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _alertmanager, _faults, _names
+from . import _activity, _alertmanager, _faults, _names
 from ._conf import cookie_path, render_lines, unpruned_need_gib
 from ._images import Tags
 from ._names import DATA_DIR, PEERS_FILE
@@ -319,6 +319,25 @@ def collector_service(d: Deployment) -> ServiceSpec:
         memory=collector.memory, mode="global"))
 
 
+def activity_container(d: Deployment, network: Any) -> ContainerSpec:
+    """A network's background activity (docs/experiments.md): the collector's image running
+    activity.py with the network's `activity:` as its one argument. It reads each node's RPC cookie
+    through the engine (the Docker socket, read-only, as the collector does) and sends its counts to
+    Graphite when the monitoring is on."""
+    monitoring = d.monitoring_on()
+    nodes = [{"name": node.name, "container": node.container, "rpc_port": network.rpc_port,
+              "cookie": cookie_path(network.chain, DATA_DIR)} for node in network.nodes]
+    config = _activity.config(network.activity, network.name, nodes, dict(network.shares), list(network.miners),
+                              d.carbon() if monitoring else "", interval=d.settings.collector.interval)
+    return _hashed(ContainerSpec(
+        name=_names.activity(network.name), role="activity", image=d.tags.monitoring("collector"),
+        labels={_names.ROLE: "activity", _names.NETWORK: network.name, **d.owner.labels()},
+        entrypoint=("python3", "-u", "/usr/local/lib/peerlab/activity.py", json.dumps(config, sort_keys=True)),
+        networks=(_names.docker_network(network.name), *((d.settings.graphite.network,) if monitoring else ())),
+        mounts=(Mount("bind", "/var/run/docker.sock", "/var/run/docker.sock", read_only=True),),
+        memory="128m", healthcheck={"Test": ["NONE"]}))
+
+
 def bus_container(d: Deployment) -> ContainerSpec:
     observer = d.settings.observer
     name = observer.bus_container
@@ -596,6 +615,9 @@ def host_spec(d: Deployment, host: str, *, whole_stack: bool = True) -> HostSpec
             docker_networks[_names.docker_network(network.name)] = NetworkSpec(
                 _names.docker_network(network.name), "bridge", _network_labels(d, network.name))
             containers += [node_container(d, network, node) for node in here]
+            if network.activity is not None and all(node.host == host for node in network.nodes):
+                containers.append(activity_container(d, network))
+                images.add(d.tags.monitoring("collector"))
         hashes = {spec.name: spec.spec for spec in containers + services}
         for node in here:
             images.add(d.image_of(node))

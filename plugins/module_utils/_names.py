@@ -20,7 +20,8 @@ INVENTORY = "peerlab.inventory"  # where that inventory is, for messages that na
 # The roles of what peerlab makes: an object with one of them and no owner label was made before
 # owners were recorded (a container also carries its image's labels: the base image says "base").
 MADE_ROLES = frozenset({"node", "node-data", "network", "monitoring", "graphite", "graphite-data", "collector", "bus", "observer",
-                        "events-archive", "grafana", "grafana-data", "portal", "fault", "alertmanager", "alertmanager-data"})
+                        "events-archive", "grafana", "grafana-data", "portal", "fault", "alertmanager", "alertmanager-data",
+                        "activity"})
 
 # Ports inside the containers (published addresses are settings of the roles).
 CARBON_PORT = 2003          # Graphite's plaintext intake
@@ -57,6 +58,11 @@ def fault_holder(container_name: str) -> str:
     """The container that holds a node's network faults in its namespace: peerlab-fault-<container>.
     (No network name starts with peerlab, so no node container can take this name.)"""
     return f"peerlab-fault-{container_name}"
+
+
+def activity(network: str) -> str:
+    """A network's background activity container: peerlab-activity-<network>."""
+    return f"peerlab-activity-{network}"
 
 
 def peers_file(state_dir: str, container_name: str) -> str:

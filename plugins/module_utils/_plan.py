@@ -169,6 +169,17 @@ def stale(spec: HostSpec, facts: EngineFacts) -> list[Step]:
             if (service.labels.get(_names.NETWORK) == network.name and service.labels.get(_names.ROLE) == "node"
                     and service.name not in network.keep and _ours(service.labels, spec.owner.id)):
                 steps.append(Step("remove", service.name, f"not in network {network.name}'s topology", service.name))
+    # A network's activity container that its topology no longer declares.
+    wanted = {container.name for container in spec.containers}
+    acted = {network.name for network in spec.networks}
+    for found in facts.containers.values():
+        if found.labels.get(_names.ROLE) != "activity" or found.name in wanted or not _ours(found.labels, spec.owner.id):
+            continue
+        gone = found.labels.get(_names.NETWORK, "")
+        if gone in acted:
+            steps.append(Step("remove", found.name, f"network {gone}'s topology has no activity", found.name))
+        elif spec.whole and gone not in spec.owned_networks:
+            steps.append(Step("remove", found.name, f"its network {gone} is no longer in the topology", found.name))
     if spec.whole:
         kept = set(spec.owned_networks)
         for found in facts.node_containers():

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _faults, _geography
+from . import _activity, _faults, _geography
 from ._conf import CHAINS, KNOWN_KEYS, MANAGED_KEYS, chain_defaults, key_problem, render_lines, value_problem
 from ._generators import GENERATOR_COMMON, GENERATOR_PARAMS, MAX_OUTBOUND, GeneratorError, generate
 from ._names import container as container_name
@@ -35,7 +35,7 @@ IMPLEMENTATIONS: dict[str, dict[str, str]] = {
                  "looks": "a 40-digit commit of jlopp/statoshi"},
 }
 
-NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults", "geography"})
+NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults", "geography", "activity"})
 SETTING_KEYS = frozenset({"implementation", "version", "host", "conf", "conf_unchecked", "resources"})
 NODE_KEYS = SETTING_KEYS | {"name", "publish_p2p"}
 RESOURCE_KEYS = frozenset({"memory", "cpus"})
@@ -88,6 +88,7 @@ class Network:
     shares: dict[str, float] = field(default_factory=dict)  # miner -> percent of the blocks (sums to 100)
     rpc_port: int = field(default=0)
     swarm: bool = field(default=False)  # its nodes are Swarm services on an overlay network
+    activity: _activity.Activity | None = field(default=None)  # background payments and blocks (a container)
 
 
 def host_vars(network: Network, node: Node) -> dict[str, Any]:
@@ -344,6 +345,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
         check.fail(where, f"miners are for regtest only; {chain} blocks come from the real network")
     faults = _geography.merge(_geography.parse(raw.get("geography"), order, check.fail, where),
                               _faults.parse(raw.get("faults"), order, check.fail, where))
+    activity = _activity.parse(raw.get("activity"), order, chain, check.fail, where)
 
     ports = CHAINS[chain]
     nodes = []
@@ -385,6 +387,10 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
         check.fail(where, f"mixes Swarm hosts ({', '.join(on_swarm)}) and standalone Docker hosts ({', '.join(standalone)}): "
                           "a network runs on one Swarm (an overlay network) or on standalone hosts; "
                           "put every node of it on the one kind")
+    if activity is not None and on_swarm:
+        check.fail(f"{where}: activity", "activity runs beside a network on standalone Docker hosts; a Swarm network has none yet")
+    if activity is not None and len({node.host for node in nodes}) > 1:
+        check.fail(f"{where}: activity", "activity runs on one Docker host: put the network's nodes on one host")
     elif standalone:
         host_of = {node.name: node.host for node in nodes}
         for source, target in edges:
@@ -394,7 +400,7 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
                            "(put both hosts in peerlab_swarm_managers or peerlab_swarm_workers, or both nodes on one host)")
     return Network(name=name, chain=chain, nodes=tuple(nodes), edges=tuple(e for e in edges if frozenset(e) in seen),
                    miners=tuple(miners_raw), p2p_port=int(ports["p2p"]), rpc_port=int(ports["rpc"]),  # type: ignore[call-overload]
-                   swarm=bool(on_swarm), faults=tuple(faults), shares=shares)
+                   swarm=bool(on_swarm), faults=tuple(faults), shares=shares, activity=activity)
 
 
 def parse(data: object, source: str, known_hosts: set[str] | None = None,

@@ -349,6 +349,47 @@ def test_hashrate_shares_hold_over_200_blocks_and_graphite_agrees(lab: Lab) -> N
     assert sum(counted.values()) >= 199, counted
 
 
+def test_background_activity_is_reconciled_like_a_node_and_graphite_shows_its_rate(lab: Lab) -> None:
+    """`activity:` added: the deploy starts its container, a re-run changes nothing, Graphite's
+    confirmed transactions grow at the declared 2 a second (within 20 %), and dropping it removes it."""
+    client = docker.from_env()
+    lab.write({NETWORK: dict(TOPOLOGY[NETWORK], activity={"tx_per_second": 2, "block_interval": 5, "seed": 3})})
+    started = lab.playbook("deploy.yml")
+    assert started.rc == 0, started.output[-3000:]
+    assert list(started.changes) == ["peerlab-activity-mon"], started.changes
+    again = lab.playbook("deploy.yml")
+    assert again.rc == 0 and again.total_changed == 0, again.output[-3000:]
+    activity = client.containers.get("peerlab-activity-mon")
+    assert activity.labels["peerlab.network"] == NETWORK and activity.labels["peerlab.role"] == "activity"
+    began = time.time()
+
+    def window() -> tuple[float, float] | None:
+        """(seconds, payments confirmed per second) over what Graphite holds since the activity began."""
+        found = render(f"peerlab.{NETWORK}.nodes.n1.chain.{{transactions,height}}", since="-5min")
+        series = {}
+        for item in found:
+            series[item["target"].rsplit(".", 1)[-1]] = [(value, stamp) for value, stamp in item["datapoints"]
+                                                         if value is not None and stamp >= began + 15]
+        points = {name: values for name, values in series.items() if len(values) >= 2}
+        if len(points) < 2:
+            return None
+        (tx0, t0), (tx1, t1) = points["transactions"][0], points["transactions"][-1]
+        heights = dict((stamp, value) for value, stamp in points["height"])
+        if t0 not in heights or t1 not in heights or t1 - t0 < 75:
+            return None
+        return t1 - t0, ((tx1 - tx0) - (heights[t1] - heights[t0])) / (t1 - t0)
+
+    measured = wait_for(window, timeout=180, interval=5)
+    assert measured, render(f"peerlab.{NETWORK}.nodes.n1.chain.*", since="-5min")
+    assert 1.6 <= measured[1] <= 2.4, measured
+    assert with_data(render(f"peerlab.{NETWORK}.network.activity.payments")), "the activity's own count"
+    lab.write(TOPOLOGY)
+    removed = lab.playbook("deploy.yml")
+    assert removed.rc == 0, removed.output[-3000:]
+    assert removed.changes == {"peerlab-activity-mon": ["removed: network mon's topology has no activity"]}, removed.changes
+    assert client.containers.list(all=True, filters={"name": "^peerlab-activity-mon$"}) == []
+
+
 def test_history_survives_a_new_graphite_container(lab: Lab) -> None:
     client = docker.from_env()
     before = client.containers.get("peerlab-test-graphite").id
