@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck chromium chromium-driver
 
-.PHONY: docs-graph help deps setup images deploy down purge status events replay traffic bench-collector bench-delay bench-libraries bench-observer bench-portal scenario score test soak lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images deploy down purge status events replay sweep traffic bench-collector bench-delay bench-libraries bench-observer bench-portal scenario score test soak lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ purge: setup  ## Remove the networks' containers and volumes
 
 traffic: setup  ## Regtest traffic for DURATION seconds (default 120): blocks and payments
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/traffic.yml -e duration=$${DURATION:-120}
+
+sweep: setup  ## Run a scenario over a grid of parameters and seeds: SWEEP=sweeps/partition.yml (CSV and plots in .state/sweeps/<name>; resumes)
+	$(BIN)/python tools/sweep.py $${SWEEP:-sweeps/partition.yml} --inventory $(INVENTORY)
 
 scenario: setup  ## Run a scenario and write its report: SCENARIO=scenarios/split-brain.yml (docs/experiments.md)
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/scenario.yml -e scenario=$${SCENARIO:-scenarios/split-brain.yml}

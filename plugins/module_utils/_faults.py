@@ -357,7 +357,7 @@ def node_plan(faults: list[Fault], node: str, address: str, addresses: dict[str,
                 # What the node receives: packets above the rate dropped at its input (TCP backs off to it).
                 kib = max(1, round(rate_bits(rate) / 8 / 1024))
                 rules += [f"-A PEERLAB_IN -p tcp --{way}port {port} -m hashlimit --hashlimit-above {kib}kb/s "
-                          f"--hashlimit-burst {max(8, kib // 8)}kb --hashlimit-name peerlab_{way} -j DROP" for way in ("s", "d")]
+                          f"--hashlimit-burst {max(8, kib)}kb --hashlimit-name peerlab_{way} -j DROP" for way in ("s", "d")]
     lines = [f"dev=$(ip -o -4 addr show | awk '$4 ~ /^{re.escape(address)}\\// {{print $2; exit}}')",
              f"[ -n \"$dev\" ] || {{ echo 'peerlab: no interface holds {address}' >&2; exit 3; }}",
              CLEAR]

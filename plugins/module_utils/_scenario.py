@@ -30,7 +30,7 @@ from . import _faults
 
 STEP_KEYS: dict[str, frozenset[str]] = {
     "mine": frozenset({"node", "blocks", "interval"}),
-    "traffic": frozenset({"seconds", "blocks", "block_interval", "tx_interval", "pairs", "fee_rates"}),
+    "traffic": frozenset({"seconds", "blocks", "block_interval", "tx_interval", "pairs", "fee_rates", "shares"}),
     "fault": frozenset({"kind", "node", "from", "to"}).union(*_faults.KINDS.values()),
     "clear": frozenset(),
     "kill": frozenset(),
@@ -147,6 +147,13 @@ def _step(kind: str, body: object, nodes: list[str], fail: Callable[[str], None]
             else:
                 for name in pair:
                     _node(name, nodes, refuse)
+        shares = body.get("shares")
+        if shares is not None:
+            if not isinstance(shares, dict) or not shares or not all(_number(share, 0) and share for share in shares.values()):
+                refuse(f"traffic 'shares' maps miners to hashrate shares (positive numbers), got {shares!r}")
+            else:
+                for name in shares:
+                    _node(name, nodes, refuse)
         rates = body.get("fee_rates") or []
         if rates and (len(rates) != 2 or not all(_number(rate, 1) for rate in rates) or rates[0] > rates[1]):
             refuse(f"traffic 'fee_rates' is [low, high] in sat/vB (at least 1), got {rates!r}")
@@ -240,7 +247,8 @@ def markdown(report: dict[str, Any]) -> str:
     for block in report["blocks"]:
         cells = [(f"{block['propagation'][node]:.2f}" if node in block["propagation"] else "-") for node in nodes]
         stale = " (stale)" if block.get("stale") else ""
-        lines.append(f"| {block['height']} | `{block['hash'][:12]}`{stale} | {block.get('miner') or '?'} | " + " | ".join(cells) + " |")
+        height = "?" if block.get("height") is None else block["height"]
+        lines.append(f"| {height} | `{block['hash'][:12]}`{stale} | {block.get('miner') or '?'} | " + " | ".join(cells) + " |")
     lines += ["", "| node | blocks seen | median (s) | max (s) |", "|---|---|---|---|"]
     for node, stats in report["propagation"].items():
         lines.append(f"| {node} | {stats['blocks']} | {stats.get('median', '-')} | {stats.get('max', '-')} |")

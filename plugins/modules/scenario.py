@@ -394,6 +394,10 @@ class Run:
                     time.sleep(float(body["interval"]))
             return f"{body.get('blocks', 1)} block(s)"
         if kind == "traffic":
+            if body.get("shares"):  # this step's hashrate shares (the report declares the last ones)
+                shares = {name: float(share) for name, share in body["shares"].items()}
+                self.draw = Miners(shares, None, self.params["scenario"].get("seed"))
+                self.traffic.draw = self.draw
             self.traffic.payments = Payments(self.names, body.get("pairs"), body.get("fee_rates"), self.params["scenario"].get("seed"))
             self.traffic.ready()
             before = (len(self.traffic.mined), self.traffic.transactions)
@@ -499,10 +503,11 @@ class Run:
         with self.lock:
             final_chain = {block for chain in self.chains.values() for block in chain.heights.values()}
             blocks = []
-            for record in sorted(self.blocks.values(), key=lambda r: (r["first"], r["height"])):
-                if "height" not in record:  # mined, never seen by a watcher
+            for record in sorted(self.blocks.values(), key=lambda r: (r["first"], r.get("height", 0))):
+                if "height" not in record and not record.get("ours"):
                     continue
-                blocks.append({"hash": record["hash"], "height": record["height"], "miner": record.get("miner"),
+                # A block the scenario mined that no node held when its tip was read: replaced at once, stale.
+                blocks.append({"hash": record["hash"], "height": record.get("height"), "miner": record.get("miner"),
                                "ours": bool(record.get("ours")), "at": record["first"],
                                "propagation": {node: round(seen - record["first"], 3) for node, seen in sorted(record["arrivals"].items())},
                                "stale": record["hash"] not in final_chain})

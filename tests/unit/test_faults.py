@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
 
@@ -63,6 +64,16 @@ def test_every_problem_is_reported_at_once_and_duplicates_named() -> None:
                        {"kind": "pause", "node": "x"})
     assert problems == ["lab: faults[1]: duplicate fault: faults[0] is already a loss on n1",
                         "lab: faults[2]: node 'x' is not a node of this network (nodes: n1, n2, n3, n4, n5)"]
+
+
+@pytest.mark.parametrize("rate", ["32kbit", "64kbit", "256kbit", "1mbit", "10mbit"])
+def test_the_inbound_limits_burst_is_at_least_a_second_of_its_rate(rate: str) -> None:
+    # iptables refuses a smaller one ("burst cannot be smaller than 124928b" for 1mbit): found by
+    # the latency x bandwidth sweep, which had every node rate above 64kbit refused.
+    plan = _faults.node_plan(faults({"kind": "bandwidth", "node": "n5", "rate": rate}), "n5", ADDRESSES["n5"], ADDRESSES, 18444)
+    for line in [line for line in plan.commands.splitlines() if "hashlimit" in line]:
+        above, burst = re.search(r"--hashlimit-above (\d+)kb/s --hashlimit-burst (\d+)kb", line).groups()  # type: ignore[union-attr]
+        assert int(burst) >= int(above)
 
 
 def test_command_line_strings_are_taken_as_numbers() -> None:

@@ -13,11 +13,25 @@ from ansible_collections.peerlab.bitcoin.plugins.module_utils._scenario import N
 NETWORKS = {"lab": ["n1", "n2", "n3", "n4", "n5"]}
 
 
-@pytest.mark.parametrize("name", ["split-brain.yml", "slow-link.yml"])
+@pytest.mark.parametrize("name", ["split-brain.yml", "slow-link.yml", "latency.yml"])
 def test_shipped_scenarios_pass(name: str) -> None:
     document = yaml.safe_load((Path("scenarios") / name).read_text())
     checked = parse(document, name, NETWORKS)
-    assert checked["network"] == "lab" and checked["steps"] and checked["name"] in ("split brain", "slow link")
+    assert checked["network"] == "lab" and checked["steps"] and checked["name"] in ("split brain", "slow link", "latency")
+
+
+def test_the_continents_scenario_passes_on_its_inventory() -> None:
+    document = yaml.safe_load((Path("scenarios") / "continents.yml").read_text())
+    assert parse(document, "continents.yml", {"world": [f"w{index}" for index in range(1, 11)]})["network"] == "world"
+
+
+def test_a_traffic_step_takes_its_own_hashrate_shares() -> None:
+    assert parse({"steps": [{"traffic": {"blocks": 3, "shares": {"n1": 70, "n3": 30}}}]}, "s.yml", NETWORKS)
+    with pytest.raises(ValueError) as caught:
+        parse({"steps": [{"traffic": {"blocks": 3, "shares": {"n1": 0, "n9": 5}}}]}, "s.yml", NETWORKS)
+    assert "traffic 'shares' maps miners to hashrate shares (positive numbers), got {'n1': 0, 'n9': 5}" in str(caught.value)
+    with pytest.raises(ValueError, match="node 'n9' is not a node of this network"):
+        parse({"steps": [{"traffic": {"blocks": 3, "shares": {"n9": 5}}}]}, "s.yml", NETWORKS)
 
 
 def test_every_problem_is_listed_at_once() -> None:
