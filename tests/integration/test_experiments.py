@@ -121,6 +121,28 @@ def test_latency_without_netem_shows_in_ping_times_and_in_block_arrival(lab: tup
                                       {"kind": "latency", "from": "n1", "to": "n2", "delay": 50},
                                       {"kind": "latency", "from": "n1", "to": "n5", "delay": "0.1s", "jitter": "40ms"}]
     made.write(topology(declared))
+    try:
+        held_latency(made, client)
+    finally:  # the next tests start from the lab without faults, whatever happened here
+        made.write(topology())
+        cleared = made.playbook("deploy.yml")
+    assert cleared.rc == 0 and holders(client) == {}, cleared.output[-3000:]
+    assert statistics.median(pings(client, "n1", ["n3"], 5)["n3"]) < 20
+
+    # The latency scenario on the lab without faults: n3 alone at 200 ms. Tips read every 20 ms
+    # (the default 0.1 s is as long as the effect measured).
+    run = made.playbook("playbooks/scenario.yml", "-e", f"scenario={ROOT / 'scenarios' / 'latency.yml'}", "-e", "scenario_poll=0.02")
+    assert run.rc == 0, run.output[-3000:]
+    report, text = report_of(made, "latency.yml")
+    propagation = report["propagation"]
+    # Each block waits 100 ms on its way into n3.
+    assert propagation["n3"]["median"] >= 0.1, propagation
+    assert propagation["n3"]["median"] - max(propagation[node]["median"] for node in ("n2", "n4", "n5")) >= 0.06, propagation
+    assert re.search(r"\| n3 \| \d+ \| 0\.[1-9]", text), text
+    assert holders(client) == {}, "the scenario's fault is gone"
+
+
+def held_latency(made: Lab, client: docker.DockerClient) -> None:
     check = made.playbook("deploy.yml", "--check", "--diff")
     assert check.rc == 0, check.output[-3000:]
     assert f"+{NETWORK}-n3: latency 200ms on n3" in check.output
@@ -141,20 +163,6 @@ def test_latency_without_netem_shows_in_ping_times_and_in_block_arrival(lab: tup
     assert all(58 <= value <= 150 for value in samples["n5"]), samples["n5"]  # 100 ms ±40 (and the lab's own ms)
     assert max(samples["n5"]) - min(samples["n5"]) >= 40, samples["n5"]       # the jitter spreads them
     assert statistics.median(pings(client, "n4", ["n5"], 5)["n5"]) < 20       # no fault between n4 and n5
-
-    run = made.playbook("playbooks/scenario.yml", "-e", f"scenario={ROOT / 'scenarios' / 'latency.yml'}")
-    assert run.rc == 0, run.output[-3000:]
-    report, text = report_of(made, "latency.yml")
-    propagation = report["propagation"]
-    # Each block waits 100 ms on its way into n3 (the others see it within the 0.1 s the scenario polls).
-    assert propagation["n3"]["median"] >= 0.1, propagation
-    assert propagation["n3"]["median"] - max(propagation[node]["median"] for node in ("n2", "n4", "n5")) >= 0.06, propagation
-    assert re.search(r"\| n3 \| \d+ \| 0\.[1-9]", text), text
-
-    made.write(topology())
-    cleared = made.playbook("deploy.yml")
-    assert cleared.rc == 0 and holders(client) == {}, cleared.output[-3000:]
-    assert statistics.median(pings(client, "n1", ["n3"], 5)["n3"]) < 20
 
 
 def test_a_host_that_cannot_delay_packets_is_refused_naming_both_kernel_features(client: docker.DockerClient) -> None:
@@ -350,7 +358,7 @@ def test_a_scenario_file_is_checked_whole_before_anything_runs(lab: tuple[Lab, R
     for problem in ("steps[0]: node 'n9' is not a node of this network", "steps[1]: a partition needs 'groups'",
                     "steps[2]: unknown step 'wiat' (did you mean 'wait'?)", "steps[3]: wait needs a condition"):
         assert problem in run.output, problem
-    assert not (Path(made.directory) / "state" / "reports").exists()
+    assert not list((Path(made.directory) / "state" / "reports").glob("bad-*")), "no report: nothing ran"
 
 
 def test_split_brain_scenario_forks_heals_and_reports_the_reorg(lab: tuple[Lab, Run], client: docker.DockerClient) -> None:
@@ -400,7 +408,10 @@ def test_a_scenarios_cleanup_goes_on_past_a_node_it_cannot_clean_and_names_it(
         thread.join(timeout=300)
     (run,) = runs
     assert run.rc != 0
-    assert "failed at cleanup: n2: its container is exited (stopped outside the scenario)" in run.output, run.output[-3000:]
+    # n2 may stop while the partition's links are still being closed (the step fails) or during the
+    # sleep (the cleanup fails first): either way the cleanup names it.
+    assert "scenario 'stopped' failed at" in run.output and "n2: its container is exited (stopped outside the scenario)" in run.output, (
+        run.output[-3000:])
     report, text = report_of(made, "stopped.yml")
     assert report["cleanup"] == ["n2: its container is exited (stopped outside the scenario): its links are left to the next deploy"]
     assert "## Cleanup" in text
