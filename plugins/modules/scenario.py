@@ -471,8 +471,8 @@ class Run:
                 self.step_log.append({"at": began, "step": text, "seconds": took, "result": str(failure), "ok": False})
                 break
         self.cleanup_failures = self.cleanup()
-        if self.cleanup_failures and not error:
-            error = "cleanup: " + "; ".join(self.cleanup_failures)
+        if self.cleanup_failures:  # said with the step that failed, if one did
+            error = (f"{error}; " if error else "") + "cleanup: " + "; ".join(self.cleanup_failures)
         time.sleep(max(0.5, 3 * self.params["poll"]))
         self.stop.set()
         for thread in watchers:

@@ -397,21 +397,22 @@ def test_a_scenarios_cleanup_goes_on_past_a_node_it_cannot_clean_and_names_it(
     made, _deployed = lab
     scenario = tmp_path / "stopped.yml"
     scenario.write_text(yaml.safe_dump({"name": "stopped", "steps": [
-        {"fault": {"kind": "partition", "groups": [["n1", "n2"], ["n3", "n4", "n5"]]}}, {"sleep": 6}]}))
+        {"fault": {"kind": "partition", "groups": [["n1", "n2"], ["n3", "n4", "n5"]]}}, {"mine": {"node": "n4", "blocks": 1}},
+        {"sleep": 8}]}))
+    height = int(cli(client, f"{NETWORK}-n4", "getblockcount"))
     runs: list[Run] = []
     thread = threading.Thread(target=lambda: runs.append(made.playbook("playbooks/scenario.yml", "-e", f"scenario={scenario}")))
     thread.start()
     try:
-        assert wait_for(lambda: len(holders(client)) == 5, timeout=60), "the partition is held"
+        # n4's block comes once the partition step is over (its links closed and checked): then n2 stops.
+        assert wait_for(lambda: int(cli(client, f"{NETWORK}-n4", "getblockcount")) > height, timeout=60, interval=0.2)
+        assert len(holders(client)) == 5, "the partition is held"
         client.containers.get(f"{NETWORK}-n2").stop(timeout=2)
     finally:
         thread.join(timeout=300)
     (run,) = runs
     assert run.rc != 0
-    # n2 may stop while the partition's links are still being closed (the step fails) or during the
-    # sleep (the cleanup fails first): either way the cleanup names it.
-    assert "scenario 'stopped' failed at" in run.output and "n2: its container is exited (stopped outside the scenario)" in run.output, (
-        run.output[-3000:])
+    assert "failed at cleanup: n2: its container is exited (stopped outside the scenario)" in run.output, run.output[-3000:]
     report, text = report_of(made, "stopped.yml")
     assert report["cleanup"] == ["n2: its container is exited (stopped outside the scenario): its links are left to the next deploy"]
     assert "## Cleanup" in text
