@@ -84,6 +84,13 @@ def remove_holder(docker: Docker, holder: dict[str, Any]) -> None:
             raise
 
 
+def _throwaway(image: str, script: str, network_mode: str) -> dict[str, Any]:
+    """A one-shot shell script as root in `image`, as confined as a holder (the probe and the sweep)."""
+    return {"Image": image, "User": "root", "Entrypoint": ["/bin/sh", "-c"], "Cmd": [script], "Healthcheck": {"Test": ["NONE"]},
+            "Labels": {"peerlab.role": "probe"},
+            "HostConfig": {"NetworkMode": network_mode, "RestartPolicy": {"Name": "no"}, **CONFINED}}
+
+
 # What a holder that is gone without its EXIT trap (SIGKILL, `docker rm -f`) may have left in its
 # node's namespace: the PEERLAB chains, an htb root on an interface. Removed, and said whether any was.
 SWEEP = "\n".join([
@@ -102,10 +109,7 @@ SWEEP = "\n".join([
 
 def sweep(docker: Docker, node: dict[str, Any]) -> bool:
     """Remove what a vanished holder left in a running node's namespace; whether there was anything."""
-    body = {"Image": node["Image"], "User": "root", "Entrypoint": ["/bin/sh", "-c"], "Cmd": [SWEEP],
-            "Healthcheck": {"Test": ["NONE"]}, "Labels": {"peerlab.role": "probe"},
-            "HostConfig": {"NetworkMode": f"container:{node['Id']}", "RestartPolicy": {"Name": "no"}, **CONFINED}}
-    ok, output = docker.run_once(body)
+    ok, output = docker.run_once(_throwaway(node["Image"], SWEEP, f"container:{node['Id']}"))
     if not ok:
         raise DockerError(f"could not sweep {labelled_container(node.get('Labels') or {})}'s namespace: {output.strip()[-300:]}")
     return "swept=1" in output
@@ -166,10 +170,7 @@ def delay_probe(docker: Docker, image: str, host: str) -> tuple[str, str]:
               "iptables -w -A OUTPUT -o lo -j NFQUEUE --queue-num 1 --queue-bypass 2>/tmp/queue "
               "|| { echo \"tc: $(cat /tmp/netem); iptables: $(cat /tmp/queue)\"; exit 1; }\n"
               f"{program}\necho way=queue\n")
-    body = {"Image": image, "User": "root", "Entrypoint": ["/bin/sh", "-c"], "Cmd": [script], "Healthcheck": {"Test": ["NONE"]},
-            "Labels": {"peerlab.role": "probe"},
-            "HostConfig": {"NetworkMode": "none", "RestartPolicy": {"Name": "no"}, **CONFINED}}
-    ok, output = docker.run_once(body)
+    ok, output = docker.run_once(_throwaway(image, script, "none"))
     for way in (NETEM, QUEUE):
         if ok and f"way={way}" in output:
             return way, ""
