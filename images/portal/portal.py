@@ -231,7 +231,24 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
         edges.append({"id": f"{source}|{target}", "from": source, "to": target, "kind": "undeclared", "connected": True})
     return {"name": network.name, "chain": network.chain, "file_version": version, "nodes": nodes,
             "edges": edges + external_edges, "external": sorted(externals.values(), key=lambda item: item["id"]),
-            "hosts": sorted({node.host for node in network.nodes}), "observed": state is not None}
+            "hosts": sorted({node.host for node in network.nodes}), "observed": state is not None,
+            "activity": activity_view(network, live_nodes)}
+
+
+def activity_view(network: Any, live_nodes: dict[str, Any]) -> dict[str, Any] | None:
+    """The network's background activity as declared (its container keeps it running), with what
+    the nodes hold now (the largest mempool, the highest tip) and its Graphite counters' names."""
+    activity = getattr(network, "activity", None)
+    if activity is None:
+        return None
+    mempools = [(live.get("mempool") or {}).get("size") for live in live_nodes.values()]
+    heights = [live.get("height") for live in live_nodes.values()]
+    return {"tx_per_second": activity.tx_per_second, "block_interval": activity.block_interval,
+            "fee_rates": list(activity.fee_rates) if activity.fee_rates else None,
+            "pairs": [list(pair) for pair in activity.pairs],
+            "mempool": max((size for size in mempools if isinstance(size, int)), default=None),
+            "height": max((height for height in heights if isinstance(height, int)), default=None),
+            "metrics": {kind: f"peerlab.{network.name}.network.activity.{kind}" for kind in ("payments", "failed", "blocks")}}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 """A scenario file checked against the inventory (every problem at once, before anything
 changes), then run by the scenario module on the Docker host of its network, with that network's
 nodes (names, ports, passwords; their addresses are read on the host), topology faults, miners and
-hashrate shares. The other Docker hosts of the play skip."""
+hashrate shares. A Swarm network on several Docker hosts runs on all of them at once: the first
+Swarm manager of the play conducts, every other host of the network is its agent
+(plugins/module_utils/_hub.py). The other Docker hosts of the play skip."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from ansible_collections.peerlab.bitcoin.plugins.plugin_utils._deployment import
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("scenario", "source", "poll", "wallet"))
+    _VALID_ARGS = frozenset(("scenario", "source", "poll", "wallet", "hub_port", "hub_token"))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -39,13 +41,34 @@ class ActionModule(ActionBase):
         hosts = sorted({node.host for node in network.nodes})
         if network.chain != "regtest":
             return dict(result, failed=True, msg=f"{source}: scenarios run on regtest networks; '{network.name}' is {network.chain}")
-        if len(hosts) != 1:
-            return dict(result, failed=True, msg=f"{source}: network '{network.name}' spans Docker hosts {', '.join(hosts)}; a scenario "
-                                                 "runs on one Docker host's nodes (its faults and kills act through that host's engine)")
-        if hosts[0] != host:
-            return dict(result, skipped=True, skip_reason=f"network {network.name} runs on {hosts[0]}")
+        steps = {kind for step in checked["steps"] for kind in step}
+        hub: dict[str, Any] = {"role": "alone"}
+        nodes = node_access(context, network, host)
+        conductor = hosts[0]
+        if len(hosts) > 1:
+            managers = [name for name in task_vars.get("ansible_play_hosts") or []
+                        if name in (task_vars.get("groups") or {}).get("peerlab_swarm_managers", [])]
+            if not network.swarm or not managers:
+                return dict(result, failed=True, msg=f"{source}: network '{network.name}' spans Docker hosts {', '.join(hosts)}: "
+                                                     "a scenario across hosts is conducted from a Swarm manager of the play "
+                                                     "(peerlab_swarm_managers)")
+            if steps & {"kill", "restart"}:
+                return dict(result, failed=True, msg=f"{source}: kill and restart steps act on one Docker host's containers; on a "
+                                                     "Swarm a killed task is replaced at once (pause a node with a fault instead)")
+            if not args.get("hub_token"):
+                return dict(result, failed=True, msg=f"{source}: a scenario across Docker hosts needs hub_token "
+                                                     "(playbooks/scenario.yml makes one)")
+            conductor = sorted(managers)[0]
+            if host == conductor:
+                nodes = [dict(node, host=other) for other in hosts for node in node_access(context, network, other)]
+                hub = {"role": "conductor", "agents": [other for other in hosts if other != host]}
+            elif host in hosts:
+                hub = {"role": "agent"}
+            hub.update(port=int(args.get("hub_port") or 18450), token=str(args["hub_token"]))
+        if host != conductor and hub["role"] != "agent":
+            return dict(result, skipped=True, skip_reason=f"network {network.name} runs on {', '.join(hosts)}")
         module_args = {
-            "nodes": node_access(context, network, host), "network": network.name, "p2p_port": network.p2p_port,
+            "nodes": nodes, "network": network.name, "p2p_port": network.p2p_port, "host": host, "hub": hub,
             "faults": [fault.as_dict() for fault in network.faults], "miners": list(network.miners), "shares": dict(network.shares),
             "scenario": checked, "observer_url": d.urls()["observer"] if d.settings.common.monitoring else "",
             "poll": float(args.get("poll", 0.1)), "docker_socket": d.settings.network.docker_socket}

@@ -6,15 +6,8 @@ Pure: the validation (the topology model's words, every problem at once), each n
 iptables rules and tc qdiscs in its network namespace, whether it is paused), the links a fault
 cuts, and the hash a node's fault holder carries. `_netfault.py` carries a plan out.
 
-Kinds (a node's every P2P link, or one directed edge `from -> to`):
-  partition  groups that cannot reach each other (nodes in no group reach everyone)
-  loss       percent of P2P packets dropped (a node: both directions; an edge: what `from` sends to `to`)
-  bandwidth  a rate for P2P traffic (a node: each direction, shaped out and policed in; an edge: what `from` sends to `to`)
-  latency    delay and jitter: a round trip through the node (or along the edge) grows by the delay,
-             each packet drawn within ±jitter (netem where the kernel has it, else netfilter queues
-             and the user-space delay program in `_delayer.py`)
-  pause      the node's container is paused (SIGSTOP to every process)
-`kill` is ad hoc only (fault.yml and scenarios): it stops the container at once.
+The kinds (partition, loss, bandwidth, latency, pause; kill ad hoc only) are declared once, in
+DECLARED: their settings, where they act and their row of the docs table.
 """
 
 from __future__ import annotations
@@ -30,16 +23,79 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-KINDS: dict[str, frozenset[str]] = {
-    # kind -> its keys besides `kind`, `node`, `from` and `to`
-    "partition": frozenset({"groups"}),
-    "loss": frozenset({"percent"}),
-    "bandwidth": frozenset({"rate"}),
-    "latency": frozenset({"delay", "jitter"}),
-    "pause": frozenset(),
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of fault, declared once: the validation, the topology schema's enum
+    (docs/topology.schema.json), fault.yml's -e settings and the docs table (docs/experiments.md)
+    come from DECLARED; tools/declared.py writes the two files and a unit test holds them equal."""
+    keys: frozenset[str]   # its settings besides kind, node, from and to
+    place: str             # where it acts: "groups", "node", or "node or edge"
+    what: str              # the docs table: what it does,
+    how: str               # how the holder does it,
+    needs: str             # and what it needs from the Docker host's kernel
+    adhoc: bool = False    # fault.yml and scenarios only, never in a topology
+
+
+DECLARED: dict[str, Kind] = {
+    "partition": Kind(
+        frozenset({"groups"}), "groups",
+        ('nodes of different groups cannot reach each other; links across are closed at once at both ends (the far end '
+         'drops the inbound connection too: the partition would drop the FIN), kept as added nodes, reopened and '
+         'verified when the partition goes'),
+        ("iptables in each grouped node's namespace: TCP to the other side refused with a reset (an open connection "
+         "breaks on its next send), everything else dropped both ways"),
+        'netfilter (`iptables`, nf_tables or legacy), `REJECT`'),
+    "loss": Kind(
+        frozenset({"percent"}), "node or edge",
+        '`percent` of P2P packets dropped',
+        'iptables `-m statistic --mode random` on P2P ports, out and in (an edge: out, to that peer)',
+        '`xt_statistic`'),
+    "bandwidth": Kind(
+        frozenset({"rate"}), "node or edge",
+        'P2P traffic limited to `rate` (`8kbit` and up: `64kbit`, `10mbit`)',
+        ("out: an htb class with u32 filters on the P2P port (an edge: and the peer's address); in (a node): iptables "
+         "`hashlimit` drops what exceeds the rate, and TCP backs off to it"),
+        '`sch_htb`, `cls_u32`, `xt_hashlimit` (this machine has no `act_police`, so ingress is policed by netfilter)'),
+    "latency": Kind(
+        frozenset({"delay", "jitter"}), "node or edge",
+        '`delay` (and `jitter`) on P2P packets: a round trip through the node (or along the edge) takes `delay` ± `jitter` longer',
+        ('with netem: a netem leaf under the htb class (a node: on what it sends); without: iptables `NFQUEUE` rules and'
+         ' the **delay program** in the holder (below)'),
+        '`sch_netem`, or else `nfnetlink_queue` and `xt_NFQUEUE`'),
+    "pause": Kind(
+        frozenset(), "node",
+        'the node freezes: no RPC, no P2P; its links are neither closed nor waited for; the deploy leaves it paused',
+        "the engine's pause (cgroup freezer)",
+        'cgroup freezer'),
+    "kill": Kind(
+        frozenset(), "node",
+        ("SIGKILL; the engine counts it as stopped by the user, so the restart policy leaves it down until "
+         "`playbooks/start.yml`, the next deploy, or the scenario's end starts it (on a Swarm, Swarm starts a new task "
+         "at once: a crash and its repair)"),
+        '`POST /containers/<id>/kill`',
+        '-', adhoc=True),
 }
-ADHOC_KINDS = frozenset(KINDS) | {"kill"}
-NODE_ONLY = frozenset({"pause", "kill"})
+KINDS: dict[str, frozenset[str]] = {name: kind.keys for name, kind in DECLARED.items() if not kind.adhoc}
+ADHOC_KINDS = frozenset(DECLARED)
+NODE_ONLY = frozenset(name for name, kind in DECLARED.items() if kind.place == "node")
+SETTINGS = sorted(frozenset().union(*(kind.keys for kind in DECLARED.values())))  # fault.yml's -e keys besides kind and place
+
+
+def docs_table() -> list[str]:
+    """The kinds' table in docs/experiments.md."""
+    lines = ["| kind | what it does | how | needs from the Docker host's kernel |", "|---|---|---|---|"]
+    return lines + [f"| `{name}`{' (ad hoc only)' if kind.adhoc else ''} | {kind.what} | {kind.how} | {kind.needs} |"
+                    for name, kind in DECLARED.items()]
+
+
+def from_settings(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The fault an -e fault=KIND run names, from its other -e settings (a partition's groups as
+    `sides`: `groups` is Ansible's own variable); what is not set stays out."""
+    names = {"node": "node", "from": "from", "to": "to", "groups": "sides", **{key: key for key in SETTINGS if key != "groups"}}
+    return {"kind": kind, **{key: settings[name] for key, name in names.items() if settings.get(name) is not None}}
+
+
 RATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(bit|kbit|mbit|gbit)$")
 DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s)?$")
 RATE_UNITS = {"bit": 1, "kbit": 1000, "mbit": 1000 ** 2, "gbit": 1000 ** 3}
@@ -149,8 +205,8 @@ def _one(entry: object, nodes: list[str], kinds: frozenset[str], fail: Callable[
         hint = f" (did you mean '{close[0]}'?)" if close else f" (kinds: {', '.join(sorted(kinds))})"
         fail(f"unknown fault kind {kind!r}{hint}{extra}")
         return None
-    allowed = (KINDS.get(kind, frozenset()) | {"kind"} | ({"node"} if kind in NODE_ONLY else {"node", "from", "to"})
-               if kind != "partition" else KINDS[kind] | {"kind"})
+    place = {"groups": set(), "node": {"node"}, "node or edge": {"node", "from", "to"}}[DECLARED[kind].place]
+    allowed = DECLARED[kind].keys | {"kind"} | place
     unknown = sorted(set(entry) - allowed)
     if unknown:
         fail(f"unknown key '{unknown[0]}' in a {kind} fault (valid keys: {', '.join(sorted(allowed))})")

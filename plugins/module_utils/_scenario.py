@@ -249,9 +249,12 @@ def markdown(report: dict[str, Any]) -> str:
         stale = " (stale)" if block.get("stale") else ""
         height = "?" if block.get("height") is None else block["height"]
         lines.append(f"| {height} | `{block['hash'][:12]}`{stale} | {block.get('miner') or '?'} | " + " | ".join(cells) + " |")
-    lines += ["", "| node | blocks seen | median (s) | max (s) |", "|---|---|---|---|"]
+    hosts = report.get("hosts") or {}  # a network across Docker hosts: where each node ran
+    lines += ["", "| node |" + (" Docker host |" if hosts else "") + " blocks seen | median (s) | max (s) |",
+              "|---|" + ("---|" if hosts else "") + "---|---|---|"]
     for node, stats in report["propagation"].items():
-        lines.append(f"| {node} | {stats['blocks']} | {stats.get('median', '-')} | {stats.get('max', '-')} |")
+        where = f" {hosts.get(node, '?')} |" if hosts else ""
+        lines.append(f"| {node} |{where} {stats['blocks']} | {stats.get('median', '-')} | {stats.get('max', '-')} |")
     lines += ["", "## Forks and reorganisations", ""]
     lines.append(f"Most distinct tips at once: {report['max_tips']}. Deepest reorganisation: {report['reorg_depth']} block(s).")
     if report["reorgs"]:

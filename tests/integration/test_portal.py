@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -468,6 +469,36 @@ def test_stop_and_start_the_network(lab: Lab, browser: Any, client: docker.Docke
     browser.find_element(By.ID, "act-mine").click()
     assert "mine a block: done in" in finished(browser, previous)
     assert wait_for(lambda: {int(cli(client, f"{NETWORK}-n{index}", "getblockcount")) for index in range(1, 7)} == {height + 1}, timeout=30)
+
+
+def test_the_network_page_shows_the_background_activity(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    """`activity:` in the topology: the page says what was declared and what the nodes hold now,
+    with the payments chart; without it, nothing."""
+    before = lab.topology.read_text()
+    document = yaml.safe_load(before)
+    document["networks"][NETWORK]["activity"] = {"tx_per_second": 2, "block_interval": 5, "fee_rates": [1, 20], "seed": 5}
+    lab.topology.write_text(yaml.safe_dump(document, sort_keys=False))
+    try:
+        started = lab.playbook("deploy.yml")
+        assert started.rc == 0 and list(started.changes) == [f"peerlab-activity-{NETWORK}"], started.output[-3000:]
+        browser.get(f"{PORTAL}/network/{NETWORK}")
+        declared = wait_for(lambda: browser.find_element(By.ID, "activity-declared").text, timeout=30, interval=0.5)
+        assert declared == "2 payment(s)/s, a block every 5 s, fees 1 to 20 sat/vB, every node pays every other ·", declared
+
+        def height() -> int:
+            found = re.search(r"height (\d+)", browser.find_element(By.ID, "activity-now").text)
+            return int(found[1]) if found else 0
+        first = wait_for(height, timeout=30, interval=0.5)
+        assert first and wait_for(lambda: height() > first, timeout=60, interval=1), "the activity's blocks show as they come"
+        chart = browser.find_element(By.CSS_SELECTOR, "#activity img.chart").get_attribute("src")
+        assert "perSecond" in chart and f"peerlab.{NETWORK}.network.activity.payments" in urllib.parse.unquote(chart)
+        shot(browser, "activity")
+    finally:
+        lab.topology.write_text(before)
+        removed = lab.playbook("deploy.yml")
+    assert removed.rc == 0 and list(removed.changes) == [f"peerlab-activity-{NETWORK}"], removed.output[-3000:]
+    browser.refresh()
+    assert wait_for(lambda: not browser.find_element(By.ID, "activity").is_displayed(), timeout=30), "no activity, no strip"
 
 
 def test_the_portal_goes_with_the_lab(lab: Lab, client: docker.DockerClient) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -280,3 +283,20 @@ def test_adhoc_faults_are_validated_like_the_topology() -> None:
     with pytest.raises(DeploymentError, match="network 'other' is not in this inventory"):
         adhoc(model, "other", [{"kind": "pause", "node": "n1"}])
     assert adhoc(model, "", []) == ({}, []), "clear=true: every network back to its topology's faults"
+
+
+def test_the_schema_and_the_docs_table_say_what_the_declaration_says() -> None:
+    check = subprocess.run([sys.executable, "tools/declared.py", "--check"], capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+    fault = json.loads(Path("docs/topology.schema.json").read_text())["$defs"]["fault"]["properties"]
+    assert fault["kind"]["enum"] == ["partition", "loss", "bandwidth", "latency", "pause"] == list(_faults.KINDS)
+    assert set(_faults.SETTINGS) <= set(fault)
+    table = Path("docs/experiments.md").read_text().split("<!-- fault-kinds")[1].split("<!-- /fault-kinds -->")[0]
+    assert [row.split("`")[1] for row in table.splitlines() if row.startswith("| `")] == list(_faults.DECLARED)
+
+
+def test_a_kind_declared_once_reaches_fault_yml_settings() -> None:
+    settings = {"node": "n3", "percent": "30", "sides": [["n1"], ["n2"]], "rate": None, "unrelated": 1}
+    assert _faults.from_settings("loss", settings) == {"kind": "loss", "node": "n3", "percent": "30", "groups": [["n1"], ["n2"]]}
+    assert set(_faults.SETTINGS) == {"groups", "percent", "rate", "delay", "jitter"}
+    assert {"pause", "kill"} == _faults.NODE_ONLY and _faults.ADHOC_KINDS - set(_faults.KINDS) == {"kill"}

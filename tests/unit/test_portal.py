@@ -194,3 +194,15 @@ def test_quick_apply_waits_for_a_run_only_a_moment_and_says_who_holds_the_lock(t
 def test_quick_apply_is_off_without_its_settings() -> None:
     assert quick.Settings.from_config({}) is None
     assert quick.Settings.from_config({"quick": {"docker_host": "localhost"}}) is None
+
+
+def test_view_shows_the_declared_activity_and_what_the_nodes_hold_now() -> None:
+    declared = {"tx_per_second": 2, "block_interval": 5, "fee_rates": [1, 20]}
+    network = parse({"lab": {**LAB["lab"], "activity": declared}}, "t.peerlab.yml")[0]
+    state = {"nodes": {"n1": node(True, [], mempool={"size": 7, "bytes": 900}), "n2": node(True, [], mempool={"size": 3}, height=9),
+                       "n3": node(False, [])}}
+    activity = portal.network_view(network, state, "v")["activity"]
+    assert activity == {"tx_per_second": 2.0, "block_interval": 5.0, "fee_rates": [1.0, 20.0], "pairs": [], "mempool": 7, "height": 9,
+                        "metrics": {"payments": "peerlab.lab.network.activity.payments", "failed": "peerlab.lab.network.activity.failed",
+                                    "blocks": "peerlab.lab.network.activity.blocks"}}
+    assert portal.network_view(parse(LAB, "t.peerlab.yml")[0], state, "v")["activity"] is None

@@ -20,6 +20,12 @@ def test_shipped_scenarios_pass(name: str) -> None:
     assert checked["network"] == "lab" and checked["steps"] and checked["name"] in ("split brain", "slow link", "latency")
 
 
+def test_the_swarm_split_brain_passes_on_the_swarm_lab() -> None:
+    document = yaml.safe_load((Path("scenarios") / "split-brain-swarm.yml").read_text())
+    checked = parse(document, "split-brain-swarm.yml", {"sw": ["a", "b", "c", "d"]})
+    assert checked["network"] == "sw" and {"fault": {"kind": "partition", "groups": [["a", "b"], ["c", "d"]]}} in checked["steps"]
+
+
 def test_the_continents_scenario_passes_on_its_inventory() -> None:
     document = yaml.safe_load((Path("scenarios") / "continents.yml").read_text())
     assert parse(document, "continents.yml", {"world": [f"w{index}" for index in range(1, 11)]})["network"] == "world"

@@ -154,7 +154,34 @@
     graphElement.dataset.version = view.file_version;
     graphElement.dataset.refreshed = String(state.refreshed);
     if (!view.observed) say("no live data: the observer does not answer (is the monitoring stack deployed?)", "warn");
+    showActivity(view);
     showPanel();
+  }
+
+  // The network's background activity (its `activity:` in the topology): as declared, what the
+  // nodes hold now, and the payments counter from Graphite.
+  function showActivity(view) {
+    const strip = document.getElementById("activity");
+    const activity = view.activity;
+    strip.hidden = !activity;
+    if (!activity) return;
+    const declared = [`${activity.tx_per_second} payment(s)/s`,
+      activity.block_interval ? `a block every ${activity.block_interval} s` : "no blocks",
+      activity.fee_rates ? `fees ${activity.fee_rates[0]} to ${activity.fee_rates[1]} sat/vB` : "",
+      activity.pairs.length ? `between ${activity.pairs.map((pair) => pair.join("→")).join(", ")}` : "every node pays every other"];
+    const now = `now: mempool ${text(activity.mempool)} tx, height ${text(activity.height)}`;
+    if (!strip.firstChild) {  // made once: the chart is not fetched again on every refresh
+      const children = [element("strong", { text: "background activity" }), element("span", { id: "activity-declared" }),
+        element("span", { id: "activity-now" })];
+      if (view.graphite) {
+        const target = `perSecond(${activity.metrics.payments})`;
+        children.push(element("img", { class: "chart", alt: "payments per second",
+          src: `${view.graphite}/render?target=${encodeURIComponent(target)}&from=-30min&width=300&height=80&hideLegend=true&title=payments%2Fs&bgcolor=white&fgcolor=333333` }));
+      }
+      strip.replaceChildren(...children);
+    }
+    document.getElementById("activity-declared").textContent = ` ${declared.filter(Boolean).join(", ")} · `;
+    document.getElementById("activity-now").textContent = now;
   }
 
   async function refresh() {

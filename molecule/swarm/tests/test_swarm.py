@@ -222,6 +222,33 @@ def test_a_partition_across_hosts_splits_the_chain_and_heals() -> None:
     assert not any(run(on(host), "docker", "ps", "-aq", "--filter", "label=peerlab.role=fault") for host in HOSTS)
 
 
+def test_the_split_brain_scenario_runs_across_the_hosts_and_reports_block_arrival_on_each(tmp_path: Path) -> None:
+    """The manager conducts; each worker's agent acts on its own nodes (their RPC, their fault holders)."""
+    reports = tmp_path / "reports"
+    result = playbook("playbooks/scenario.yml", INVENTORY, "-e", "scenario=scenarios/split-brain-swarm.yml",
+                      "-e", f"scenario_reports_dir={reports}")
+    assert result.returncode == 0, result.stdout[-4000:]
+    (found,) = reports.glob("split-brain-swarm-*.json")
+    report = json.loads(found.read_text())
+    assert report["ok"] and report["hosts"] == PLACEMENT
+    assert report["max_tips"] >= 2 and report["reorg_depth"] >= 2
+    assert {reorg["node"] for reorg in report["reorgs"] if reorg["depth"] >= 2} == {"a", "b"}, "the shorter side reorganised"
+    ours = [block for block in report["blocks"] if block.get("ours")]
+    assert [block["miner"] for block in ours] == ["a", "a", "a", "c", "c", "c"]
+    assert [block["stale"] for block in ours] == [False, True, True, False, False, False]
+    for block in ours[3:]:  # c's blocks, mined on the second worker, arrived on every host (a and b after the heal)
+        assert set(block["propagation"]) == set(PLACEMENT), block
+        assert block["propagation"]["d"] < block["propagation"]["a"], "d (c's side) had it before the heal, a after"
+    assert "| c | swarm-w2 |" in (reports / found.name.replace(".json", ".md")).read_text()
+    assert "fork" in {alert["detector"] for alert in report["alerts"]}
+    assert wait_for(links_complete, timeout=60, interval=2)
+    assert not any(run(on(host), "docker", "ps", "-aq", "--filter", "label=peerlab.role=fault") for host in HOSTS)
+    # The conductor's listener lived as long as the run.
+    address = json.loads(run(on("swarm-m1"), "docker", "info", "--format", "{{json .Swarm.NodeAddr}}"))
+    probe = on("swarm-w1").run(f"python3 -c 'import socket; socket.create_connection((\"{address}\", 18450), 5)'")
+    assert probe.rc != 0 and "refused" in probe.stderr, probe.stderr
+
+
 def test_a_host_leaves_and_rejoins_and_its_nodes_come_back_by_themselves(tmp_path: Path) -> None:
     manager = on("swarm-m1")
     heights = {node: int(cli(node, "getblockcount")) for node in ("c", "d")}
