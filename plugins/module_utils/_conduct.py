@@ -79,7 +79,7 @@ class LocalHands:
 
     def do(self, job: dict[str, Any]) -> Any:
         """A job from the conductor, on an agent's host."""
-        if job["node"] not in self.specs and job["do"] != "hold":
+        if job["do"] != "hold" and job.get("node") not in self.specs:
             raise ValueError(f"{job['node']} is not a node of this host")
         if job["do"] == "rpc":
             rpc = self.rpc(job["node"], bool(job.get("wallet")), float(job.get("timeout", 30)))
@@ -109,7 +109,10 @@ class RemoteHands:
         try:
             return self.hub.ask(self.host, job, timeout)
         except HubError as error:
-            raise _ERRORS.get(error.kind, unreachable)(f"{self.host}: {error}") from None
+            kind = _ERRORS.get(error.kind, unreachable)
+            if issubclass(kind, RpcError):  # with its code: a caller tells "wallet not found" from the rest
+                raise kind(f"{self.host}: {error}", error.code) from None
+            raise kind(f"{self.host}: {error}") from None
 
     def rpc(self, name: str, wallet: bool, timeout: float) -> Rpc:
         return RemoteRpc(self, name, wallet, timeout)

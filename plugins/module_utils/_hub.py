@@ -41,9 +41,10 @@ class HubError(Exception):
     """The other side could not be reached, refused us, or failed what it was asked (`kind`: the
     name of the agent's exception, or hub, timeout, lost)."""
 
-    def __init__(self, message: str, kind: str = "hub") -> None:
+    def __init__(self, message: str, kind: str = "hub", code: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.code = code  # an RPC error's code (wallet not found, ...), as the agent got it
 
 
 def sign(token: str, path: str, stamp: str, nonce: str, body: bytes) -> str:
@@ -179,7 +180,7 @@ class Hub:
         finally:
             self.answers.pop(ident, None)
         if not answer.get("ok"):
-            raise HubError(str(answer.get("error") or "failed"), str(answer.get("type") or "error"))
+            raise HubError(str(answer.get("error") or "failed"), str(answer.get("type") or "error"), answer.get("code"))
         return answer.get("value")
 
     def close(self, timeout: float = 5.0) -> None:
@@ -260,7 +261,9 @@ class Agent:
         try:
             reply = {"id": job["id"], "ok": True, "value": do(job)}
         except Exception as error:  # its failure goes back to the conductor, whose step reports it
-            reply = {"id": job["id"], "ok": False, "type": error.__class__.__name__, "error": str(error)}
+            code = getattr(error, "code", None)
+            reply = {"id": job["id"], "ok": False, "type": error.__class__.__name__, "error": str(error),
+                     "code": code if isinstance(code, int) else None}
         for _attempt in range(3):
             try:
                 self.post("/answer", reply)

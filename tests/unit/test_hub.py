@@ -45,7 +45,7 @@ def test_an_agent_greets_does_what_it_is_asked_and_ends_with_the_run(hub: Hub) -
 
     def do(job: dict[str, Any]) -> Any:
         if job["do"] == "fail":
-            raise _conduct.RpcUnavailable("getbestblockhash on c: still starting")
+            raise _conduct.RpcUnavailable("getbestblockhash on c: still starting", -28)
         return {"asked": job["do"], "n": job.get("n")}
     outcome = serve(agent, do)
     answers = [hub.ask("w1", {"do": "echo", "n": n}, 10) for n in range(5)]
@@ -53,6 +53,7 @@ def test_an_agent_greets_does_what_it_is_asked_and_ends_with_the_run(hub: Hub) -
     with pytest.raises(HubError) as failed:
         hub.ask("w1", {"do": "fail"}, 10)
     assert failed.value.kind == "RpcUnavailable" and str(failed.value) == "getbestblockhash on c: still starting"
+    assert failed.value.code == -28
     hub.close(timeout=5)
     outcome["thread"].join(5)
     assert outcome == {"thread": outcome["thread"], "done": 6}
@@ -64,12 +65,17 @@ def test_a_failure_of_the_agent_comes_back_as_the_same_error_through_its_hands(h
     hands = _conduct.RemoteHands(hub, "w1")
 
     def do(job: dict[str, Any]) -> Any:
+        if job["do"] == "rpc" and job["method"] == "loadwallet":
+            raise _conduct.RpcError("loadwallet on c: Path does not exist", -18)
         if job["do"] == "rpc":
             raise _conduct.RpcAuthError("credentials refused")
         time.sleep(2)  # a hold that takes longer than the conductor waits
     serve(agent, do)
     with pytest.raises(_conduct.RpcAuthError, match="w1: credentials refused"):
         hands.rpc("c", False, 2).call("getblockchaininfo")
+    with pytest.raises(_conduct.RpcError) as missing:
+        hands.rpc("c", False, 2).call("loadwallet", "peerlab")
+    assert missing.value.code == -18 and type(missing.value) is _conduct.RpcError, "ensure_wallet creates the wallet on this code"
     with pytest.raises(_conduct.DockerError, match=r"w1: the agent on w1 did not answer hold within 0\.5 s"):
         hands.ask({"do": "hold", "plans": {}}, 0.5)
     hub.close(timeout=5)
