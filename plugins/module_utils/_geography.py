@@ -2,8 +2,9 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Geography: nodes placed in regions, and the latency between regions as edge latency faults.
 
-A network's `geography:` names the nodes of each region and, optionally, round-trip times between
-regions (`latency: {europe/asia: 160ms}`). Every ordered pair of nodes in two different regions (or
+A node's `region:` places it (`{name: n1, region: europe}`), or a network's `geography: {regions:
+{europe: [n1, n2]}}` names the nodes of each region; `geography:` also takes round-trip times
+between regions (`latency: {europe/asia: 160ms}`). Every ordered pair of nodes in two different regions (or
 in one region whose own round trip is given) gets a latency fault from one to the other of half the
 round trip, so a round trip between them takes the table's time. A fault the topology declares for
 the same edge replaces the one geography gives it.
@@ -19,6 +20,7 @@ give your own table where it matters.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 from ._faults import Fault, _milliseconds
@@ -37,6 +39,7 @@ EARTH_RADIUS_KM = 6371.0
 ROUTE_FACTOR = 2.1          # path length over great-circle distance (the rule of thumb)
 FIBRE_KM_PER_MS = 204.19    # c / 1.468, the refractive index of silica fibre
 KEYS = frozenset({"regions", "latency"})
+REGION = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
 
 def distance_km(a: str, b: str) -> float:
@@ -57,24 +60,31 @@ def table() -> dict[tuple[str, str], float]:
     return {(a, b): default_rtt(a, b) for a in HUBS for b in HUBS if a < b}
 
 
-def parse(raw: object, nodes: list[str], fail: Callable[[str, str], None], where: str) -> list[Fault]:
-    """A network's `geography:` -> the edge latency faults it gives; every problem to `fail`."""
-    if raw is None:
+def parse(raw: object, nodes: list[str], fail: Callable[[str, str], None], where: str,
+          placed: dict[str, object] | None = None) -> list[Fault]:
+    """A network's `geography:` and its nodes' own `region:` (`placed`: node -> region) -> the edge
+    latency faults they give; every problem to `fail`."""
+    placed = placed or {}
+    if raw is None and not placed:
         return []
     at = f"{where}: geography"
-    if not isinstance(raw, dict) or not isinstance(raw.get("regions"), dict) or not raw["regions"]:
-        fail(at, f"geography needs 'regions': a mapping of region names to lists of nodes, got {raw!r}")
+    raw = {} if raw is None else raw
+    listed = isinstance(raw, dict) and isinstance(raw.get("regions"), dict) and bool(raw["regions"])
+    if not isinstance(raw, dict) or not (listed or ("regions" not in raw and placed)):
+        fail(at, f"geography needs 'regions': a mapping of region names to lists of nodes (or a 'region' on nodes), got {raw!r}")
         return []
     unknown = sorted(set(raw) - KEYS)
     if unknown:
         fail(at, f"unknown key '{unknown[0]}' (valid keys: {', '.join(sorted(KEYS))})")
     region_of: dict[str, str] = {}
+    regions: dict[str, list[str]] = {}
     ok = True
-    for region, members in raw["regions"].items():
+    for region, members in (raw.get("regions") or {}).items():
         if not isinstance(members, list) or not members:
             fail(at, f"region '{region}' needs a list of nodes, got {members!r}")
             ok = False
             continue
+        regions[str(region)] = []
         for member in members:
             if member not in nodes:
                 fail(at, f"region '{region}': {member!r} is not a node of this network (nodes: {', '.join(nodes)})")
@@ -84,10 +94,22 @@ def parse(raw: object, nodes: list[str], fail: Callable[[str, str], None], where
                 ok = False
             else:
                 region_of[member] = str(region)
-    given = _given(raw.get("latency") or {}, set(raw["regions"]), fail, at)
+                regions[str(region)].append(member)
+    for member, region in placed.items():
+        if not isinstance(region, str) or not REGION.match(region):
+            fail(f"{where}: node '{member}'", f"'region' must be a region name such as europe or east-asia, got {region!r}")
+            ok = False
+        elif region_of.get(member, region) != region:
+            fail(f"{where}: node '{member}'", f"its region is '{region}' but geography.regions puts it in '{region_of[member]}'")
+            ok = False
+        else:
+            region_of[member] = region
+            regions.setdefault(region, [])
+            if member not in regions[region]:
+                regions[region].append(member)
+    given = _given(raw.get("latency") or {}, set(regions), fail, at)
     if given is None or not ok:
         return []
-    regions = list(raw["regions"])
     rtt: dict[tuple[str, str], float] = {}
     for a in regions:
         for b in regions:

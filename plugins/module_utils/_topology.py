@@ -37,7 +37,7 @@ IMPLEMENTATIONS: dict[str, dict[str, str]] = {
 
 NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults", "geography", "activity"})
 SETTING_KEYS = frozenset({"implementation", "version", "host", "conf", "conf_unchecked", "resources"})
-NODE_KEYS = SETTING_KEYS | {"name", "publish_p2p"}
+NODE_KEYS = SETTING_KEYS | {"name", "publish_p2p", "region"}
 RESOURCE_KEYS = frozenset({"memory", "cpus"})
 RESERVED_GROUPS = frozenset({"all", "ungrouped"})
 DEFAULT_RESOURCES: dict[str, object] = {"memory": "512m", "cpus": 1.0}
@@ -343,7 +343,8 @@ def _network(check: _Checker, name: str, raw: dict[str, Any], known_hosts: set[s
             check.fail(where, f"miner '{miner}' is not a node of this network{_suggest(miner, set(order), 'nodes')}")
     if miners_raw and chain != "regtest":
         check.fail(where, f"miners are for regtest only; {chain} blocks come from the real network")
-    faults = _geography.merge(_geography.parse(raw.get("geography"), order, check.fail, where),
+    placed = {name: node_raw["region"] for name, node_raw in explicit.items() if "region" in node_raw}
+    faults = _geography.merge(_geography.parse(raw.get("geography"), order, check.fail, where, placed),
                               _faults.parse(raw.get("faults"), order, check.fail, where))
     activity = _activity.parse(raw.get("activity"), order, chain, check.fail, where)
 

@@ -57,7 +57,8 @@ def test_every_problem_is_named_at_once() -> None:
     assert problems == ["lab: geography: no round trip between 'europe' and 'moon': give it in 'latency' (europe/moon: 120ms); "
                         "the regions with a default are europe, north-america, south-america, africa, asia, east-asia, oceania"]
     assert geography({"nodes": ["n1"]})[1] == [
-        "lab: geography: geography needs 'regions': a mapping of region names to lists of nodes, got {'nodes': ['n1']}"]
+        "lab: geography: geography needs 'regions': a mapping of region names to lists of nodes (or a 'region' on nodes), "
+        "got {'nodes': ['n1']}"]
 
 
 def test_the_topology_carries_geographys_faults_with_its_own() -> None:
@@ -83,3 +84,20 @@ def test_the_docs_table_is_the_codes() -> None:
         region = cells[0].split("**")[1]
         printed[region] = [float(cell) if cell else 0.0 for cell in cells[1:]]
     assert printed == {a: [_geography.default_rtt(a, b) for b in _geography.HUBS] for a in _geography.HUBS}
+
+
+def test_a_nodes_own_region_places_it_beside_or_instead_of_the_networks_regions() -> None:
+    def lab(**extra: object) -> dict[str, object]:
+        return {"lab": {"chain": "regtest", "edges": [["a", "b"], ["b", "c"]], **extra, "nodes": [
+            {"name": "a", "region": "europe"}, {"name": "b", "region": "east-asia"}, {"name": "c"}]}}
+    (network,) = parse(lab(), "t.peerlab.yml")
+    assert {(f.node, f.target): f.delay for f in network.faults} == {("a", "b"): _geography.default_rtt("europe", "east-asia") / 2,
+                                                                      ("b", "a"): _geography.default_rtt("europe", "east-asia") / 2}
+    (network,) = parse(lab(geography={"regions": {"europe": ["c"]}, "latency": {"europe/east-asia": "230ms"}}), "t.peerlab.yml")
+    assert {(f.node, f.target): f.delay for f in network.faults} == {
+        ("a", "b"): 115.0, ("b", "a"): 115.0, ("c", "b"): 115.0, ("b", "c"): 115.0}, "a and c in europe, one by each way"
+    with pytest.raises(TopologyError) as caught:
+        parse({"lab": {"chain": "regtest", "geography": {"regions": {"asia": ["a"]}},
+                       "nodes": [{"name": "a", "region": "europe"}, {"name": "b", "region": "Mars!"}]}}, "t.peerlab.yml")
+    assert "node 'a': its region is 'europe' but geography.regions puts it in 'asia'" in str(caught.value)
+    assert "node 'b': 'region' must be a region name such as europe or east-asia, got 'Mars!'" in str(caught.value)
