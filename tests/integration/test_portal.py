@@ -482,16 +482,27 @@ def test_the_network_page_shows_the_background_activity(lab: Lab, browser: Any, 
         started = lab.playbook("deploy.yml")
         assert started.rc == 0 and list(started.changes) == [f"peerlab-activity-{NETWORK}"], started.output[-3000:]
         browser.get(f"{PORTAL}/network/{NETWORK}")
-        declared = wait_for(lambda: browser.find_element(By.ID, "activity-declared").text, timeout=30, interval=0.5)
+
+        def shown(element: str) -> str:  # made by the page's script at its first refresh
+            return str(browser.execute_script(f"const e = document.getElementById('{element}'); return e ? e.textContent.trim() : ''"))
+        declared = wait_for(lambda: shown("activity-declared"), timeout=30, interval=0.5)
         assert declared == "2 payment(s)/s, a block every 5 s, fees 1 to 20 sat/vB, every node pays every other ·", declared
 
         def height() -> int:
-            found = re.search(r"height (\d+)", browser.find_element(By.ID, "activity-now").text)
+            found = re.search(r"height (\d+)", shown("activity-now"))
             return int(found[1]) if found else 0
         first = wait_for(height, timeout=30, interval=0.5)
         assert first and wait_for(lambda: height() > first, timeout=60, interval=1), "the activity's blocks show as they come"
-        chart = browser.find_element(By.CSS_SELECTOR, "#activity img.chart").get_attribute("src")
+        chart = str(browser.find_element(By.ID, "activity-chart").get_attribute("src"))
         assert "perSecond" in chart and f"peerlab.{NETWORK}.network.activity.payments" in urllib.parse.unquote(chart)
+
+        def charted() -> bool:
+            answer = requests.get(f"{chart}&format=json", timeout=10).json()
+            return any(value for series in answer for value, _stamp in series["datapoints"])
+        assert wait_for(charted, timeout=90, interval=5), "Graphite holds the payments a second the chart draws"
+        browser.refresh()
+        assert wait_for(lambda: browser.execute_script(
+            "const i = document.getElementById('activity-chart'); return i && i.complete && i.naturalWidth > 0"), timeout=30)
         shot(browser, "activity")
     finally:
         lab.topology.write_text(before)

@@ -170,15 +170,17 @@
       activity.fee_rates ? `fees ${activity.fee_rates[0]} to ${activity.fee_rates[1]} sat/vB` : "",
       activity.pairs.length ? `between ${activity.pairs.map((pair) => pair.join("→")).join(", ")}` : "every node pays every other"];
     const now = `now: mempool ${text(activity.mempool)} tx, height ${text(activity.height)}`;
-    if (!strip.firstChild) {  // made once: the chart is not fetched again on every refresh
+    if (!strip.firstChild) {
       const children = [element("strong", { text: "background activity" }), element("span", { id: "activity-declared" }),
         element("span", { id: "activity-now" })];
-      if (view.graphite) {
-        const target = `perSecond(${activity.metrics.payments})`;
-        children.push(element("img", { class: "chart", alt: "payments per second",
-          src: `${view.graphite}/render?target=${encodeURIComponent(target)}&from=-30min&width=300&height=80&hideLegend=true&title=payments%2Fs&bgcolor=white&fgcolor=333333` }));
-      }
+      if (view.graphite) children.push(element("img", { id: "activity-chart", class: "chart", alt: "payments per second" }));
       strip.replaceChildren(...children);
+    }
+    const chartImage = document.getElementById("activity-chart");
+    if (chartImage && Date.now() - (state.chartAt || 0) > 30000) {  // the chart again every 30 s, not every refresh
+      state.chartAt = Date.now();
+      const target = `perSecond(${activity.metrics.payments})`;
+      chartImage.src = `${view.graphite}/render?target=${encodeURIComponent(target)}&from=-10min&width=360&height=90&hideLegend=true&lineWidth=2&title=${encodeURIComponent("payments/s, last 10 min")}&bgcolor=white&fgcolor=333333&_=${state.chartAt}`;
     }
     document.getElementById("activity-declared").textContent = ` ${declared.filter(Boolean).join(", ")} · `;
     document.getElementById("activity-now").textContent = now;
