@@ -373,7 +373,12 @@ def create_app(config: dict[str, Any]) -> Any:
     jobs = Jobs(config["root"], list(config["inventory"]), list(config.get("playbook_args", [])))
     user = config.get("user", "admin")
     feed = config.get("feed", "")
-    failures: dict[str, float] = {}
+    # One login checked at a time, and a wrong one holds the next for a second: guesses cost a
+    # second each in total, however many requests run at once (the server is threaded).
+    limiter = threading.Lock()
+    # Sessions the portal issued and has not ended: a cookie names one, logout ends it (a copy of
+    # the cookie is refused from then on); a restart ends them all.
+    sessions: set[str] = set()
 
     def current() -> tuple[dict[str, Any], list[str]]:
         inventory.refresh()
@@ -422,7 +427,7 @@ def create_app(config: dict[str, Any]) -> Any:
             session["csrf"] = secrets.token_urlsafe(32)
         if request.method == "POST" and not csrf_ok(request.headers.get("X-CSRF-Token") or request.form.get("csrf"), session.get("csrf")):
             return (jsonify(error="refused: the request has no valid CSRF token (reload the page)"), 403)
-        if request.endpoint == "login" or session.get("user") == user:
+        if request.endpoint == "login" or (session.get("user") == user and session.get("sid") in sessions):
             return None
         if request.path.startswith("/api/"):
             return (jsonify(error="login required"), 401)
@@ -448,20 +453,25 @@ def create_app(config: dict[str, Any]) -> Any:
     def login() -> Any:
         error = ""
         if request.method == "POST":
-            client = request.remote_addr or ""
-            if time.time() - failures.get(client, 0.0) < 1.0:
-                time.sleep(1.0)  # one guess a second
-            if request.form.get("user") == user and check_password(request.form.get("password", ""), config["login"]):
+            with limiter:
+                # Both compared whatever the user name, each in constant time: no answer says which was wrong.
+                user_ok = hmac.compare_digest(str(request.form.get("user", "")).encode(), str(user).encode())
+                password_ok = check_password(str(request.form.get("password", "")), config["login"])
+                if not (user_ok and password_ok):
+                    time.sleep(1.0)
+            if user_ok and password_ok:
                 session.clear()
-                session["user"], session["csrf"] = user, secrets.token_urlsafe(32)
+                sid = secrets.token_urlsafe(32)
+                sessions.add(sid)
+                session["user"], session["sid"], session["csrf"] = user, sid, secrets.token_urlsafe(32)
                 target = request.args.get("next", "/")
                 return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
-            failures[client] = time.time()
             error = "wrong user or password"
         return render_template("login.html", error=error, csrf=session.get("csrf", ""), user=user), (401 if error else 200)
 
     @app.post("/logout")
     def logout() -> Any:
+        sessions.discard(str(session.get("sid", "")))
         session.clear()
         return redirect(url_for("login"))
 
@@ -521,8 +531,11 @@ def create_app(config: dict[str, Any]) -> Any:
         if name not in networks:
             return jsonify(error=f"network '{name}' is not in the inventory"), 404
         version = body().get("file_version")  # the file as the page read it (a node's "version" is its software's)
+        if not isinstance(version, str) or not version:
+            return jsonify(error="give file_version, the topology file's version the page read (GET /api/networks/<name>): "
+                                 "without it an edit could overwrite a change made since", reload=True), 400
         try:
-            document = _edit.change(networks[name]["file"], str(version) if version else None, change, inventory.validator())
+            document = _edit.change(networks[name]["file"], version, change, inventory.validator())
         except _edit.Conflict as conflict:
             return jsonify(error=str(conflict), reload=True), 409
         except _edit.EditError as refused:
