@@ -195,6 +195,8 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
     """Managed nodes with their live numbers, declared edges (connected or not), links between
     managed nodes nobody declared, and every other peer a node has (external: one vertex per address)."""
     live_nodes = (state or {}).get("nodes", {})
+    faults = list(getattr(network, "faults", ()))
+    sides = {member: index for fault in faults if fault.kind == "partition" for index, group in enumerate(fault.groups) for member in group}
     nodes = []
     managed = {node.name for node in network.nodes}
     links: set[frozenset[str]] = set()
@@ -218,6 +220,8 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
             "version": node.version, "miner": node.miner, "chain": network.chain, "peers_declared": list(node.peers_out),
             "status": node_status(live),
             "live": live,
+            "faults": [fault_label(fault) for fault in faults if fault.node == node.name and not fault.target],
+            "side": sides.get(node.name),
         })
     edges = []
     declared = set()
@@ -225,14 +229,27 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
         pair = frozenset((source, target))
         declared.add(pair)
         edges.append({"id": "|".join(sorted(pair)), "from": source, "to": target, "kind": "declared",
-                      "connected": pair in links})
+                      "connected": pair in links, "faults": edge_faults(faults, source, target)})
     for pair in sorted(links - declared, key=sorted):
         source, target = sorted(pair)
-        edges.append({"id": f"{source}|{target}", "from": source, "to": target, "kind": "undeclared", "connected": True})
+        edges.append({"id": f"{source}|{target}", "from": source, "to": target, "kind": "undeclared", "connected": True,
+                      "faults": edge_faults(faults, source, target)})
     return {"name": network.name, "chain": network.chain, "file_version": version, "nodes": nodes,
             "edges": edges + external_edges, "external": sorted(externals.values(), key=lambda item: item["id"]),
             "hosts": sorted({node.host for node in network.nodes}), "observed": state is not None,
             "activity": activity_view(network, live_nodes)}
+
+
+def fault_label(fault: Any) -> str:
+    """A fault as the graph labels it: its kind and setting, without the place (the graph shows that)."""
+    return {"loss": f"loss {fault.percent:g}%", "bandwidth": f"{fault.rate}",
+            "latency": f"{fault.delay:g} ms" + (f" ±{fault.jitter:g}" if fault.jitter else "")}.get(fault.kind, fault.kind)
+
+
+def edge_faults(faults: list[Any], one: str, other: str) -> list[dict[str, str]]:
+    """The faults on a link, each direction's: [{from, to, kind, label}]."""
+    return [{"from": fault.node, "to": fault.target, "kind": fault.kind, "label": f"{fault.node}→{fault.target} {fault_label(fault)}"}
+            for fault in faults if fault.target and {fault.node, fault.target} == {one, other}]
 
 
 def activity_view(network: Any, live_nodes: dict[str, Any]) -> dict[str, Any] | None:
@@ -539,7 +556,8 @@ def create_app(config: dict[str, Any]) -> Any:
         except _edit.Conflict as conflict:
             return jsonify(error=str(conflict), reload=True), 409
         except _edit.EditError as refused:
-            return jsonify(error=str(refused), problems=refused.problems), 400
+            generated = any("is made by a generator" in problem for problem in refused.problems)
+            return jsonify(error=str(refused), problems=refused.problems, expand=generated), 400
         playbook = apply_playbook(networks, current()[0])
         job = jobs.playbook(f"apply the topology ({playbook})", playbook, before=(name, lambda job: quick_apply(job, name)))
         return jsonify(file_version=document.version, job=job.summary()), 202
@@ -559,7 +577,29 @@ def create_app(config: dict[str, Any]) -> Any:
     @app.post("/api/networks/<name>/disconnect")
     def disconnect(name: str) -> Any:
         source, target = names("from", "to")
+        if body().get("expand") is True:  # a generator's link: the generator written out first
+            def expand_and_disconnect(data: Any) -> None:
+                _edit.expand_generator(data, name, source, target)
+                _edit.disconnect(data, name, source, target)
+            return edit(name, expand_and_disconnect)
         return edit(name, lambda data: _edit.disconnect(data, name, source, target))
+
+    @app.post("/api/networks/<name>/faults")
+    def set_fault(name: str) -> Any:
+        fault = body().get("fault")
+        if isinstance(fault, dict) and isinstance(fault.get("kind"), str):
+            entry = {key: value for key, value in fault.items() if value not in (None, "")}
+            return edit(name, lambda data: _edit.set_fault(data, name, entry))
+        return jsonify(error="give fault: {kind, node | from and to, its settings} (docs/experiments.md)"), 400
+
+    @app.post("/api/networks/<name>/faults/clear")
+    def clear_faults(name: str) -> Any:
+        data = body()
+        if data.get("node"):
+            (node,) = names("node")
+            return edit(name, lambda document: _edit.clear_faults(document, name, node=node))
+        source, target = names("from", "to")
+        return edit(name, lambda document: _edit.clear_faults(document, name, source=source, target=target))
 
     @app.post("/api/networks/<name>/nodes")
     def add_node(name: str) -> Any:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._atomic import replace_file
+from ._generators import GeneratorError, generate
 from ._topology import Network, TopologyError, parse
 
 try:
@@ -135,6 +136,44 @@ def connect(data: Any, network: str, source: str, target: str) -> None:
     raw["edges"].append(_flow_map(**{"from": source, "to": target}))
 
 
+def _generated(spec: Any) -> tuple[list[str], list[tuple[str, str]]]:
+    """A generator entry's nodes and edges ([], [] when it cannot make any: the model says why)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str) or not isinstance(spec.get("nodes"), int):
+        return [], []
+    try:
+        made = generate(spec["type"], spec["nodes"], str(spec.get("prefix", "n")), plain(spec))
+    except (GeneratorError, KeyError, TypeError, ValueError):
+        return [], []
+    return made.names, made.edges
+
+
+def expand_generator(data: Any, network: str, one: str, other: str) -> None:
+    """Replace the generator that makes the link one - other by its nodes and edges, written out
+    (the nodes before the file's own, in the generator's order, the edges before the file's own
+    and in its direction), so that the network is the same and each link is a line of `edges`."""
+    raw = _network(data, network)
+    generators = raw.get("generators") or []
+    makers = [index for index, spec in enumerate(generators) if any({a, b} == {one, other} for a, b in _generated(spec)[1])]
+    if not makers:
+        raise EditError([f"network '{network}': no generator makes the link {one} - {other}"])
+    names, made = _generated(generators[makers[0]])
+    del generators[makers[0]]
+    if not generators:
+        del raw["generators"]
+    if raw.get("nodes") is None:
+        raw["nodes"] = CommentedSeq()
+    nodes = raw["nodes"]
+    own = {entry.get("name"): entry for entry in nodes if isinstance(entry, dict)}
+    for position, name in enumerate(names):  # an entry that overrode a generated node keeps its settings, moved to its place
+        if name in own:
+            nodes.remove(own[name])
+        nodes.insert(position, own.get(name) or _flow_map(name=name))
+    if raw.get("edges") is None:
+        raw["edges"] = CommentedSeq()
+    for position, (source, target) in enumerate(made):
+        raw["edges"].insert(position, _flow_map(**{"from": source, "to": target}))
+
+
 def disconnect(data: Any, network: str, one: str, other: str) -> None:
     """Remove the declared edge between two nodes (either direction). An edge a generator makes is
     not in the file to remove: refused, naming the generator."""
@@ -147,7 +186,8 @@ def disconnect(data: Any, network: str, one: str, other: str) -> None:
     for found in _model(network, raw):
         if any({a, b} == {one, other} for a, b in found.edges):
             raise EditError([f"network '{network}': edge {one} - {other} is made by a generator, not listed in 'edges': "
-                             "replace the generator by its nodes and edges to remove one of its links"])
+                             "replace the generator by its nodes and edges to remove one of its links (the portal offers to: "
+                             "expand: true)"])
     raise EditError([f"network '{network}': there is no edge between {one} and {other}"])
 
 
@@ -163,6 +203,47 @@ def add_node(data: Any, network: str, name: str, settings: dict[str, Any] | None
     raw["nodes"].append(_flow_map(name=name, **(settings or {})))
     for target in links:
         connect(data, network, name, target)
+
+
+def _place(entry: Any) -> tuple[str, str, str]:
+    """Where a fault entry acts: (node, from, to); a partition acts on the network ('', '', '')."""
+    if not isinstance(entry, dict):
+        return ("?", "?", "?")
+    return (str(entry.get("node") or ""), str(entry.get("from") or ""), str(entry.get("to") or ""))
+
+
+def set_fault(data: Any, network: str, fault: dict[str, Any]) -> None:
+    """A fault in the topology's `faults`: it replaces the one of its kind at its place (a node, a
+    directed edge; a partition replaces the partition). The model checks it."""
+    raw = _network(data, network)
+    if not isinstance(fault, dict) or not isinstance(fault.get("kind"), str):
+        raise EditError([f"network '{network}': a fault is a mapping with a 'kind', got {fault!r}"])
+    if raw.get("faults") is None:
+        raw["faults"] = CommentedSeq()
+    faults = raw["faults"]
+    for index, entry in enumerate(faults):
+        if isinstance(entry, dict) and entry.get("kind") == fault["kind"] and _place(entry) == _place(fault):
+            del faults[index]
+            break
+    faults.append(_flow_map(**fault))
+
+
+def clear_faults(data: Any, network: str, node: str = "", source: str = "", target: str = "") -> list[str]:
+    """Remove the topology's faults at one place, every kind: a node's own, or a link's (both of its
+    directions); the kinds removed."""
+    raw = _network(data, network)
+    faults = raw.get("faults") or []
+    places = {(node, "", "")} if node else {("", source, target), ("", target, source)}
+    gone = [entry for entry in faults if _place(entry) in places]
+    if not gone:
+        where = f"node {node}" if node else f"the link {source} - {target}"
+        raise EditError([f"network '{network}': no fault is declared on {where} in 'faults' (a geography's latency is "
+                         "changed in 'geography')"])
+    for entry in gone:
+        faults.remove(entry)
+    if not faults:
+        del raw["faults"]
+    return [str(entry.get("kind")) for entry in gone]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -337,20 +337,40 @@ def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: A
     assert lab.topology.read_text() == original.replace("      - {from: n2, to: n5}\n", added)
     assert wait_for(lambda: "connected" in graph(browser)["links"].get("n2|n4", ""), timeout=30), graph(browser)
     nothing_left(lab)
-    # remove it: right-click the link, confirm
-    line = browser.find_element(By.CSS_SELECTOR, "#canvas line[data-id='n2|n4']")
-    dx, dy = visible_point(browser, line)
-    previous = status(browser)
-    ActionChains(browser).move_to_element_with_offset(line, dx, dy).context_click().perform()
-    alert = wait_for(lambda: _alert(browser), timeout=5)
-    assert alert and "n2 - n4" in alert.text
-    alert.accept()
-    said = finished(browser, previous)
+    # remove it: right-click the link, choose so in its menu
+    said = link_dialog(browser, "n2|n4", "remove the link")
     assert "remove n2 - n4: done in" in said and "(changed=0; applied in " in said, said
     assert f"quick apply: {NETWORK}-n2 -{NETWORK}-n4:18444 in" in job_output(browser), job_output(browser)
     assert lab.topology.read_text() == original
     assert wait_for(lambda: not any(addr.startswith(f"{NETWORK}-n4:") for addr in peers(client, "n2")), timeout=30)
     assert wait_for(lambda: "n2|n4" not in graph(browser)["links"], timeout=30)
+
+
+def test_faults_set_on_a_link_from_its_menu_land_in_the_file_and_the_graph(lab: Lab, browser: Any) -> None:
+    """A latency one way and a loss the other on n1 - n2: both in the topology's faults (comments
+    kept), labelled on the link, held by the deploy (changed=0 after); cleared the same way."""
+    original = lab.topology.read_text()
+    said = link_dialog(browser, "n1|n2", "set a fault", "n1 → n2", "latency", "100ms")
+    assert "latency on n1 → n2: done in" in said, job_output(browser)[-3000:]
+    said = link_dialog(browser, "n1|n2", "set a fault", "n2 → n1", "loss", "10")
+    assert "loss on n2 → n1: done in" in said, job_output(browser)[-3000:]
+    document = yaml.safe_load(lab.topology.read_text())
+    assert document["networks"][NETWORK]["faults"] == [{"kind": "latency", "from": "n1", "to": "n2", "delay": "100ms"},
+                                                       {"kind": "loss", "from": "n2", "to": "n1", "percent": 10}]
+    assert all(line in lab.topology.read_text() for line in original.splitlines() if line.lstrip().startswith("#")), "comments kept"
+
+    def label() -> str:
+        return str(browser.execute_script("const t = document.querySelector(\"#canvas text.link-label[data-id='n1|n2']\");"
+                                          "return t ? t.textContent : ''"))
+    assert wait_for(lambda: label() == "n1→n2 100 ms; n2→n1 loss 10%", timeout=30), label()
+    assert "faulted" in graph(browser)["links"]["n1|n2"]
+    shot(browser, "faults")
+    nothing_left(lab)
+    said = link_dialog(browser, "n1|n2", "clear faults", "n1 → n2")
+    assert "clear the faults of n1 → n2: done in" in said, job_output(browser)[-3000:]
+    assert lab.topology.read_text() == original
+    assert wait_for(lambda: label() == "", timeout=30), label()
+    nothing_left(lab)
 
 
 def visible_point(driver: Any, line: Any) -> tuple[int, int]:
@@ -368,11 +388,24 @@ def visible_point(driver: Any, line: Any) -> tuple[int, int]:
     return int(found[0]), int(found[1])
 
 
-def _alert(driver: Any) -> Any:
-    try:
-        return driver.switch_to.alert
-    except NoAlertPresentException:
-        return None
+def link_dialog(driver: Any, link: str, action: str, direction: str = "", kind: str = "", value: str = "") -> str:
+    """Right-click a link where it is free, fill its menu and apply; what the status line ends with."""
+    found = wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, f"#canvas line[data-id='{link}']"), timeout=30)
+    assert found, f"the link {link} is drawn"
+    line = found[0]
+    dx, dy = visible_point(driver, line)
+    previous = status(driver)
+    ActionChains(driver).move_to_element_with_offset(line, dx, dy).context_click().perform()
+    assert wait_for(lambda: driver.find_element(By.ID, "dialog").get_attribute("open") is not None, timeout=5), "the link's menu"
+    Select(driver.find_element(By.NAME, "action")).select_by_value(action)
+    if direction:
+        Select(driver.find_element(By.NAME, "direction")).select_by_value(direction)
+    if kind:
+        Select(driver.find_element(By.NAME, "kind")).select_by_value(kind)
+    if value:
+        driver.find_element(By.NAME, "value").send_keys(value)
+    driver.find_element(By.ID, "dialog-ok").click()
+    return finished(driver, previous)
 
 
 def connect_dialog(driver: Any, source: str, target: str) -> str:
@@ -558,6 +591,42 @@ def test_the_network_page_shows_the_background_activity(lab: Lab, browser: Any, 
     assert removed.rc == 0 and list(removed.changes) == [f"peerlab-activity-{NETWORK}"], removed.output[-3000:]
     browser.refresh()
     assert wait_for(lambda: not browser.find_element(By.ID, "activity").is_displayed(), timeout=30), "no activity, no strip"
+
+
+def test_a_generated_link_is_removed_once_its_generator_is_written_out(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
+    """n1 - n2 comes from the default lab's ring generator: the portal offers to write the ring out
+    as nodes and edges, then removes the link; the comments stay, both ends drop it, and a deploy
+    has nothing left to do."""
+    comments = [line for line in lab.topology.read_text().splitlines() if line.lstrip().startswith("#")]
+    assert "generators:" in lab.topology.read_text() and linked(client, "n1", "n2")
+    browser.get(f"{PORTAL}/network/{NETWORK}")
+    line = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#canvas line[data-id='n1|n2']"), timeout=30)
+    assert line, "n1 - n2 is drawn"
+    dx, dy = visible_point(browser, line[0])
+    previous = status(browser)
+    ActionChains(browser).move_to_element_with_offset(line[0], dx, dy).context_click().perform()
+    Select(browser.find_element(By.NAME, "action")).select_by_value("remove the link")
+    browser.find_element(By.ID, "dialog-ok").click()
+    offer = wait_for(lambda: _alert(browser), timeout=10)
+    assert offer and "made by a generator" in offer.text, "the portal offers to write the generator out"
+    offer.accept()
+    said = finished(browser, previous)
+    assert "remove n1 - n2: done in" in said, job_output(browser)[-3000:]
+    text = lab.topology.read_text()
+    assert "generators:" not in text and "{name: n5}" in text and "{from: n2, to: n3}" in text, text
+    assert [line for line in text.splitlines() if line.lstrip().startswith("#")] == comments
+    assert wait_for(lambda: not linked(client, "n1", "n2") and not linked(client, "n2", "n1"), timeout=30), \
+        (peers(client, "n1"), peers(client, "n2"))
+    assert not any(addr.startswith(f"{NETWORK}-n2:") for addr in peers(client, "n1"))
+    assert wait_for(lambda: "n1|n2" not in graph(browser)["links"], timeout=30)
+    nothing_left(lab)
+
+
+def _alert(driver: Any) -> Any:
+    try:
+        return driver.switch_to.alert
+    except NoAlertPresentException:
+        return None
 
 
 def test_the_portal_goes_with_the_lab(lab: Lab, client: docker.DockerClient) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,3 +135,41 @@ def test_concurrent_editors_lose_nothing(topology: Path) -> None:
     network = parse(_edit.plain(_edit.load(str(topology)).networks()), str(topology))[0]
     assert sorted(node.name for node in network.nodes if node.name.startswith("m")) == [f"m{index}" for index in range(8)]
     assert all(frozenset({f"m{index}", "n1"}) in {frozenset(edge) for edge in network.edges} for index in range(8))
+
+
+def test_faults_on_a_link_are_set_replaced_and_cleared_with_the_file_kept(topology: Path) -> None:
+    before = topology.read_text()
+
+    def edit(change: Any) -> None:
+        _edit.change(str(topology), None, change, VALIDATE)
+    edit(lambda data: _edit.set_fault(data, "lab", {"kind": "latency", "from": "n1", "to": "n2", "delay": "100ms"}))
+    edit(lambda data: _edit.set_fault(data, "lab", {"kind": "loss", "from": "n2", "to": "n1", "percent": 10}))
+    edit(lambda data: _edit.set_fault(data, "lab", {"kind": "latency", "from": "n1", "to": "n2", "delay": "50ms"}))  # replaces
+    network = parse(_edit.plain(_edit.load(str(topology)).networks()), str(topology))[0]
+    assert [fault.describe() for fault in network.faults] == ["loss 10% on n2 -> n1", "latency 50ms on n1 -> n2"]
+    assert topology.read_text().startswith(before.rstrip("\n")), "everything before stays, the faults come after"
+    with pytest.raises(_edit.EditError, match="loss 'percent' must be a number above 0 and at most 100, got 300"):
+        edit(lambda data: _edit.set_fault(data, "lab", {"kind": "loss", "node": "n3", "percent": 300}))
+    edit(lambda data: _edit.clear_faults(data, "lab", source="n1", target="n2"))  # both directions
+    assert topology.read_text() == before
+    with pytest.raises(_edit.EditError, match="no fault is declared on the link n1 - n2"):
+        edit(lambda data: _edit.clear_faults(data, "lab", source="n1", target="n2"))
+
+
+def test_a_generated_link_goes_once_its_generator_is_written_out_and_the_rest_stays_the_same(topology: Path) -> None:
+    before = topology.read_text()
+    network = parse(_edit.plain(_edit.load(str(topology)).networks()), str(topology))[0]
+
+    def expand_and_remove(data: Any) -> None:
+        _edit.expand_generator(data, "lab", "n2", "n1")
+        _edit.disconnect(data, "lab", "n1", "n2")
+    _edit.change(str(topology), None, expand_and_remove, VALIDATE)
+    after = parse(_edit.plain(_edit.load(str(topology)).networks()), str(topology))[0]
+    assert [node.name for node in after.nodes] == [node.name for node in network.nodes] == ["n1", "n2", "n3", "n4", "n5"]
+    assert list(after.edges) == [edge for edge in network.edges if set(edge) != {"n1", "n2"}], "same links, same directions, same order"
+    assert after.miners == network.miners and after.nodes[0].resources == network.nodes[0].resources
+    text = topology.read_text()
+    assert "generators" not in text and text.startswith(before.split("    generators:")[0]), "the comments and the head stay"
+    assert "      - {name: n1}\n" in text and "      - {from: n2, to: n3}\n" in text and "{from: n1, to: n2}" not in text
+    with pytest.raises(_edit.EditError, match="no generator makes the link n1 - n3"):
+        _edit.change(str(topology), None, lambda data: _edit.expand_generator(data, "lab", "n1", "n3"), VALIDATE)

@@ -49,7 +49,7 @@ def test_view_shows_links_nobody_declared_and_works_without_the_observer() -> No
     state = {"nodes": {"n1": node(True, [{"node": "n3"}]), "n3": node(True, [{"node": "n1"}])}}
     lab4 = parse({"lab": {"chain": "regtest", "nodes": [{"name": "a"}, {"name": "b"}], "edges": []}}, "t.peerlab.yml")[0]
     undeclared = portal.network_view(lab4, {"nodes": {"a": node(True, [{"node": "b"}])}}, "v")["edges"]
-    assert undeclared == [{"id": "a|b", "from": "a", "to": "b", "kind": "undeclared", "connected": True}]
+    assert undeclared == [{"id": "a|b", "from": "a", "to": "b", "kind": "undeclared", "connected": True, "faults": []}]
     blind = portal.network_view(network, None, "v")
     assert not blind["observed"] and {n["status"] for n in blind["nodes"]} == {"unknown"} and blind["external"] == []
     assert all(not edge["connected"] for edge in blind["edges"])
@@ -206,3 +206,14 @@ def test_view_shows_the_declared_activity_and_what_the_nodes_hold_now() -> None:
                         "metrics": {"payments": "peerlab.lab.network.activity.payments", "failed": "peerlab.lab.network.activity.failed",
                                     "blocks": "peerlab.lab.network.activity.blocks"}}
     assert portal.network_view(parse(LAB, "t.peerlab.yml")[0], state, "v")["activity"] is None
+
+
+def test_view_labels_faults_on_links_and_nodes_and_marks_partition_sides() -> None:
+    faults = [{"kind": "latency", "from": "n1", "to": "n2", "delay": "100ms", "jitter": "10ms"},
+              {"kind": "loss", "from": "n2", "to": "n1", "percent": 5},
+              {"kind": "bandwidth", "node": "n3", "rate": "1mbit"}, {"kind": "partition", "groups": [["n1"], ["n2", "n3"]]}]
+    view = portal.network_view(parse({"lab": {**LAB["lab"], "faults": faults}}, "t.peerlab.yml")[0], None, "v")
+    by_id = {edge["id"]: edge for edge in view["edges"]}
+    assert [fault["label"] for fault in by_id["n1|n2"]["faults"]] == ["n1→n2 100 ms ±10", "n2→n1 loss 5%"]
+    assert by_id["n2|n3"]["faults"] == [] and by_id["n1|n3"]["faults"] == []
+    assert [(node["id"], node["faults"], node["side"]) for node in view["nodes"]] == [("n1", [], 0), ("n2", [], 1), ("n3", ["1mbit"], 1)]

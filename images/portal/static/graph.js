@@ -22,6 +22,7 @@
       this.root = make("g", { class: "viewport" }, svg);
       this.linkLayer = make("g", { class: "links" }, this.root);
       this.vertexLayer = make("g", { class: "vertices" }, this.root);
+      this.labelLayer = make("g", { class: "link-labels" }, this.root); // above the vertices: a label is never hidden
       this.laidOut = false;
       this.renderedAt = null;
       this.simulation = d3.forceSimulation([])
@@ -92,9 +93,18 @@
         link.kind = edge.kind;
         link.data = edge.data;
         link.element.setAttribute("class", `link ${edge.kind}`);
+        // A link's label (its faults) sits at its middle, drawn with it.
+        if (edge.label && !link.text) link.text = make("text", { class: "link-label", "text-anchor": "middle", "data-id": edge.id }, this.labelLayer);
+        if (link.text && !edge.label) { link.text.remove(); link.text = null; }
+        if (link.text) link.text.textContent = edge.label;
       }
       for (const [id, link] of this.links) {
-        if (!wantedLinks.has(id)) { link.element.remove(); this.links.delete(id); changed = true; }
+        if (!wantedLinks.has(id)) {
+          link.element.remove();
+          if (link.text) link.text.remove();
+          this.links.delete(id);
+          changed = true;
+        }
       }
       if (changed) this.layout();
       else this.draw();
@@ -150,6 +160,10 @@
         link.element.setAttribute("y1", source.y.toFixed(1));
         link.element.setAttribute("x2", target.x.toFixed(1));
         link.element.setAttribute("y2", target.y.toFixed(1));
+        if (link.text) {
+          link.text.setAttribute("x", ((source.x + target.x) / 2).toFixed(1));
+          link.text.setAttribute("y", ((source.y + target.y) / 2 - 4).toFixed(1));
+        }
       }
       for (const vertex of this.vertices.values()) {
         vertex.element.setAttribute("transform", `translate(${vertex.x.toFixed(1)},${vertex.y.toFixed(1)})`);

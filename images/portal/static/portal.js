@@ -20,7 +20,7 @@
   const graph = new window.PeerGraph(document.getElementById("canvas"), {
     hover: (vertex) => { state.hovered = vertex.id; showPanel(); },
     vertexMenu: (vertex) => rightClick(vertex),
-    linkMenu: (link) => removeLink(link),
+    linkMenu: (link) => linkMenu(link),
     background: () => cancel(),
     open: (vertex) => { if (vertex.kind !== "external") window.location = `/network/${NETWORK}/node/${vertex.id}`; },
   });
@@ -109,6 +109,7 @@
     table.appendChild(row("mempool", live.mempool ? `${live.mempool.size} tx, ${bytes(live.mempool.bytes)}` : "–"));
     table.appendChild(row("median ping", live.median_ping === null || live.median_ping === undefined ? "–" : `${(1000 * live.median_ping).toFixed(1)} ms`));
     table.appendChild(row("traffic", live.bytes ? `${bytes(live.bytes.sent)} sent, ${bytes(live.bytes.received)} received` : "–"));
+    table.appendChild(row("faults (topology)", (node.faults || []).join(", ") + (node.side === null || node.side === undefined ? "" : `${(node.faults || []).length ? ", " : ""}partition side ${node.side + 1}`) || "–"));
     table.appendChild(row("uptime", duration(live.uptime)));
     table.appendChild(row("restarts", text(live.restarts, "0")));
     table.appendChild(row("blocks mined (seen by the observer)", text(live.mined, "0")));
@@ -121,6 +122,9 @@
     const actions = element("p", { class: "node-actions" });
     const liveLink = element("a", { href: `/network/${NETWORK}/node/${node.id}`, text: "live messages" });
     actions.appendChild(liveLink);
+    const faults = element("button", { text: `faults of ${node.id}…`, "data-action": "faults" });
+    faults.addEventListener("click", () => nodeFaults(node));
+    actions.appendChild(faults);
     for (const [label, path] of [["stop", "stop"], ["start", "start"]]) {
       const button = element("button", { text: `${label} ${node.id}`, "data-action": path });
       button.addEventListener("click", () => act(path, { node: node.id }, `${label} ${node.id}`));
@@ -143,12 +147,15 @@
     const view = state.view;
     const items = view.nodes.map((node) => ({
       id: node.id, data: node,
-      label: node.status === "paused" || node.status === "stopped" ? `${node.id} (${node.status})` : node.id,
-      kind: node.status === "up" ? (node.miner ? "managed miner" : "managed") : `managed down ${node.status}`,
+      label: (node.status === "paused" || node.status === "stopped" ? `${node.id} (${node.status})` : node.id)
+        + ((node.faults || []).length ? ` · ${node.faults.join(", ")}` : ""),
+      kind: (node.status === "up" ? (node.miner ? "managed miner" : "managed") : `managed down ${node.status}`)
+        + (node.side === null || node.side === undefined ? "" : ` side-${node.side % 4}`),
     })).concat(view.external.map((peer) => ({ id: peer.id, label: peer.addr.replace(/:\d+$/, ""), kind: "external", data: peer })));
     const edges = view.edges.map((edge) => ({
       id: edge.id, source: edge.from, target: edge.to, data: edge,
-      kind: edge.kind === "declared" ? (edge.connected ? "connected" : "missing") : edge.kind,
+      kind: (edge.kind === "declared" ? (edge.connected ? "connected" : "missing") : edge.kind) + ((edge.faults || []).length ? " faulted" : ""),
+      label: (edge.faults || []).map((fault) => fault.label).join("; "),
     }));
     graph.update(items, edges);
     graphElement.dataset.version = view.file_version;
@@ -215,6 +222,16 @@
     say(`${title}: sending…`);
     const { status: code, answer } = await post(path, { ...body, file_version: state.view && state.view.file_version });
     if (code === 409) { say(`${answer.error}`, "error"); await refresh(); return; }
+    if (code >= 400 && answer.expand && !body.expand) {
+      // a link a generator makes: offer to write the generator out as its nodes and edges first
+      if (window.confirm(`${body.from} - ${body.to} is made by a generator. Write the generator out as its nodes and edges `
+        + "(the network stays the same, the file keeps its comments), then remove this link?")) {
+        act(path, { ...body, expand: true }, title);
+      } else {
+        say("kept: the link is made by a generator", "warn");
+      }
+      return;
+    }
     if (code >= 400) { say(`refused: ${answer.error}`, "error"); return; }
     if (answer.file_version && state.view) state.view.file_version = answer.file_version;
     follow(answer.job, title);
@@ -264,12 +281,49 @@
     act("connect", { from: first, to: vertex.id }, `connect ${first} → ${vertex.id}`);
   }
 
-  function removeLink(link) {
+  // A fault's setting as the topology takes it, from the dialog's value.
+  const SETTINGS = { latency: ["delay", "100ms"], loss: ["percent", "10"], bandwidth: ["rate", "1mbit"], pause: [null, ""] };
+
+  function faultFields(kinds, chosen) {
+    return [["kind", select("kind", kinds, chosen)],
+      ["value", element("input", { name: "value", id: "dialog-value", placeholder: "latency 100ms, loss 10 (%), bandwidth 1mbit" })]];
+  }
+
+  function setFault(place, data, title) {
+    const kind = data.get("kind");
+    if (kind === "clear faults") { act("faults/clear", place, `clear the faults of ${title}`); return; }
+    const [key, example] = SETTINGS[kind];
+    const fault = { kind, ...(place.node ? { node: place.node } : { from: place.from, to: place.to }) };
+    if (key) fault[key] = data.get("value") || example;
+    if (kind === "loss" && Number.isFinite(Number(String(fault.percent).replace("%", "")))) fault.percent = Number(String(fault.percent).replace("%", ""));
+    act("faults", { fault }, `${kind} on ${title}`);
+  }
+
+  // Right-click a link: its faults (each direction), or remove it.
+  function linkMenu(link) {
     const data = link.data || {};
-    if (data.kind !== "declared") { say("only declared links can be removed here", "warn"); return; }
-    if (window.confirm(`Remove the link ${data.from} - ${data.to} from the topology?`)) {
-      act("disconnect", { from: data.from, to: data.to }, `remove ${data.from} - ${data.to}`);
-    }
+    if (data.kind === "external") { say("external peers are not managed: their links cannot be changed here", "warn"); return; }
+    const directions = [`${data.from} → ${data.to}`, `${data.to} → ${data.from}`];
+    ask(`the link ${data.from} - ${data.to}`, [
+      ["action", select("action", ["set a fault", "clear faults", "remove the link"])],
+      ["direction", select("direction", directions)],
+      ...faultFields(["latency", "loss", "bandwidth"], "latency"),
+    ], (form) => {
+      const action = form.get("action");
+      if (action === "remove the link") {
+        if (data.kind !== "declared") { say("only declared links can be removed here (this one is not in the topology)", "warn"); return; }
+        act("disconnect", { from: data.from, to: data.to }, `remove ${data.from} - ${data.to}`);
+        return;
+      }
+      const [from, to] = form.get("direction").split(" → ");
+      if (action === "clear faults") form.set("kind", "clear faults");
+      setFault({ from, to }, form, `${from} → ${to}`);
+    });
+  }
+
+  function nodeFaults(node) {
+    ask(`faults of ${node.id}`, faultFields(["latency", "loss", "bandwidth", "pause", "clear faults"], "latency"),
+      (form) => setFault({ node: node.id }, form, node.id));
   }
 
   function select(name, options, chosen) {
