@@ -238,6 +238,8 @@ def conduct(module: AnsibleModule, docker: Docker, local: list[dict[str, Any]]) 
     problems: list[str] = []
     if hub_params["agents"]:
         address = ((docker.request("GET", "/info") or {}).get("Swarm") or {}).get("NodeAddr") or ""
+        if not address:  # never every interface: the conductor listens on the Swarm's address only
+            module.fail_json(msg=f"{params['host']} has no Swarm address to listen on for the scenario's agents (is it a Swarm manager?)")
         try:
             hub = Hub(address, hub_params["port"], hub_params["token"], hub_params["agents"])
         except OSError as error:

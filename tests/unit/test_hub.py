@@ -91,6 +91,13 @@ def test_a_message_without_the_token_is_refused_and_the_hub_goes_on(hub: Hub) ->
         connection.request("POST", "/hello", body, headers)
         assert connection.getresponse().status == 403
         connection.close()
+    for length in ("-5", "many"):  # a length that is no length: refused, the hub goes on
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.putrequest("POST", "/hello")
+        connection.putheader("Content-Length", length)
+        connection.endheaders()
+        assert connection.getresponse().status == 400
+        connection.close()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # signed but not JSON: refused, not a crash
     connection.request("POST", "/hello", b"{", signed(TOKEN, "/hello", b"{"))
     assert connection.getresponse().status == 400
