@@ -36,7 +36,7 @@ def topology(faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
 
 def remove(client: docker.DockerClient) -> None:
     for holder in client.containers.list(all=True, filters={"label": ["peerlab.role=fault", f"peerlab.network={NETWORK}"]}):
-        holder.remove(force=True)
+        holder.remove(force=True, v=True)
     remove_network(client, NETWORK)
     for network in client.networks.list(names=[f"peerlab-{NETWORK}"]):
         remove_docker_network(network)
@@ -330,7 +330,7 @@ def test_clearing_removes_what_a_holder_removed_behind_peerlabs_back_left(lab: t
     made, _deployed = lab
     applied = made.playbook("playbooks/fault.yml", "-e", "fault=loss", "-e", "node=n4", "-e", "percent=30")
     assert applied.rc == 0, applied.output[-3000:]
-    holders(client)[f"{NETWORK}-n4"].remove(force=True)
+    holders(client)[f"{NETWORK}-n4"].remove(force=True, v=True)
     assert "PEERLAB_IN" in in_namespace(client, "n4", "iptables-save"), "SIGKILL: no trap ran"
     cleared = made.playbook("playbooks/fault.yml", "-e", "clear=true")
     assert cleared.rc == 0, cleared.output[-3000:]

@@ -137,7 +137,7 @@ def test_twenty_node_random_regular_network_agrees_on_the_tip(make_lab: Any, cli
         assert [v.name for v in client.volumes.list(filters={"label": "peerlab.network=rr"})] == ["rr-n3-data"]
         assert client.containers.get("peerlab-test-stranger").id == stranger.id
     finally:
-        stranger.remove(force=True)
+        stranger.remove(force=True, v=True)  # its image declares a volume: the anonymous one goes with it
     purge = lab.playbook("playbooks/teardown.yml", "-e", "peerlab_purge=true")
     assert purge.rc == 0, purge.output[-3000:]
     assert containers(client, "rr") == [] and client.volumes.list(filters={"label": "peerlab.network=rr"}) == []
