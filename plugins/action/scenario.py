@@ -9,6 +9,9 @@ Swarm manager of the play conducts, every other host of the network is its agent
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 from typing import Any
 
 from ansible.plugins.action import ActionBase
@@ -17,9 +20,23 @@ from ansible_collections.peerlab.bitcoin.plugins.module_utils import _scenario
 from ansible_collections.peerlab.bitcoin.plugins.plugin_utils._deployment import DeploymentError, build, node_access
 
 
+def run_token(secrets: list[str], run: int) -> str:
+    """This run's token for the conductor and its agents: every host's action plugin runs in a
+    worker forked by the same ansible-playbook process (`run`, its pid, with its start time), so
+    each derives the same token, from the network's RPC passwords (secret, on the controller
+    only); another run, or anyone without the passwords, gets another."""
+    try:
+        with open(f"/proc/{run}/stat", encoding="ascii") as handle:
+            started = handle.read().rsplit(")", 1)[1].split()[19]  # field 22: the start time, in clock ticks
+    except (OSError, IndexError):
+        started = ""
+    key = hashlib.sha256("\n".join(sorted(secrets)).encode()).digest()
+    return hmac.new(key, f"peerlab-scenario-hub:{run}:{started}".encode(), hashlib.sha256).hexdigest()
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("scenario", "source", "poll", "wallet", "hub_port", "hub_token"))
+    _VALID_ARGS = frozenset(("scenario", "source", "poll", "wallet", "hub_port"))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -55,16 +72,14 @@ class ActionModule(ActionBase):
             if steps & {"kill", "restart"}:
                 return dict(result, failed=True, msg=f"{source}: kill and restart steps act on one Docker host's containers; on a "
                                                      "Swarm a killed task is replaced at once (pause a node with a fault instead)")
-            if not args.get("hub_token"):
-                return dict(result, failed=True, msg=f"{source}: a scenario across Docker hosts needs hub_token "
-                                                     "(playbooks/scenario.yml makes one)")
             conductor = sorted(managers)[0]
             if host == conductor:
                 nodes = [dict(node, host=other) for other in hosts for node in node_access(context, network, other)]
                 hub = {"role": "conductor", "agents": [other for other in hosts if other != host]}
             elif host in hosts:
                 hub = {"role": "agent"}
-            hub.update(port=int(args.get("hub_port") or 18450), token=str(args["hub_token"]))
+            secrets = [context.passwords.get(node.container, "") for node in network.nodes]
+            hub.update(port=int(args.get("hub_port") or 18450), token=run_token(secrets, os.getppid()))
         if host != conductor and hub["role"] != "agent":
             return dict(result, skipped=True, skip_reason=f"network {network.name} runs on {', '.join(hosts)}")
         module_args = {

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from ansible_collections.peerlab.bitcoin.plugins.action.scenario import run_token
 from ansible_collections.peerlab.bitcoin.plugins.module_utils import _conduct, _hub, _scenario
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._hub import Agent, Hub, HubError, genuine, sign, signed
 
@@ -126,3 +128,11 @@ def test_an_agent_not_heard_from_is_named() -> None:
 
 def test_every_kind_of_step_has_a_handler_and_its_keys() -> None:
     assert set(_conduct.STEPS) == set(_scenario.STEP_KEYS)
+
+
+def test_every_host_of_one_run_derives_the_same_token_and_another_run_another() -> None:
+    secrets = ["pw-b", "pw-a"]
+    mine = run_token(secrets, os.getpid())
+    assert mine == run_token(list(reversed(secrets)), os.getpid()) and len(mine) == 64
+    assert run_token(secrets, 1) != mine, "another ansible-playbook process"
+    assert run_token(["other"], os.getpid()) != mine, "without the passwords, another token"
