@@ -10,7 +10,7 @@ websocket feed (`make events NETWORK=lab NODE=n1 TYPE=addr,ping`).
 
 Options: --url (default ws://127.0.0.1:8091/events, or PEERLAB_EVENTS_URL), --network, --node and
 --type (comma-separated; a type is a message type such as inv, or an event kind: msg, conn, block,
-tx, poll, alert, propagation), --json (one JSON event per line), --count N / --seconds S (stop after).
+tx, poll, alert, propagation, reorg), --json (one JSON event per line), --count N / --seconds S (stop after).
 websockets (requirements.txt) for the feed; the event schema is in docs/events.md.
 """
 

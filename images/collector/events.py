@@ -45,13 +45,14 @@ FIELDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
                             "progress": _NUMBER_OR_NONE, "peers": list, "bytes": dict, "mempool": dict, "uptime": int}),
     "alert": ({"detector": str, "message": str}, {"peer": int, "addr": str, "height": int, "reason": str, "command": str}),
     "propagation": ({"hash": str, "height": int, "seconds": _NUMBER}, {"first": str, "last": str}),
+    "reorg": ({"hash": str, "height": int, "depth": int, "old": str}, {"old_height": int, "fork": str, "fork_height": int}),
 }
 KINDS = tuple(FIELDS)
 _POLL_PEER: dict[str, Any] = {"id": (int, type(None)), "addr": str, "node": _TEXT_OR_NONE, "inbound": bool, "conn_type": str}
 # A node or network name as the subject carries it (topology names; "_network" for network-wide alerts).
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")  # block hashes and txids as bitcoind logs them
-_HASHES = {"block": ("hash",), "propagation": ("hash",), "tx": ("txid",), "poll": ("tip",)}
+_HASHES = {"block": ("hash",), "propagation": ("hash",), "tx": ("txid",), "poll": ("tip",), "reorg": ("hash", "old", "fork")}
 MAX_EVENT_BYTES = 1 << 20  # a NATS payload's default limit: no event of peerlab's comes near it
 # P2P message types (Bitcoin Core's protocol.h, ALL_NET_MESSAGE_TYPES). bitcoind logs a received
 # message's type before it knows it, so a peer can name any: anything else is "other" (its name in
@@ -361,6 +362,9 @@ def describe(event: dict[str, Any]) -> str:
         return f"{who} <-- from {peer}{conn}: {event.get('addresses')} addresses ({event.get('rate_limited')} rate-limited)"
     if kind == "propagation":
         return f"{who} # PROPAGATION {event.get('height')} {event.get('hash')}: {event.get('seconds')} s"
+    if kind == "reorg":
+        return (f"{who} # REORG {event.get('depth')} block(s): {event.get('old_height')} {event.get('old')} -> "
+                f"{event.get('height')} {event.get('hash')} (fork at {event.get('fork_height')})")
     if kind == "poll":
         return f"{who} # POLL height {event.get('height')}, {len(event.get('peers') or [])} peers"
     return f"{who} # {kind} {json.dumps(event, sort_keys=True)}"

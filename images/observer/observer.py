@@ -40,6 +40,7 @@ import alerting
 import detectors
 import events
 import metrics
+from forks import BlockTree
 from metrics import Sample, log
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -124,6 +125,7 @@ class NetworkState:
     counts: dict[str, NodeCounts] = field(default_factory=dict)
     traffic: dict[tuple[str, str], int] = field(default_factory=dict)  # (from, to) -> bytes
     propagation: Propagation = field(default_factory=Propagation)
+    tree: BlockTree = field(default_factory=BlockTree)  # recent blocks from the nodes' tips (the portal's fork view)
     propagated: int = 0
     slowest: float | None = None  # the slowest block completed since the last samples
     alerts: dict[str, int] = field(default_factory=dict)  # network-wide alerts by detector
@@ -154,6 +156,7 @@ class Metrics:
             for name, spec in config.get("networks", {}).items():
                 state = self.networks.setdefault(name, NetworkState(sorted(spec.get("nodes", {})), spec.get("edges", [])))
                 state.nodes, state.edges = sorted(spec.get("nodes", {})), spec.get("edges", [])
+                state.tree.forget(set(state.nodes))
                 # on a Swarm a peer on another host shows as its service name or its overlay address
                 state.names.update({node_spec["container"]: node for node, node_spec in spec.get("nodes", {}).items()
                                     if isinstance(node_spec, dict) and node_spec.get("container")})
@@ -161,7 +164,7 @@ class Metrics:
                 del self.networks[name]
 
     def take(self, event: dict[str, Any], received: float) -> list[dict[str, Any]]:
-        """Account one event; returns the events this produces (per-block propagation)."""
+        """Account one event; returns the events this produces (per-block propagation, a node's reorganisation)."""
         with self.lock:
             state = self.networks.get(event.get("network", ""))
             node = event.get("node", "")
@@ -189,6 +192,11 @@ class Metrics:
                 counts.last_block = max(counts.last_block or 0.0, float(event["time"]))
                 state.propagation.arrive(event["hash"], int(event["height"]), node, float(event.get("made", event["time"])))
                 out = []
+                reorg = state.tree.block(node, event["hash"], int(event["height"]), float(event["time"]), bool(event.get("mined")))
+                if reorg is not None:
+                    out.append(events.make("reorg", event["network"], node, float(event["time"]),
+                                           **{key: reorg[key] for key in ("hash", "height", "depth", "old", "old_height", "fork",
+                                                                          "fork_height")}))
                 for block in state.propagation.complete(state.nodes):
                     state.propagated += 1
                     state.slowest = max(state.slowest or 0.0, block["seconds"])
@@ -196,6 +204,8 @@ class Metrics:
                 return out
             elif kind == "poll":
                 state.polls[node] = (received, event)
+                if event.get("tip") and isinstance(event.get("height"), int):
+                    state.tree.poll(node, event["tip"], event["height"], float(event["time"]))
                 state.names.update({address: node for address in event.get("addresses") or []})
                 # what the log said before this poll asked for its peers, the poll already knows
                 polled = float(event.get("time", received))
@@ -258,6 +268,7 @@ class Metrics:
                     }
                 out[network] = {"nodes": nodes,
                                 "alerts": _recent(state.last_alerts, now, active),
+                                "blocks": state.tree.view(),
                                 "edges": [{"from": a, "to": b, "connected": frozenset((a, b)) in links} for a, b in state.edges]}
         return out
 

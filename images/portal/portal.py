@@ -237,7 +237,8 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
     return {"name": network.name, "chain": network.chain, "file_version": version, "nodes": nodes,
             "edges": edges + external_edges, "external": sorted(externals.values(), key=lambda item: item["id"]),
             "hosts": sorted({node.host for node in network.nodes}), "observed": state is not None,
-            "activity": activity_view(network, live_nodes)}
+            "sides": max((len(fault.groups) for fault in faults if fault.kind == "partition"), default=0),
+            "activity": activity_view(network, live_nodes), "forks": fork_view((state or {}).get("blocks"), sorted(managed))}
 
 
 def fault_label(fault: Any) -> str:
@@ -250,6 +251,72 @@ def edge_faults(faults: list[Any], one: str, other: str) -> list[dict[str, str]]
     """The faults on a link, each direction's: [{from, to, kind, label}]."""
     return [{"from": fault.node, "to": fault.target, "kind": fault.kind, "label": f"{fault.node}→{fault.target} {fault_label(fault)}"}
             for fault in faults if fault.target and {fault.node, fault.target} == {one, other}]
+
+
+def fork_view(blocks: dict[str, Any] | None, nodes: list[str], shown: int = 12) -> dict[str, Any]:
+    """The fork view: the observer's recent block tree (images/observer/forks.py) laid out in lanes.
+    Lane 0 is the chain of the best tip a node holds (the highest; then the one more nodes hold);
+    each other branch gets the next lane, from its newest block back to where it leaves a laned
+    one. Every block says which nodes sit on it and whether it is stale (on no node's chain). The
+    columns are the last `shown` heights, or from two below the lowest fork point when that is
+    older (at most the observer's window). `branches` counts competing tips: tips nodes hold that
+    no other held tip descends from (a node behind on the same chain is not a branch)."""
+    blocks = blocks or {}
+    tree = {block["hash"]: block for block in blocks.get("blocks") or []}
+    tips = {node: tip["hash"] for node, tip in (blocks.get("tips") or {}).items() if node in nodes}
+    reorgs = [dict(reorg) for reorg in reversed(blocks.get("reorgs") or [])]
+    if not tree:
+        return {"blocks": [], "lanes": 0, "branches": 0, "from": None, "to": None, "behind": {}, "unknown": sorted(nodes),
+                "reorgs": reorgs}
+
+    def chain(block: str) -> list[str]:
+        out = []
+        while block in tree and block not in out:
+            out.append(block)
+            block = tree[block]["parent"]
+        return out
+
+    held: set[str] = set()
+    chains = {node: chain(tip) for node, tip in tips.items()}
+    for path in chains.values():
+        held.update(path)
+    on: dict[str, list[str]] = {}
+    for node, tip in sorted(tips.items()):
+        on.setdefault(tip, []).append(node)
+    held_tips = set(on) & set(tree)
+    competing = {tip for tip in held_tips if not any(tip != other and tip in chains[on[other][0]] for other in held_tips)}
+    children: dict[str, list[str]] = {}
+    for block in tree.values():
+        if block["parent"] in tree:
+            children.setdefault(block["parent"], []).append(block["hash"])
+    leaves = [block for block in tree if block not in children]
+    best = max(held_tips or leaves, key=lambda block: (tree[block]["height"], len(on.get(block, [])), -tree[block]["seen"]))
+    lane: dict[str, int] = {block: 0 for block in chain(best)}
+    order = sorted(leaves, key=lambda block: (block not in held, -tree[block]["height"], tree[block]["seen"]))
+    forks: list[int] = []
+    for leaf in order:
+        if leaf in lane:
+            continue
+        number = max(lane.values()) + 1
+        for block in chain(leaf):
+            if block in lane:
+                forks.append(tree[block]["height"])
+                break
+            lane[block] = number
+        else:
+            forks.append(tree[chain(leaf)[-1]]["height"] - 1)
+    top = max(block["height"] for block in tree.values())
+    bottom = min(block["height"] for block in tree.values())
+    start = max(bottom, min([top - shown + 1] + [height - 2 for height in forks]))
+    out = [{"hash": block["hash"], "height": block["height"], "lane": lane.get(block["hash"], 0),
+            "parent": block["parent"] if block["parent"] in tree and tree[block["parent"]]["height"] >= start else None,
+            "miner": block.get("miner"), "stale": block["hash"] not in held, "nodes": on.get(block["hash"], []),
+            "tip": block["hash"] in competing}
+           for block in sorted(tree.values(), key=lambda item: (item["height"], lane.get(item["hash"], 0))) if block["height"] >= start]
+    placed = {node for block in out for node in block["nodes"]}
+    behind = {node: (blocks.get("tips") or {})[node]["height"] for node in tips if node not in placed}
+    return {"blocks": out, "lanes": max(block["lane"] for block in out) + 1 if out else 0, "branches": len(competing),
+            "from": start, "to": top, "behind": behind, "unknown": sorted(set(nodes) - set(tips)), "reorgs": reorgs}
 
 
 def activity_view(network: Any, live_nodes: dict[str, Any]) -> dict[str, Any] | None:
@@ -600,6 +667,14 @@ def create_app(config: dict[str, Any]) -> Any:
             return edit(name, lambda document: _edit.clear_faults(document, name, node=node))
         source, target = names("from", "to")
         return edit(name, lambda document: _edit.clear_faults(document, name, source=source, target=target))
+
+    @app.post("/api/networks/<name>/partition")
+    def partition_side(name: str) -> Any:
+        (node,) = names("node")
+        side = body().get("side")
+        if side is not None and (isinstance(side, bool) or not isinstance(side, int)):
+            return jsonify(error="give side: a side's number from 0 (the number of sides: a new side), or null for no side"), 400
+        return edit(name, lambda document: _edit.set_side(document, name, node, side))
 
     @app.post("/api/networks/<name>/nodes")
     def add_node(name: str) -> Any:

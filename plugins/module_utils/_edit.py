@@ -228,6 +228,46 @@ def set_fault(data: Any, network: str, fault: dict[str, Any]) -> None:
     faults.append(_flow_map(**fault))
 
 
+def set_side(data: Any, network: str, node: str, side: int | None) -> list[list[str]]:
+    """A node moved to partition side `side` (0-based; the number of sides: a new one; None: on no
+    side), kept in the topology's one partition. A node put on the only side there is is cut off
+    from every other node: the others become the second side. A node taken off so that one side is
+    left ends the partition, as does one side holding every node. Returns the groups written ([]:
+    the partition went)."""
+    raw = _network(data, network)
+    faults = raw.get("faults")
+    entry = next((item for item in faults or [] if isinstance(item, dict) and item.get("kind") == "partition"), None)
+    groups = [[str(name) for name in group if str(name) != node] for group in (entry or {}).get("groups") or []
+              if isinstance(group, list)]
+    if side is not None:
+        if not 0 <= side <= len(groups):
+            raise EditError([f"network '{network}': side {side + 1} does not exist (the partition has {len(groups)} side(s))"])
+        if side == len(groups):
+            groups.append([])
+        groups[side].append(node)
+    groups = [group for group in groups if group]
+    if len(groups) == 1 and side is None:
+        groups = []
+    if len(groups) == 1:
+        placed = set(groups[0])
+        models = _model(network, raw)
+        rest = [item.name for item in models[0].nodes if item.name not in placed] if models else []
+        groups = [*groups, rest] if rest else []
+    if entry is not None:
+        faults.remove(entry)
+        if not faults:
+            del raw["faults"]
+    if groups:
+        set_fault(data, network, {"kind": "partition", "groups": [_flow_seq(group) for group in groups]})
+    return groups
+
+
+def _flow_seq(items: list[str]) -> Any:
+    sequence = CommentedSeq(items)
+    sequence.fa.set_flow_style()
+    return sequence
+
+
 def clear_faults(data: Any, network: str, node: str = "", source: str = "", target: str = "") -> list[str]:
     """Remove the topology's faults at one place, every kind: a node's own, or a link's (both of its
     directions); the kinds removed."""
@@ -285,7 +325,7 @@ def write(path: str, text: str) -> None:
     replace_file(path, text.encode("utf-8"), os.stat(path).st_mode & 0o7777, prefix=".peerlab-edit-")
 
 
-def change(path: str, version: str | None, edit: Callable[[Any], None], validate: Validator) -> Document:
+def change(path: str, version: str | None, edit: Callable[[Any], object], validate: Validator) -> Document:
     """Apply `edit` to the file if it is still `version` (None: whatever it is now), validate the
     result, write it. Returns the new document; raises Conflict or EditError with the file untouched."""
     with locked(path):

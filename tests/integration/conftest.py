@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -113,7 +114,8 @@ def containers(client: docker.DockerClient, network: str) -> list[Any]:
 def remove_network(client: docker.DockerClient, network: str) -> None:
     """Remove every container, volume and Docker network labelled with this Bitcoin network."""
     for container in containers(client, network):
-        container.remove(force=True, v=True)
+        with contextlib.suppress(docker.errors.NotFound):  # gone meanwhile (a fault holder that ended with its scenario)
+            container.remove(force=True, v=True)
     for volume in client.volumes.list(filters={"label": f"peerlab.network={network}"}):
         volume.remove(force=True)
     for docker_network in client.networks.list(filters={"label": f"peerlab.network={network}"}):

@@ -24,6 +24,9 @@ import yaml
 
 from .conftest import ROOT, Lab, cli, remove_docker_network, remove_network, wait_for
 
+# Measures time (a page's answers and the login's delay): make test runs it alone (tests/together.sh).
+pytestmark = pytest.mark.timing
+
 try:  # the browser tests need Selenium; the HTTP ones (login, CSRF, sessions) run without it
     from selenium import webdriver
     from selenium.common.exceptions import NoAlertPresentException
@@ -325,8 +328,9 @@ def test_a_foreign_bitcoind_appears_in_red_with_its_address(lab: Lab, browser: A
 def test_connect_with_two_right_clicks_then_remove_the_link(lab: Lab, browser: Any, client: docker.DockerClient) -> None:
     original = lab.topology.read_text()
     previous = status(browser)
-    ActionChains(browser).context_click(vertex(browser, "n2")).perform()
-    assert "right-click the second node" in status(browser)
+    node_menu(browser, "n2")  # its menu opens on "connect to…"
+    browser.find_element(By.ID, "dialog-ok").click()
+    assert wait_for(lambda: "right-click the second node" in status(browser), timeout=5), status(browser)  # once the dialog closed
     ActionChains(browser).context_click(vertex(browser, "n4")).perform()
     said = finished(browser, previous)
     assert "connect n2 → n4: done in" in said, browser.find_element(By.ID, "job-output").text[-3000:]
@@ -374,6 +378,125 @@ def test_faults_set_on_a_link_from_its_menu_land_in_the_file_and_the_graph(lab: 
     nothing_left(lab)
 
 
+def test_a_nodes_menu_sets_its_fault_and_its_partition_side_and_clears_them(lab: Lab, browser: Any) -> None:
+    """Right-click n3: a loss on n3, then n3 on side 1 of a partition (cut off from the rest). Both
+    in the file and the graph (label, side rings), held by the deploy (changed=0); then no side and
+    no fault, and the file is as it was."""
+    original = lab.topology.read_text()
+    said = node_dialog(browser, "n3", "set a fault", kind="loss", value="5")
+    assert "loss on n3: done in" in said, job_output(browser)[-3000:]
+    said = node_dialog(browser, "n3", "partition side", side="side 1")
+    assert "n3 to side 1: done in" in said, job_output(browser)[-3000:]
+    document = yaml.safe_load(lab.topology.read_text())
+    assert document["networks"][NETWORK]["faults"] == [{"kind": "loss", "node": "n3", "percent": 5},
+                                                       {"kind": "partition", "groups": [["n3"], ["n1", "n2", "n4", "n5"]]}]
+
+    def drawn() -> dict[str, Any] | None:
+        seen = graph(browser)["vertices"]
+        sides = {node: kind for node, kind in seen.items() if "side-" in kind}
+        label = browser.execute_script("return document.querySelector(\"#canvas g[data-id='n3'] text\").textContent")
+        return seen if len(sides) == 5 and "side-0" in seen["n3"] and "side-1" in seen["n1"] and label == "n3 · loss 5%" else None
+    assert wait_for(drawn, timeout=30), graph(browser)
+    shot(browser, "node-faults")
+    nothing_left(lab)
+    said = node_dialog(browser, "n3", "partition side", side="no side")
+    assert "n3 to no side: done in" in said, job_output(browser)[-3000:]
+    said = node_dialog(browser, "n3", "clear its faults")
+    assert "clear the faults of n3: done in" in said, job_output(browser)[-3000:]
+    assert lab.topology.read_text() == original
+    assert wait_for(lambda: not any("side-" in kind for kind in graph(browser)["vertices"].values()), timeout=30), graph(browser)
+
+
+def test_the_fork_view_shows_the_split_brains_two_branches_with_their_nodes_then_the_reorg(lab: Lab, browser: Any) -> None:
+    """scenarios/split-brain.yml run on this lab: while the partition holds, the page's fork view
+    shows two competing branches from one fork point, n1 and n2 on the one n1 mined (2 blocks), n3,
+    n4 and n5 on n3's (3); healed, one chain, n1's blocks stale, and both reorganisations listed."""
+    ran: dict[str, Any] = {}
+    # the split lasts as long as the scenario waits for the fork alert (seconds): the page reads the
+    # view every 0.5 s, as it does while an action runs, not every 3 s
+    browser.execute_script("window.peerlab.state.fastUntil = Infinity")
+    scenario = threading.Thread(target=lambda: ran.update(run=lab.playbook(
+        "playbooks/scenario.yml", "-e", f"scenario={ROOT / 'scenarios' / 'split-brain.yml'}")))
+    scenario.start()
+    try:
+        forks, ours = split_seen(browser)
+    except AssertionError as error:
+        scenario.join(timeout=300)
+        raise AssertionError(f"{error}\nthe scenario's run: {ran['run'].output[-3000:] if 'run' in ran else 'not ended'}") from None
+    scenario.join(timeout=300)
+    assert ran["run"].rc == 0, ran["run"].output[-3000:]
+
+    def healed() -> dict[str, Any] | None:
+        after = browser.execute_script("return window.peerlab.forks || null")
+        done = after and after["branches"] == 1 and {reorg["node"] for reorg in after["reorgs"][:2]} == {"n1", "n2"}
+        return after if done else None
+
+    after = wait_for(healed, timeout=60, interval=0.5)
+    assert after, browser.execute_script("return window.peerlab.forks")
+    stale = {block["hash"] for block in after["blocks"] if block["stale"]}
+    assert stale == {block["hash"] for block in forks["blocks"] if block["lane"] == ours["n1,n2"]["lane"]} and len(stale) == 2
+    assert all(reorg["depth"] == 2 for reorg in after["reorgs"][:2])
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#reorgs li")) >= 2
+    shot(browser, "forks-healed")
+    browser.execute_script("window.peerlab.state.fastUntil = 0")
+
+
+def split_seen(browser: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The fork view once both sides have mined all their blocks: its view, and the block each side sits on."""
+    def split() -> dict[str, Any] | None:
+        forks = browser.execute_script("return window.peerlab.forks || null")
+        tips = {",".join(block["nodes"]): block for block in (forks or {}).get("blocks", []) if block["tip"]}
+        if not forks or forks["branches"] != 2 or set(tips) != {"n1,n2", "n3,n4,n5"}:
+            return None
+        return forks if tips["n3,n4,n5"]["height"] == tips["n1,n2"]["height"] + 1 else None
+
+    forks = wait_for(split, timeout=120, interval=0.2)
+    assert forks, [(block["height"], block["hash"][-6:], block["lane"], block["nodes"], block["stale"], block["tip"])
+                   for block in browser.execute_script("return window.peerlab.forks")["blocks"]]
+    blocks = {block["hash"]: block for block in forks["blocks"]}
+    ours = {",".join(block["nodes"]): block for block in forks["blocks"] if block["tip"]}
+    fork_points = set()
+    for side, length in (("n1,n2", 2), ("n3,n4,n5", 3)):  # each branch back to the one fork point
+        path: list[dict[str, Any]] = []
+        block = ours[side]
+        while block["parent"] in blocks and len(path) < length:
+            path.append(block)
+            block = blocks[block["parent"]]
+        assert len(path) == length and block["height"] == ours[side]["height"] - length, (side, forks)
+        fork_points.add(block["hash"])
+    assert len(fork_points) == 1, forks
+    drawn = {element.get_attribute("data-nodes") for element in browser.find_elements(By.CSS_SELECTOR, "#fork-view g.block.tip")}
+    assert drawn == {"n1,n2", "n3,n4,n5"}, drawn
+    assert browser.find_element(By.ID, "forks-title").text == "2 competing branches"
+    shot(browser, "forks")
+    return forks, ours
+
+
+def node_menu(driver: Any, node: str) -> None:
+    """Right-click a node, as a person would, until its menu opens (the layout may move under the pointer)."""
+    for _attempt in range(5):
+        ActionChains(driver).context_click(vertex(driver, node)).perform()
+        if wait_for(lambda: driver.find_element(By.ID, "dialog").get_attribute("open") is not None, timeout=3, interval=0.2):
+            assert driver.find_element(By.CSS_SELECTOR, "#dialog h2").text == f"node {node}"
+            return
+    raise AssertionError(f"the menu of {node} did not open")
+
+
+def node_dialog(driver: Any, node: str, action: str, kind: str = "", value: str = "", side: str = "") -> str:
+    """A node's menu, filled and applied; what the status line ends with."""
+    previous = status(driver)
+    node_menu(driver, node)
+    Select(driver.find_element(By.NAME, "action")).select_by_value(action)
+    if kind:
+        Select(driver.find_element(By.NAME, "kind")).select_by_value(kind)
+    if value:
+        driver.find_element(By.NAME, "value").send_keys(value)
+    if side:
+        Select(driver.find_element(By.NAME, "side")).select_by_value(side)
+    driver.find_element(By.ID, "dialog-ok").click()
+    return finished(driver, previous)
+
+
 def visible_point(driver: Any, line: Any) -> tuple[int, int]:
     """An offset from the line's centre to a point of it that nothing else covers (a vertex or
     another link may lie over its middle), where a user would right-click it."""
@@ -398,8 +521,9 @@ def open_link_menu(driver: Any, link: str) -> None:
         dx, dy = visible_point(driver, found[0])
         ActionChains(driver).move_to_element_with_offset(found[0], dx, dy).context_click().perform()
         if wait_for(lambda: driver.find_element(By.ID, "dialog").get_attribute("open") is not None, timeout=3, interval=0.2):
-            return
-        ActionChains(driver).send_keys(Keys.ESCAPE).perform()  # a missed click may have started a connect: cancel it
+            if driver.find_element(By.CSS_SELECTOR, "#dialog h2").text.startswith("the link "):
+                return
+            ActionChains(driver).send_keys(Keys.ESCAPE).perform()  # a node's menu (the layout moved): closed unused
     raise AssertionError(f"the menu of {link} did not open")
 
 
@@ -499,8 +623,11 @@ def test_create_a_node_linked_to_n1(lab: Lab, browser: Any, client: docker.Docke
     assert confirming, status(browser)
     said = finished(browser, previous)
     assert "add n6: done in" in said
-    # made by the quick apply, confirmed by apply.yml: it had nothing left to change
-    assert f"quick apply: {NETWORK}-n6 created, {NETWORK}-n6 +{NETWORK}-n1:18444 in" in job_output(browser), job_output(browser)
+    # made by the quick apply, confirmed by apply.yml: it had nothing left to change (the quick apply
+    # may first close a duplicate connection the split brain's heal left: the TCP handshake of an
+    # added node's retry, held by the partition, completes a few seconds after it heals)
+    assert re.search(rf"quick apply: (.*closed a duplicate connection to {NETWORK}-n\d:18444, )?{NETWORK}-n6 created, "
+                     rf"{NETWORK}-n6 \+{NETWORK}-n1:18444 in", job_output(browser)), job_output(browser)
     assert "(changed=0; applied in " in said, (said, job_output(browser))
     TIMINGS["create_node_applied_seconds"] = float(re.search(r"applied in ([0-9.]+) s", said)[1])  # type: ignore[index]
     assert client.containers.get(f"{NETWORK}-n6").attrs["Config"]["StopTimeout"] == 300, "the inventory's setting, not the default"

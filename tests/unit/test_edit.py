@@ -173,3 +173,26 @@ def test_a_generated_link_goes_once_its_generator_is_written_out_and_the_rest_st
     assert "      - {name: n1}\n" in text and "      - {from: n2, to: n3}\n" in text and "{from: n1, to: n2}" not in text
     with pytest.raises(_edit.EditError, match="no generator makes the link n1 - n3"):
         _edit.change(str(topology), None, lambda data: _edit.expand_generator(data, "lab", "n1", "n3"), VALIDATE)
+
+
+def test_partition_sides_are_set_node_by_node_and_the_partition_goes_with_the_last_side(topology: Path) -> None:
+    before = topology.read_text()
+
+    def side(node: str, number: int | None) -> list[list[str]]:
+        said: list[list[list[str]]] = []
+        _edit.change(str(topology), None, lambda data: said.append(_edit.set_side(data, "lab", node, number)), VALIDATE)
+        network = parse(_edit.plain(_edit.load(str(topology)).networks()), str(topology))[0]
+        written = [list(fault.groups) for fault in network.faults if fault.kind == "partition"]
+        assert [[list(group) for group in groups] for groups in written] == ([said[0]] if said[0] else [])
+        return said[0]
+
+    assert side("n1", 0) == [["n1"], ["n2", "n3", "n4", "n5"]], "one side: cut off from the rest"
+    assert side("n2", 0) == [["n1", "n2"], ["n3", "n4", "n5"]]
+    assert "      - {kind: partition, groups: [[n1, n2], [n3, n4, n5]]}\n" in topology.read_text()
+    assert side("n5", 2) == [["n1", "n2"], ["n3", "n4"], ["n5"]], "a new side"
+    assert side("n5", None) == [["n1", "n2"], ["n3", "n4"]], "on no side: linked to every side"
+    with pytest.raises(_edit.EditError, match="side 4 does not exist"):
+        _edit.change(str(topology), None, lambda data: _edit.set_side(data, "lab", "n1", 3), VALIDATE)
+    assert side("n3", None) == [["n1", "n2"], ["n4"]]
+    assert side("n4", None) == [], "one side left: no partition"
+    assert topology.read_text() == before, "the file as it was"

@@ -24,7 +24,14 @@
     background: () => cancel(),
     open: (vertex) => { if (vertex.kind !== "external") window.location = `/network/${NETWORK}/node/${vertex.id}`; },
   });
-  window.peerlab = { graph, state };
+  // each refresh's fetch (request to parsed view) and draw, in ms: the last 200 (make bench-portal reads them)
+  const timings = { fetch: [], render: [] };
+  window.peerlab = { graph, state, timings };
+
+  function timed(list, started) {
+    list.push(performance.now() - started);
+    if (list.length > 200) list.shift();
+  }
 
   function say(text, kind) {
     status.textContent = text;
@@ -162,7 +169,75 @@
     graphElement.dataset.refreshed = String(state.refreshed);
     if (!view.observed) say("no live data: the observer does not answer (is the monitoring stack deployed?)", "warn");
     showActivity(view);
+    showForks(view.forks);
     showPanel();
+  }
+
+  // The fork view: the recent block tree from every node's tips (the observer's), one lane per
+  // branch, the nodes on the block they sit on, stale blocks dashed, reorganisations listed.
+  const SVG = "http://www.w3.org/2000/svg";
+  const COLUMN = 74, LANE = 40, TOP = 16, BLOCK_W = 56, BLOCK_H = 18;
+
+  function svg(tag, attributes, textContent) {
+    const made = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attributes || {})) made.setAttribute(key, value);
+    if (textContent !== undefined) made.textContent = textContent;
+    return made;
+  }
+
+  function showForks(forks) {
+    window.peerlab.forks = forks;
+    const canvas = document.getElementById("fork-view");
+    const title = document.getElementById("forks-title");
+    const note = document.getElementById("forks-note");
+    if (!forks || !forks.blocks.length) {
+      title.textContent = "blocks";
+      note.textContent = "no block seen yet (the observer draws blocks as nodes take them as their tip)";
+      canvas.replaceChildren();
+      canvas.setAttribute("height", "0");
+      document.getElementById("reorgs").replaceChildren();
+      return;
+    }
+    title.textContent = forks.branches > 1 ? `${forks.branches} competing branches` : "one chain";
+    const aside = Object.entries(forks.behind).map(([node, height]) => `${node} at ${height}`)
+      .concat(forks.unknown.map((node) => `${node}: no tip seen`));
+    note.textContent = `heights ${forks.from} to ${forks.to}` + (aside.length ? ` · older: ${aside.join(", ")}` : "");
+    const place = {};
+    for (const block of forks.blocks) {
+      place[block.hash] = { x: 24 + (block.height - forks.from) * COLUMN, y: TOP + block.lane * LANE };
+    }
+    const children = [];
+    for (let height = forks.from; height <= forks.to; height += 1) {
+      children.push(svg("text", { class: "fork-axis", x: 24 + (height - forks.from) * COLUMN, y: 11 }, String(height)));
+    }
+    for (const block of forks.blocks) {
+      if (!block.parent || !place[block.parent]) continue;
+      const from = place[block.parent], to = place[block.hash];
+      const path = from.y === to.y ? `M${from.x + BLOCK_W},${from.y + BLOCK_H / 2} L${to.x},${to.y + BLOCK_H / 2}`
+        : `M${from.x + BLOCK_W},${from.y + BLOCK_H / 2} C${to.x - 8},${from.y + BLOCK_H / 2} ${from.x + BLOCK_W + 8},${to.y + BLOCK_H / 2} ${to.x},${to.y + BLOCK_H / 2}`;
+      children.push(svg("path", { class: "fork-link", d: path }));
+    }
+    for (const block of forks.blocks) {
+      const at = place[block.hash];
+      const kind = `block${block.lane ? " side" : ""}${block.stale ? " stale" : ""}${block.tip ? " tip" : ""}`;
+      const group = svg("g", { class: kind, "data-hash": block.hash, "data-height": block.height, "data-lane": block.lane,
+        "data-nodes": block.nodes.join(",") });
+      const tooltip = `${block.height} ${block.hash}` + (block.miner ? `, mined by ${block.miner}` : "")
+        + (block.stale ? ", stale: on no node's chain" : "") + (block.nodes.length ? `; tip of ${block.nodes.join(", ")}` : "");
+      group.append(svg("title", {}, tooltip), svg("rect", { x: at.x, y: at.y, width: BLOCK_W, height: BLOCK_H, rx: 3 }),
+        svg("text", { x: at.x + 4, y: at.y + 13 }, `…${block.hash.slice(-6)}`));
+      // a big network's nodes on one block: the first few by name, then how many more (all in the tooltip)
+      const names = block.nodes.length > 6 ? `${block.nodes.slice(0, 4).join(" ")} +${block.nodes.length - 4}` : block.nodes.join(" ");
+      if (block.nodes.length) group.appendChild(svg("text", { class: "on", x: at.x, y: at.y + BLOCK_H + 12 }, names));
+      children.push(group);
+    }
+    canvas.replaceChildren(...children);
+    canvas.setAttribute("width", String(24 + (forks.to - forks.from + 1) * COLUMN + 100));  // room for the last block's node names
+    canvas.setAttribute("height", String(TOP + forks.lanes * LANE + 4));
+    document.getElementById("reorgs").replaceChildren(...forks.reorgs.slice(0, 5).map((reorg) => element("li", {
+      text: `${new Date(reorg.time * 1000).toLocaleTimeString()} ${reorg.node} reorganised ${reorg.depth} block(s): `
+        + `from …${reorg.old.slice(-6)} (${reorg.old_height}) back to ${reorg.fork_height}, onto …${reorg.hash.slice(-6)}`,
+    })));
   }
 
   // The network's background activity (its `activity:` in the topology): as declared, what the
@@ -195,13 +270,17 @@
 
   async function refresh() {
     try {
+      const asked = performance.now();
       const response = await fetch(`/api/networks/${NETWORK}`, { headers: { Accept: "application/json" } });
       if (response.status === 401) { window.location = `/login?next=${encodeURIComponent(window.location.pathname)}`; return; }
       const view = await response.json();
       if (!response.ok) { say(view.error || `error ${response.status}`, "error"); return; }
+      timed(timings.fetch, asked);
       state.view = view;
       state.refreshed += 1;
+      const drawing = performance.now();
       render();
+      timed(timings.render, drawing);
     } catch (error) {
       say(`cannot reach the portal: ${error}`, "error");
     }
@@ -267,18 +346,44 @@
     state.first = null;
   }
 
+  // Right-click a node: its menu (connect it to another node, its faults, its partition side);
+  // while a connection is being made, the second node's right-click makes it.
   function rightClick(vertex) {
     if (vertex.kind === "external") { say("external peers are not managed: they cannot be linked from here", "warn"); return; }
-    if (!state.first) {
-      state.first = vertex.id;
-      graph.select(vertex.id, true);
-      say(`connect ${vertex.id} to …: right-click the second node (right-click the background to cancel)`, "busy");
+    if (state.first) {
+      const first = state.first;
+      cancel();
+      if (first === vertex.id) { say("cancelled"); return; }
+      act("connect", { from: first, to: vertex.id }, `connect ${first} → ${vertex.id}`);
       return;
     }
-    const first = state.first;
-    cancel();
-    if (first === vertex.id) { say("cancelled"); return; }
-    act("connect", { from: first, to: vertex.id }, `connect ${first} → ${vertex.id}`);
+    const node = state.view.nodes.find((item) => item.id === vertex.id);
+    const sides = state.view.sides || 0;
+    // no partition yet: side 1 cuts the node off from the rest (the others become side 2)
+    const sideNames = [];
+    for (let index = 0; index < Math.max(sides, 1); index += 1) sideNames.push(`side ${index + 1}`);
+    if (sides) sideNames.push("a new side");
+    sideNames.push("no side");
+    const current = node && node.side !== null && node.side !== undefined ? `side ${node.side + 1}` : "no side";
+    ask(`node ${vertex.id}`, [
+      ["action", select("action", ["connect to…", "set a fault", "clear its faults", "partition side"])],
+      ...faultFields(["latency", "loss", "bandwidth", "pause"], "latency"),
+      ["partition side", select("side", sideNames, current)],
+    ], (form) => {
+      const action = form.get("action");
+      if (action === "connect to…") {
+        state.first = vertex.id;
+        graph.select(vertex.id, true);
+        say(`connect ${vertex.id} to …: right-click the second node (right-click the background to cancel)`, "busy");
+      } else if (action === "partition side") {
+        const chosen = form.get("side");
+        const side = chosen === "no side" ? null : chosen === "a new side" ? sides : Number(chosen.replace("side ", "")) - 1;
+        act("partition", { node: vertex.id, side }, `${vertex.id} to ${chosen}`);
+      } else {
+        if (action === "clear its faults") form.set("kind", "clear faults");
+        setFault({ node: vertex.id }, form, vertex.id);
+      }
+    });
   }
 
   // A fault's setting as the topology takes it, from the dialog's value.
@@ -344,6 +449,7 @@
     const no = element("button", { value: "cancel", text: "cancel", formnovalidate: "" });
     buttons.append(ok, no);
     form.appendChild(buttons);
+    dialog.returnValue = "";  // closed with Escape, a dialog keeps the last one's value: never apply that
     dialog.onclose = () => { if (dialog.returnValue === "ok") submit(new FormData(form)); };
     dialog.showModal();
   }
