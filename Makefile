@@ -84,7 +84,8 @@ molecule: setup  ## Scenarios default (the local lab) and swarm (three Docker ho
 	cd $(CURDIR) && $(BIN)/molecule test -s default
 	cd $(CURDIR) && $(BIN)/molecule test -s swarm
 
-test: lint sanity unit integration molecule  ## Everything CI runs
+test: lint sanity unit  ## Everything CI runs: lint, sanity, unit, then integration and molecule together (tests/together.sh)
+	tests/together.sh
 
 soak: setup deps  ## The Observer's five quiet minutes of traffic (a minute in make test), then every attack (not part of test)
 	QUIET_SECONDS=300 $(BIN)/pytest -q --durations=10 tests/integration/test_observer.py
@@ -107,7 +108,7 @@ bench-libraries: images  ## The bus's and the feed's hand-written protocol code 
 
 bench-collector: bench-observer  ## The same run (the collector's cost is one of its numbers)
 
-bench-portal: setup deps  ## The portal drawing a BENCH_NODES (200) node network in headless Chromium (after make deploy)
+bench-portal: setup deps  ## The portal drawing a BENCH_NODES (200) node network in headless Chromium, then the page while it reports for BENCH_LIVE (60) s (after make deploy)
 	$(BIN)/python bench/portal.py
 
 docs-graph: setup  ## Redraw docs/default-lab.svg from the default topology

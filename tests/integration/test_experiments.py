@@ -19,6 +19,9 @@ import yaml
 
 from .conftest import ROOT, Lab, Run, cli, remove_docker_network, remove_network, wait_for
 
+# Measures time (ping times and block arrival under latency faults): make test runs it alone (tests/together.sh).
+pytestmark = pytest.mark.timing
+
 NETWORK = "exp"
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 FAULTS: list[dict[str, Any]] = [

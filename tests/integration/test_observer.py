@@ -27,6 +27,9 @@ from .conftest import BIN, ROOT, Lab, cli, remove_docker_network, remove_network
 sys.path.insert(0, str(ROOT / "tools"))
 import eventlog as logger
 
+# Measures time (detectors must fire within two collection intervals): make test runs it alone (tests/together.sh).
+pytestmark = pytest.mark.timing
+
 NETWORK = "obs"
 NODES = ["n1", "n2", "n3", "n4", "n5"]
 INTERVAL = 10  # the collector's default poll interval
