@@ -9,8 +9,8 @@ includes the portal reading the inventory (ansible-inventory); the others are wa
 
 Then **live** (BENCH_LIVE seconds, default 60; 0 skips it): the observer's own image and its bus
 run beside the portal, and this script reports the 200 nodes on the bus as their collectors would
-(the events are made here, to the schema of docs/events.md, since 200 bitcoinds do not fit this
-machine beside a browser): each node's poll every 10 s (its peers, tip, mempool, traffic), a block
+(the events are made here, to the schema of docs/events.md: a minute's run, no deploy): each
+node's poll every 10 s (its peers, tip, mempool, traffic), a block
 every 10 s reaching every node within 1.5 s, every third block a competing one that a fifth of
 the nodes take and leave again (a reorganisation: the fork view moves), a link closed and opened
 again every 5 s (the graph's links come and go: the layout moves), and BENCH_MESSAGES (400) P2P
@@ -19,12 +19,19 @@ window: the page's frame times (requestAnimationFrame) and long tasks (over 50 m
 (fetch and draw), the size of the view it reads, and the CPU of Chromium, the portal and the
 observer (% of one core).
 
+BENCH_REAL=1: the same page on a deployed network instead: BENCH_NODES bitcoinds (256 MB, half a
+core each) with the monitoring stack, the portal and background activity (a payment a second, a
+block every 10 s), under the bench's own names, and a node restarted every 15 s (its links go and
+come back); the CPU of the collector, bus and observer too. About ten minutes at 200 nodes (the
+deploy and its teardown).
+
 Prints one JSON line; docs/benchmarks.md records it. `make bench-portal`; screenshots go to
 bench/results/.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import random
@@ -50,9 +57,16 @@ import events
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._login import hash_password
 from ansible_collections.peerlab.bitcoin.plugins.module_utils._topology import parse
 
+_bench = importlib.util.spec_from_file_location("peerlab_bench", ROOT / "bench" / "bench.py")
+assert _bench and _bench.loader
+bench = importlib.util.module_from_spec(_bench)
+_bench.loader.exec_module(bench)  # its inventory, playbook runner, patience and the bench's monitoring names
+
 NODES = int(os.environ.get("BENCH_NODES", "200"))
 LOADS = int(os.environ.get("BENCH_LOADS", "6"))
 LIVE = int(os.environ.get("BENCH_LIVE", "60"))
+REAL = os.environ.get("BENCH_REAL", "") == "1"  # a deployed network of BENCH_NODES bitcoinds instead of made reports
+REAL_PORTAL = "peerlab-bench-portal-web"
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "400"))
 LISTEN = "127.0.0.1:18490"
 NAME = "peerlab-bench-portal"
@@ -225,6 +239,42 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else 0.0
 
 
+class Churn:
+    """A real network's changes beside its background activity: every 15 s a node restarted (its
+    links go, and come back from its peers file when bitcoind starts)."""
+
+    def __init__(self, client: docker.DockerClient, containers: list[str]) -> None:
+        self.client, self.containers = client, containers
+        self.random = random.Random(7)
+        self.stop = threading.Event()
+        self.restarts = 0
+
+    def run(self) -> None:
+        while not self.stop.wait(15):
+            self.client.containers.get(self.random.choice(self.containers)).restart(timeout=10)
+            self.restarts += 1
+
+
+def synthetic(client: docker.DockerClient, work: Path, network: Any, made: list[Any]) -> None:
+    """The observer's image and its bus beside the portal, for the reports LiveNetwork makes."""
+    observer_image = newest_image(client, "peerlab/observer")
+    bridge = client.networks.create("peerlab-bench-portal", labels=LABEL)
+    (work / "observer").mkdir()
+    (work / "observer" / "observer.json").write_text(json.dumps({
+        "bus": "peerlab-bench-portal-bus:4222", "carbon": "127.0.0.1:2003", "interval": INTERVAL, "host": "bench",
+        "networks": {"big": {"chain": "regtest", "edges": [list(edge) for edge in network.edges],
+                             "nodes": {node.name: {"container": node.container} for node in network.nodes}}}}))
+    made.append(client.containers.run(
+        observer_image, name="peerlab-bench-portal-bus", detach=True, labels=LABEL, network=bridge.name,
+        entrypoint=["nats-server", "--addr", "0.0.0.0", "--port", "4222", "--http_port", "8222"],
+        environment={"GOMAXPROCS": "1"}, ports={"4222/tcp": ("127.0.0.1", BUS_PUBLISH)}, healthcheck={"Test": ["NONE"]}))
+    made.append(client.containers.run(
+        observer_image, name="peerlab-bench-portal-observer", detach=True, labels=LABEL, network=bridge.name,
+        environment={"PEERLAB_OBSERVER_CONFIG": "/etc/peerlab/observer.json"}, healthcheck={"Test": ["NONE"]},
+        volumes={str(work / "observer"): {"bind": "/etc/peerlab", "mode": "ro"}},
+        ports={"9333/tcp": ("127.0.0.1", OBSERVER_PUBLISH)}))
+
+
 def main() -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -233,47 +283,49 @@ def main() -> None:
     client = docker.from_env()
     image = newest_image(client, "peerlab/portal")
     work = Path(tempfile.mkdtemp(prefix="peerlab-bench-portal-"))
-    inventory = work / "inventory"
-    inventory.mkdir()
-    shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", inventory / "01-hosts.yml")
-    topology = {"big": {"chain": "regtest", "generators": [{"type": "random-regular", "nodes": NODES, "degree": 4, "seed": 1,
-                                                              "prefix": "n"}]}}
-    (inventory / "02-topology.peerlab.yml").write_text(yaml.safe_dump({"plugin": "peerlab.bitcoin.topology", "networks": topology}))
-    network = parse(topology, "bench")[0]
-    password = secrets.token_urlsafe(16)
-    config = {"listen": LISTEN, "root": str(ROOT), "collections": str(ROOT / "collections"), "inventory": [str(inventory)],
-              "user": "admin", "login": hash_password(password, secrets.token_hex(8)),
-              "observer": f"http://127.0.0.1:{OBSERVER_PUBLISH}" if LIVE else "", "feed": "",
-              "graphite": "", "grafana": "", "playbook_args": []}
-    (work / "portal.json").write_text(json.dumps(config))
+    generator = {"type": "random-regular", "nodes": NODES, "degree": 4, "seed": 1, "prefix": "n"}
+    topology: dict[str, Any] = {"big": {"chain": "regtest", "generators": [generator]}}
     for old in client.containers.list(all=True, filters={"label": "peerlab.role=portal-bench"}):
         old.remove(force=True)
     for old_network in client.networks.list(filters={"label": "peerlab.role=portal-bench"}):
         old_network.remove()
     made: list[Any] = []
     driver = None
+    inventory = None
     try:
-        if LIVE:
-            observer_image = newest_image(client, "peerlab/observer")
-            bridge = client.networks.create("peerlab-bench-portal", labels=LABEL)
-            (work / "observer").mkdir()
-            (work / "observer" / "observer.json").write_text(json.dumps({
-                "bus": "peerlab-bench-portal-bus:4222", "carbon": "127.0.0.1:2003", "interval": INTERVAL, "host": "bench",
-                "networks": {"big": {"chain": "regtest", "edges": [list(edge) for edge in network.edges],
-                                     "nodes": {node.name: {"container": node.container} for node in network.nodes}}}}))
-            made.append(client.containers.run(
-                observer_image, name="peerlab-bench-portal-bus", detach=True, labels=LABEL, network=bridge.name,
-                entrypoint=["nats-server", "--addr", "0.0.0.0", "--port", "4222", "--http_port", "8222"],
-                environment={"GOMAXPROCS": "1"}, ports={"4222/tcp": ("127.0.0.1", BUS_PUBLISH)}, healthcheck={"Test": ["NONE"]}))
-            made.append(client.containers.run(
-                observer_image, name="peerlab-bench-portal-observer", detach=True, labels=LABEL, network=bridge.name,
-                environment={"PEERLAB_OBSERVER_CONFIG": "/etc/peerlab/observer.json"}, healthcheck={"Test": ["NONE"]},
-                volumes={str(work / "observer"): {"bind": "/etc/peerlab", "mode": "ro"}},
-                ports={"9333/tcp": ("127.0.0.1", OBSERVER_PUBLISH)}))
-        volumes = {str(ROOT): {"bind": str(ROOT), "mode": "ro"}, str(work): {"bind": str(work), "mode": "rw"}}
-        container = client.containers.run(image, name=NAME, detach=True, network_mode="host", labels=LABEL,
-                                          environment={"PORTAL_CONFIG": str(work / "portal.json")}, volumes=volumes)
-        made.append(container)
+        if REAL:
+            # 200 bitcoinds with the monitoring stack, the portal and background activity, under the
+            # bench's own names: the portal's container is the deploy's.
+            topology["big"].update(defaults={"resources": {"memory": "256m", "cpus": 0.5}},
+                                   activity={"tx_per_second": 1, "block_interval": 10, "seed": 3})
+            patience = bench.patience(NODES)
+            inventory = bench.write_inventory(work, {
+                **bench.BENCH_STACK, "peerlab_monitoring": True, "peerlab_portal": True, "portal_container": REAL_PORTAL,
+                "portal_listen": LISTEN, "observer_prometheus_publish": f"127.0.0.1:{OBSERVER_PUBLISH}",
+                "network_rpc_timeout": patience, "network_link_timeout": patience, "network_tip_timeout": patience}, topology)
+            deployed, _report = bench.playbook(inventory, "deploy.yml")
+            print(f"bench-portal: {NODES} nodes deployed with the monitoring stack and the portal in {deployed:.0f} s", file=sys.stderr)
+            password = yaml.safe_load((work / "secrets" / "portal.yml").read_text())["portal"]["admin"]["password"]
+            container = client.containers.get(REAL_PORTAL)
+        else:
+            inventory_dir = work / "inventory"
+            inventory_dir.mkdir()
+            shutil.copy(ROOT / "inventories" / "local" / "01-hosts.yml", inventory_dir / "01-hosts.yml")
+            (inventory_dir / "02-topology.peerlab.yml").write_text(yaml.safe_dump({"plugin": "peerlab.bitcoin.topology",
+                                                                                   "networks": topology}))
+            password = secrets.token_urlsafe(16)
+            config = {"listen": LISTEN, "root": str(ROOT), "collections": str(ROOT / "collections"), "inventory": [str(inventory_dir)],
+                      "user": "admin", "login": hash_password(password, secrets.token_hex(8)),
+                      "observer": f"http://127.0.0.1:{OBSERVER_PUBLISH}" if LIVE else "", "feed": "",
+                      "graphite": "", "grafana": "", "playbook_args": []}
+            (work / "portal.json").write_text(json.dumps(config))
+            if LIVE:
+                synthetic(client, work, parse(topology, "bench")[0], made)
+            volumes = {str(ROOT): {"bind": str(ROOT), "mode": "ro"}, str(work): {"bind": str(work), "mode": "rw"}}
+            container = client.containers.run(image, name=NAME, detach=True, network_mode="host", labels=LABEL,
+                                              environment={"PORTAL_CONFIG": str(work / "portal.json")}, volumes=volumes)
+            made.append(container)
+        network = parse(topology, "bench")[0]
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -315,10 +367,22 @@ def main() -> None:
             "first_load_ms": round(loads[0]["rendered_ms"]), "warm_median_ms": round(statistics.median(warm)),
             "warm_max_ms": round(max(warm)),
             "layout_median_ms": round(statistics.median(load["layout_ms"] for load in loads)), "image": image,
-            "chromium": driver.capabilities.get("browserVersion"),
+            "chromium": driver.capabilities.get("browserVersion"), "mode": "real" if REAL else "synthetic" if LIVE else "quiet",
         }
-        if LIVE:
-            result["live"] = measure_live(client, driver, container, made, network, out)
+        if REAL and LIVE:
+            churn = Churn(client, [node.container for node in network.nodes])
+            parts = {"portal": container, **{part: client.containers.get(str(bench.BENCH_STACK[key])) for part, key in
+                                             (("observer", "observer_container"), ("collector", "collector_container"),
+                                              ("bus", "observer_bus_container"))}}
+            result["live"] = measure_live(driver, parts, churn.run, churn.stop, lambda: None, out, "real")
+            result["live"]["node_restarts"] = churn.restarts
+        elif LIVE:
+            bus = events.Bus(f"127.0.0.1:{BUS_PUBLISH}", "peerlab-bench-portal").start()
+            if not bus.connected.wait(30):
+                raise SystemExit("the bench's bus did not answer")
+            live = LiveNetwork(bus, "big", [node.name for node in network.nodes], [(edge[0], edge[1]) for edge in network.edges])
+            parts = {"portal": container, "observer": next(item for item in made if item.name == "peerlab-bench-portal-observer")}
+            result["live"] = measure_live(driver, parts, live.run, live.stop, lambda: live.published, out, "live")
         else:
             driver.save_screenshot(str(out / f"portal-{NODES}.png"))
         print(json.dumps(result))
@@ -329,47 +393,47 @@ def main() -> None:
             item.remove(force=True, v=True)
         for old_network in client.networks.list(filters={"label": "peerlab.role=portal-bench"}):
             old_network.remove()
+        if inventory is not None:
+            bench.playbook(inventory, "playbooks/teardown.yml", "-e", "peerlab_purge=true")
         shutil.rmtree(work, ignore_errors=True)
         client.close()
 
 
-def measure_live(client: docker.DockerClient, driver: Any, portal: Any, made: list[Any], network: Any, out: Path) -> dict[str, Any]:
-    """The live window: the network reported on the bus while the page polls; what the page and the
-    three processes cost meanwhile."""
-    bus = events.Bus(f"127.0.0.1:{BUS_PUBLISH}", "peerlab-bench-portal").start()
-    if not bus.connected.wait(30):
-        raise SystemExit("the bench's bus did not answer")
-    live = LiveNetwork(bus, "big", [node.name for node in network.nodes], [tuple(edge) for edge in network.edges])
-    feeder = threading.Thread(target=live.run, daemon=True)
+def measure_live(driver: Any, parts: dict[str, Any], changes: Any, stop: threading.Event, published: Any, out: Path,
+                 name: str) -> dict[str, Any]:
+    """The live window: `changes` runs (in a thread) while the page polls; what the page costs, and
+    the CPU of Chromium and of each container in `parts`, meanwhile."""
+    feeder = threading.Thread(target=changes, daemon=True)
     feeder.start()
     try:
-        # every node polled once, and the page showing them up, before the window opens
-        deadline = time.monotonic() + 60
+        # every node reported up, and the page showing it, before the window opens
+        deadline = time.monotonic() + 180
         while driver.execute_script("return document.querySelectorAll('#canvas g.vertex.down').length") > 0:
             if time.monotonic() > deadline:
-                raise SystemExit("the page did not show the reported nodes up within 60 s")
+                raise SystemExit("the page did not show every node up within 180 s")
             time.sleep(0.5)
-        observer = next(item for item in made if item.name == "peerlab-bench-portal-observer")
         driver.execute_script(PAGE_PROBE)
         chromium = driver.service.process.pid
-        before = {"chromium": process_cpu(chromium), "portal": container_cpu(portal), "observer": container_cpu(observer)}
-        sent, started = live.published, time.monotonic()
+
+        def cpu() -> dict[str, float]:
+            return {"chromium": process_cpu(chromium), **{part: container_cpu(container) for part, container in parts.items()}}
+        before, sent, started = cpu(), published(), time.monotonic()
         time.sleep(LIVE)
         seconds = time.monotonic() - started
-        after = {"chromium": process_cpu(chromium), "portal": container_cpu(portal), "observer": container_cpu(observer)}
+        after, sent_after = cpu(), published()
         page = driver.execute_script(
             "const b = window.__bench, t = window.peerlab.timings, f = window.peerlab.forks || {};"
             "const entries = performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/networks/'));"
             "return {frames: b.frames, long: b.long, fetch: t.fetch, render: t.render,"
             " bytes: entries.length ? entries[entries.length - 1].decodedBodySize : 0,"
             " branches: f.branches, reorgs: (f.reorgs || []).length, links: document.querySelectorAll('#canvas line').length};")
-        driver.save_screenshot(str(out / f"portal-{NODES}-live.png"))
+        driver.save_screenshot(str(out / f"portal-{NODES}-{name}.png"))
     finally:
-        live.stop.set()
-        feeder.join(timeout=5)
+        stop.set()
+        feeder.join(timeout=20)
     frames = [later - earlier for earlier, later in zip(page["frames"], page["frames"][1:], strict=False)]
     return {
-        "seconds": round(seconds), "events_per_second": round((live.published - sent) / seconds),
+        "seconds": round(seconds), **({"events_per_second": round((sent_after - sent) / seconds)} if sent is not None else {}),
         "refreshes": len(page["render"]), "view_kib": round(page["bytes"] / 1024),
         "fetch_ms_median": round(statistics.median(page["fetch"]), 1) if page["fetch"] else None,
         "render_ms_median": round(statistics.median(page["render"]), 1) if page["render"] else None,
@@ -378,7 +442,7 @@ def measure_live(client: docker.DockerClient, driver: Any, portal: Any, made: li
         "frame_ms_p99": round(percentile(frames, 0.99), 1), "frame_ms_max": round(max(frames, default=0.0), 1),
         "frames_over_50ms": sum(1 for frame in frames if frame > 50),
         "long_tasks": len(page["long"]), "long_task_ms_total": round(sum(page["long"])),
-        "cpu_percent": {name: round(100 * (after[name] - before[name]) / seconds, 1) for name in before},
+        "cpu_percent": {part: round(100 * (after[part] - before[part]) / seconds, 1) for part in before},
         "fork_view": {"branches": page["branches"], "reorgs": page["reorgs"]},
     }
 

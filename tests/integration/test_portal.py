@@ -486,13 +486,17 @@ def node_dialog(driver: Any, node: str, action: str, kind: str = "", value: str 
     """A node's menu, filled and applied; what the status line ends with."""
     previous = status(driver)
     node_menu(driver, node)
-    Select(driver.find_element(By.NAME, "action")).select_by_value(action)
-    if kind:
-        Select(driver.find_element(By.NAME, "kind")).select_by_value(kind)
+    return apply_dialog(driver, previous, {"action": action, "kind": kind, "side": side}, value)
+
+
+def apply_dialog(driver: Any, previous: str, choices: dict[str, str], value: str = "") -> str:
+    """The open dialog's selects set (those given, in order) and its value typed, then applied;
+    what the status line ends with (`previous`: what it said before)."""
+    for name, choice in choices.items():
+        if choice:
+            Select(driver.find_element(By.NAME, name)).select_by_value(choice)
     if value:
         driver.find_element(By.NAME, "value").send_keys(value)
-    if side:
-        Select(driver.find_element(By.NAME, "side")).select_by_value(side)
     driver.find_element(By.ID, "dialog-ok").click()
     return finished(driver, previous)
 
@@ -531,15 +535,7 @@ def link_dialog(driver: Any, link: str, action: str, direction: str = "", kind: 
     """Right-click a link where it is free, fill its menu and apply; what the status line ends with."""
     previous = status(driver)
     open_link_menu(driver, link)
-    Select(driver.find_element(By.NAME, "action")).select_by_value(action)
-    if direction:
-        Select(driver.find_element(By.NAME, "direction")).select_by_value(direction)
-    if kind:
-        Select(driver.find_element(By.NAME, "kind")).select_by_value(kind)
-    if value:
-        driver.find_element(By.NAME, "value").send_keys(value)
-    driver.find_element(By.ID, "dialog-ok").click()
-    return finished(driver, previous)
+    return apply_dialog(driver, previous, {"action": action, "direction": direction, "kind": kind}, value)
 
 
 def connect_dialog(driver: Any, source: str, target: str) -> str:

@@ -162,8 +162,8 @@ def test_the_portal_draws_the_split_in_two_lanes_with_each_sides_nodes_then_one_
     lanes = {block["hash"]: (block["lane"], block["nodes"], block["stale"]) for block in healed["blocks"]}
     assert lanes[h("c32")] == (0, nodes, False) and lanes[h("a31")] == (1, [], True) and lanes[h("a30")] == (1, [], True)
     assert [(reorg["node"], reorg["depth"]) for reorg in healed["reorgs"]] == [("n2", 2), ("n1", 2)]
-    assert portal.fork_view(None, nodes) == {"blocks": [], "lanes": 0, "branches": 0, "from": None, "to": None, "behind": {},
-                                              "unknown": nodes, "reorgs": []}
+    nothing = {"blocks": [], "lanes": 0, "branches": 0, "from": None, "to": None, "behind": {}, "unknown": nodes, "reorgs": []}
+    assert portal.fork_view(None, nodes) == nothing
 
 
 def test_a_fork_older_than_the_last_twelve_heights_is_shown_from_two_below_its_fork_point() -> None:
