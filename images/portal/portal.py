@@ -211,6 +211,7 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
             vertex = external_id(peer.get("addr", ""))
             entry = externals.setdefault(vertex, {"id": vertex, "addr": peer.get("addr", ""), "subver": peer.get("subver", ""),
                                                   "peers": []})
+            entry["subver"] = entry["subver"] or peer.get("subver", "")  # a connection still in its handshake has none
             entry["peers"].append({"node": node.name, "addr": peer.get("addr", ""), "inbound": bool(peer.get("inbound")),
                                    "conn_type": peer.get("conn_type", "")})
             external_edges.append({"id": f"{node.name}|{vertex}", "from": node.name, "to": vertex, "kind": "external",

@@ -316,8 +316,10 @@ def test_a_foreign_bitcoind_appears_in_red_with_its_address(lab: Lab, browser: A
             text = str(browser.find_element(By.ID, "panel").text)
             return text if ip in text and "Satoshi" in text else ""
 
-        panel = wait_for(foreign_panel, timeout=30)
-        assert panel and "(external)" in panel and "Satoshi" in panel and "peer of n1" in panel, panel
+        panel = wait_for(foreign_panel, timeout=60)
+        external = browser.execute_script("return (window.peerlab.state.view.external || []).filter((e) => e.id === arguments[0])",
+                                          f"ext:{ip}")
+        assert panel and "(external)" in panel and "Satoshi" in panel and "peer of n1" in panel, (panel, external)
         colour = browser.execute_script("return getComputedStyle(arguments[0].querySelector('circle')).fill", vertex(browser, f"ext:{ip}"))
         assert colour == "rgb(210, 60, 60)", colour
         shot(browser, "foreign")
