@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # mmdebstrap is installed by the images role on the Docker hosts that build a base image.
 DEBS := gpg shellcheck chromium chromium-driver
 
-.PHONY: docs-graph help deps setup images deploy down purge status events replay sweep traffic bench-collector bench-delay bench-libraries bench-observer bench-portal scenario score test soak lint unit integration molecule sanity bench clean
+.PHONY: docs-graph help deps setup images statoshi node-image differential deploy down purge status events replay sweep traffic bench-collector bench-delay bench-libraries bench-observer bench-portal scenario score test soak lint unit integration molecule sanity bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,12 @@ $(STAMP): requirements.txt
 images: setup  ## Build the base and node images on the inventory's Docker hosts
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/images.yml
 
+statoshi: setup  ## Build the Statoshi node image from SOURCE (a git directory or tree; a git URL with REF=<commit>): docs/images.md
+	$(BIN)/python tools/build_node.py statoshi "$${SOURCE:?give SOURCE=<a jlopp/statoshi git directory, tree or URL>}" --ref "$${REF:-}"
+
+node-image: setup  ## Build a Bitcoin Core node image from SOURCE (git directory, tree, or URL with REF=<commit>), the same recipe
+	$(BIN)/python tools/build_node.py core "$${SOURCE:?give SOURCE=<a bitcoin/bitcoin git directory, tree or URL>}" --ref "$${REF:-}"
+
 deploy: setup  ## Bring up the inventory's networks (default: the lab in inventories/local)
 	$(BIN)/ansible-playbook -i $(INVENTORY) deploy.yml
 
@@ -48,6 +54,9 @@ purge: setup  ## Remove the networks' containers and volumes
 
 traffic: setup  ## Regtest traffic for DURATION seconds (default 120): blocks and payments
 	$(BIN)/ansible-playbook -i $(INVENTORY) playbooks/traffic.yml -e duration=$${DURATION:-120}
+
+differential: setup  ## One scenario on networks that differ only in implementation, side by side: INVENTORY=inventories/differential (deployed) SCENARIO=scenarios/differential.yml
+	$(BIN)/python tools/differential.py --inventory $${INVENTORY:-inventories/differential} --scenario $${SCENARIO:-scenarios/differential.yml} $${NETWORKS:+--networks $$NETWORKS} $${OUT:+--out $$OUT}
 
 sweep: setup  ## Run a scenario over a grid of parameters and seeds: SWEEP=sweeps/partition.yml (CSV and plots in .state/sweeps/<name>; resumes)
 	$(BIN)/python tools/sweep.py $${SWEEP:-sweeps/partition.yml} --inventory $(INVENTORY)

@@ -8,6 +8,8 @@ Settings (environment):
                       `attached`: the networks this container is attached to (a Swarm task: its
                       overlay network and its host's docker_gwbridge, through which the host calls)
   PEERLAB_CONF        extra bitcoin.conf lines, newline-separated, already validated by peerlab
+  PEERLAB_STATSD      host:port of the collector's statsd intake (Statoshi nodes): Statoshi always
+                      sends to 127.0.0.1:8125, so a relay process forwards what arrives there
 /etc/peerlab/peers, when mounted: the node's own outbound peers (host:port per line), rendered as
 addnode lines, so a node restarted by its orchestrator reconnects without a deploy. peerlab
 rewrites the file when the topology changes and applies the change through RPC at the same time.
@@ -20,7 +22,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import sys
+import time
 
 SECTIONS = {"mainnet": "main", "testnet3": "test", "testnet4": "testnet4", "signet": "signet", "regtest": "regtest"}
 # Keys peerlab writes itself (plugins/module_utils/_conf.py MANAGED_KEYS; a unit test keeps the two
@@ -105,7 +109,72 @@ def render(environ: dict[str, str], routes_path: str = ROUTES, peers_path: str =
     return "\n".join(lines) + "\n"
 
 
+STATSD_LISTEN = ("127.0.0.1", 8125)   # where Statoshi sends (its StatsdClient's default; no option moves it)
+
+
+STATSD_BATCH = 8192   # bytes of metric lines per datagram to the collector
+
+
+def drain(inbound: socket.socket, first: bytes) -> list[bytes]:
+    """`first` and every datagram already waiting, joined into newline-separated batches of at most
+    STATSD_BATCH bytes: Statoshi sends one datagram per value, a thousand at once for each block
+    (its fee estimates), and one datagram per batch keeps the collector's socket from overflowing."""
+    batches, current = [], first
+    inbound.setblocking(False)
+    try:
+        while True:
+            try:
+                data = inbound.recv(65535)
+            except BlockingIOError:
+                break
+            if len(current) + 1 + len(data) > STATSD_BATCH:
+                batches.append(current)
+                current = data
+            else:
+                current += b"\n" + data
+    finally:
+        inbound.setblocking(True)
+    return [*batches, current]
+
+
+def relay_statsd(target: str, inbound: socket.socket) -> None:
+    """Forward what arrives on `inbound` to target (host:port), in batches, resolving the host again
+    every 30 s and after an error (the collector may be recreated with a new address). A lost
+    datagram is lost: statsd is best effort."""
+    host, _colon, port = target.rpartition(":")
+    outbound = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    address: tuple[str, int] | None = None
+    resolved = 0.0
+    while True:
+        batches = drain(inbound, inbound.recv(65535))
+        if address is None or time.monotonic() - resolved > 30:
+            try:
+                address, resolved = (socket.gethostbyname(host), int(port)), time.monotonic()
+            except (OSError, ValueError):
+                address = None
+                continue
+        try:
+            for batch in batches:
+                outbound.sendto(batch, address)
+        except OSError:
+            address = None
+
+
+def start_statsd_relay(target: str) -> None:
+    """A child process that outlives the exec below: bitcoind becomes PID 1, the relay its sibling."""
+    inbound = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    inbound.bind(STATSD_LISTEN)
+    if os.fork() == 0:
+        try:
+            relay_statsd(target, inbound)
+        finally:
+            os._exit(0)
+    inbound.close()
+
+
 def main() -> None:
+    if os.environ.get("PEERLAB_STATSD"):
+        start_statsd_relay(os.environ["PEERLAB_STATSD"])
     os.makedirs(DATADIR, exist_ok=True)
     path = os.path.join(DATADIR, "bitcoin.conf")
     with open(path + ".tmp", "w", encoding="utf-8") as handle:

@@ -8,7 +8,8 @@ plaintext protocol), keeps it for Prometheus at /metrics and publishes a `poll` 
 One thread reads every node's log file as Docker writes it (json-file, under the engine's data
 directory, mounted read-only) ten times a second and publishes its events (messages, connections,
 blocks, transactions) on the bus (NATS; events.py, docs/events.md).
-A statsd intake (UDP) forwards what Statoshi nodes send to carbon under `peerlab.statsd.`.
+A statsd intake (UDP) forwards what Statoshi nodes send to carbon under
+`peerlab.<network>.nodes.<node>.statoshi.`, named after the sender's address.
 
 Standard library only. The configuration file (JSON, written by the engine, no secrets)
 is reread when it changes:
@@ -533,20 +534,23 @@ def in_subnets(address: str, subnets: list[ipaddress.IPv4Network | ipaddress.IPv
 
 class Statsd:
     """statsd intake: counters (per-second rate), gauges (last value), timers (mean, count). Only
-    Statoshi nodes may send (`senders`: their addresses, refreshed every poll), only sane names."""
+    Statoshi nodes may send (`senders`: their addresses and (network, node), refreshed every poll),
+    only sane names; each name goes under its sender's node."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.counters: dict[str, float] = {}
         self.gauges: dict[str, float] = {}
         self.timers: dict[str, list[float]] = {}
-        self.senders: set[str] = set()
+        self.senders: dict[str, tuple[str, str]] = {}
         self.refused = 0
 
-    def feed(self, packet: str, sender: str | None = None) -> None:
-        if sender is not None and sender not in self.senders:
+    def feed(self, packet: str, sender: str) -> None:
+        if sender not in self.senders:
             self.refused += 1
             return
+        network, node = self.senders[sender]
+        prefix = f"peerlab.{network}.nodes.{node}.statoshi."
         for line in packet.splitlines():
             name, _sep, rest = line.partition(":")
             parts = rest.split("|")
@@ -560,6 +564,7 @@ class Statsd:
                 rate = float(parts[2][1:]) if len(parts) > 2 and parts[2].startswith("@") else 1.0
             except ValueError:
                 continue
+            name = prefix + name
             with self.lock:
                 if parts[1] == "c":
                     self.counters[name] = self.counters.get(name, 0.0) + value / (rate or 1.0)
@@ -573,11 +578,10 @@ class Statsd:
 
     def flush(self, interval: float) -> list[tuple[str, float]]:
         with self.lock:
-            out = [(f"peerlab.statsd.{name}", count / interval) for name, count in self.counters.items()]
-            out += [(f"peerlab.statsd.{name}", value) for name, value in self.gauges.items()]
+            out = [(name, count / interval) for name, count in self.counters.items()]
+            out += list(self.gauges.items())
             for name, values in self.timers.items():
-                out += [(f"peerlab.statsd.{name}.mean", statistics.fmean(values)),
-                        (f"peerlab.statsd.{name}.count", len(values))]
+                out += [(f"{name}.mean", statistics.fmean(values)), (f"{name}.count", len(values))]
             self.counters = {name: 0.0 for name in self.counters}
             self.timers = {}
         return out
@@ -711,6 +715,9 @@ class Collector:
             poll["uptime"] = uptime
             out.append(Sample(scope, "uptime", uptime))
         out.append(Sample(scope, "restarts", restarts))
+        labels = (container.get("Config") or {}).get("Labels") or {}
+        if labels.get("peerlab.implementation"):  # which bitcoind this is, as the topology named it
+            out.append(Sample(scope, "build", 1, (labels["peerlab.implementation"], labels.get("peerlab.version", ""))))
         if txstats:
             out.append(Sample(scope, "chain.transactions", txstats["txcount"]))
         self.publish(events.make("poll", network, node, now, **poll))
@@ -748,14 +755,14 @@ class Collector:
         current = {summary["Id"] for summary in containers.values()}
         self.cookies = {container_id: cookie for container_id, cookie in self.cookies.items() if container_id in current}
         names: dict[str, str] = {}
-        statoshi: set[str] = set()
-        for (_network, node), summary in containers.items():
+        statoshi: dict[str, tuple[str, str]] = {}
+        for (network, node), summary in containers.items():
             names[summary["Names"][0].lstrip("/")] = node
             for net in (summary.get("NetworkSettings", {}).get("Networks") or {}).values():
                 if net.get("IPAddress"):
                     names[net["IPAddress"]] = node
                     if (summary.get("Labels") or {}).get("peerlab.implementation") == "statoshi":
-                        statoshi.add(net["IPAddress"])
+                        statoshi[net["IPAddress"]] = (network, node)
         self.statsd.senders = statoshi
         subnets, gateways = [], set()
         for spec in self.config.get("networks", {}).values():

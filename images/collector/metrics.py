@@ -36,7 +36,7 @@ KEY_LABELS: dict[str, str | tuple[str, ...]] = {
     "peers.type": "type", "peers.network": "net", "bandwidth.sent_by_msg": "msg",
     "bandwidth.received_by_msg": "msg", "message.received": "msg", "message.sent": "msg",
     "ping.peer": "peer", "minping.peer": "peer", "connections": "event", "traffic": ("source", "target"),
-    "alerts": "detector", "observer.events_dropped": "reason",
+    "alerts": "detector", "observer.events_dropped": "reason", "build": ("implementation", "version"),
 }
 
 

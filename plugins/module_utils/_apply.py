@@ -72,7 +72,7 @@ class Report:
 
     def rows(self, spec: HostSpec) -> list[dict[str, Any]]:
         """One row per node of this run here, for the table a run prints (module_utils/_chain.summary_table)."""
-        return [{"node": node.container, "host": spec.host, "implementation": f"{node.implementation} {node.version}".strip(),
+        return [{"node": node.container, "host": spec.host, "implementation": _names.build_label(node.implementation, node.version),
                  "address": self.addresses.get(node.container, ""), "container_state": self.container_states.get(node.container, ""),
                  "state": {key: value for key, value in (self.nodes.get(node.container) or {}).items() if key != "peers"}}
                 for node in spec.nodes]

@@ -202,10 +202,15 @@ def node_mounts(d: Deployment, network: Any, node: Any) -> tuple[Mount, ...]:
 
 
 def node_env(d: Deployment, node: Any) -> dict[str, str]:
-    return {"PEERLAB_CHAIN": node.chain, "PEERLAB_RPCAUTH": d.rpcauth.get(node.container, ""),
-            # The networks the container is attached to (its Docker network; on a Swarm also its
-            # host's docker_gwbridge, through which its host calls RPC).
-            "PEERLAB_RPCALLOWIP": "attached", "PEERLAB_CONF": "\n".join(conf_lines(node))}
+    env = {"PEERLAB_CHAIN": node.chain, "PEERLAB_RPCAUTH": d.rpcauth.get(node.container, ""),
+           # The networks the container is attached to (its Docker network; on a Swarm also its
+           # host's docker_gwbridge, through which its host calls RPC).
+           "PEERLAB_RPCALLOWIP": "attached", "PEERLAB_CONF": "\n".join(conf_lines(node))}
+    if node.implementation == "statoshi":
+        # Statoshi sends statsd to 127.0.0.1:8125; the entrypoint relays it to the collector of the
+        # node's Docker host (attached to the node's network under its container name).
+        env["PEERLAB_STATSD"] = f"{d.settings.collector.container}:{_names.STATSD_PORT}"
+    return env
 
 
 def node_container(d: Deployment, network: Any, node: Any) -> ContainerSpec:

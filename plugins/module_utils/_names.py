@@ -76,3 +76,9 @@ def labelled_container(labels: dict[str, Any] | None) -> str:
     if NODE not in labels:
         return ""
     return container(str(labels.get(NETWORK)), str(labels[NODE]))
+
+
+def build_label(implementation: str, version: str) -> str:
+    """A node's implementation and version for a table: a commit (40 hex digits) shortened to 12."""
+    short = version[:12] if len(version) == 40 and all(c in "0123456789abcdef" for c in version) else version
+    return f"{implementation} {short}".strip()

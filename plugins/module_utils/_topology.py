@@ -29,10 +29,10 @@ IMPLEMENTATIONS: dict[str, dict[str, str]] = {
     # build pins: a Debian package version, a release number, a commit)
     "knots": {"version": "29.5", "versions": r"^[0-9]+(\.[0-9]+){1,2}([.-][A-Za-z0-9]+){0,3}$",
               "looks": "a Debian version of bitcoin-knots such as 29.5 or 29.1.knots20250903"},
-    "core": {"version": "29.1", "versions": r"^[0-9]+\.[0-9]+(\.[0-9]+)?(rc[0-9]+)?$",
-             "looks": "a Bitcoin Core release such as 29.1, 28.2 or 30.0rc1"},
+    "core": {"version": "29.1", "versions": r"^([0-9]+\.[0-9]+(\.[0-9]+)?(rc[0-9]+)?|[0-9a-f]{40})$",
+             "looks": "a Bitcoin Core release such as 29.1, 28.2 or 30.0rc1, or a commit built by `make node-image`"},
     "statoshi": {"version": "277036f30ce47da59164337f556b917d45e4a797", "versions": r"^[0-9a-f]{40}$",
-                 "looks": "a 40-digit commit of jlopp/statoshi"},
+                 "looks": "a 40-digit commit of jlopp/statoshi (or a tree's hash) built by `make statoshi`"},
 }
 
 NETWORK_KEYS = frozenset({"chain", "defaults", "nodes", "edges", "generators", "miners", "faults", "geography", "activity"})

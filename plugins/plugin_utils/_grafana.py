@@ -25,6 +25,7 @@ FOLDER = "peerlab"
 NODE = "peerlab.$network.nodes.$node"
 NET = "peerlab.$network.network"
 HOST = "peerlab.hosts.$host"
+STATOSHI = f"{NODE}.statoshi"
 VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 
 # (title, unit, targets) per panel; a target is (Graphite expression, legend).
@@ -60,6 +61,7 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
         ("Uptime", "s", [f"aliasByNode({NODE}.uptime, 3)"]),
         ("Restarts", "none", [f"aliasByNode({NODE}.restarts, 3)"]),
         ("Up", "none", [f"aliasByNode({NODE}.up, 3)"]),
+        ("Implementation and version", "none", [f"aliasByNode({NODE}.build.*.*, 3, 5, 6)"]),
     ]),
     "peerlab-p2p": ("P2P messages", [
         ("Messages received per second, by type", "none",
@@ -92,6 +94,22 @@ DASHBOARDS: dict[str, tuple[str, list[Panel]]] = {
         ("Mempool minimum fee (BTC/kvB)", "none", [f"aliasByNode({NODE}.mempool.min_fee, 3)"]),
         ("Transactions accepted per second", "none", [f"aliasByNode(perSecond({NODE}.transactions.accepted), 3)"]),
         ("Transactions confirmed per second", "none", [f"aliasByNode(perSecond({NODE}.chain.transactions), 3)"]),
+    ]),
+    # Statoshi's own statsd series (docs/metrics.md, "Statoshi"): only Statoshi nodes have them.
+    "peerlab-statoshi": ("Statoshi", [
+        ("Connections (Statoshi)", "none", [f"aliasByNode({STATOSHI}.peers.totalConnections, 3)"]),
+        ("Inbound / outbound (Statoshi)", "none",
+         [f"aliasByNode({STATOSHI}.peers.{{inboundConnections,outboundConnections}}, 3, 6)"]),
+        ("Height (Statoshi)", "none", [f"aliasByNode({STATOSHI}.blocks.currentHeight, 3)"]),
+        ("Ping (Statoshi, µs)", "none", [f"aliasByNode({STATOSHI}.peers.ping_us.mean, 3)"]),
+        ("Messages received per second, by type (Statoshi)", "none",
+         [f"aliasByNode(groupByNode({STATOSHI}.message.received.*, 7, 'sumSeries'), 0)"]),
+        ("Messages sent per second, by type (Statoshi)", "none",
+         [f"aliasByNode(groupByNode({STATOSHI}.message.sent.*, 7, 'sumSeries'), 0)"]),
+        ("Bytes received per message type (Statoshi)", "bytes",
+         [f"groupByNode({STATOSHI}.bandwidth.message.*.totalBytesReceived, 7, 'sumSeries')"]),
+        ("Connections: Statoshi's count against peerlab's", "none",
+         [f"aliasByNode({STATOSHI}.peers.totalConnections, 3, 4)", f"aliasByNode({NODE}.peers.total, 3, 4)"]),
     ]),
     "peerlab-system": ("System", [
         ("Node CPU", "percent", [f"aliasByNode({NODE}.system.cpu_percent, 3)"]),

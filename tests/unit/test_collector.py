@@ -139,24 +139,28 @@ def test_network_view_counts_edges_tips_and_lag() -> None:
     assert samples["peerlab.lab.nodes.n3.chain.blocks_behind"] == 3
 
 
-def test_statsd_intake_rates_gauges_and_timers() -> None:
+def test_statsd_intake_rates_gauges_and_timers_under_the_senders_node() -> None:
     statsd = collector.Statsd()
-    statsd.feed("bitcoind.message.received.inv:2|c\nbitcoind.message.received.inv:1|c|@0.5\n"
-                "bitcoind.peers.totalConnections:8|g\nbitcoind.peers.totalConnections:-1|g\n"
-                "bitcoind.block.verify:10|ms\nbitcoind.block.verify:20|ms\ngarbage\nx:y|c")
+    statsd.senders = {"172.18.0.7": ("lab", "s1"), "172.18.0.8": ("lab", "s2")}
+    statsd.feed("message.received.inv:2|c\nmessage.received.inv:1|c|@0.5\n"
+                "peers.totalConnections:8|g\npeers.totalConnections:-1|g\n"
+                "ConnectBlock_ms:10|ms\nConnectBlock_ms:20|ms\ngarbage\nx:y|c", sender="172.18.0.7")
+    statsd.feed("peers.totalConnections:3|g", sender="172.18.0.8")
     flushed = dict(statsd.flush(10))
-    assert flushed["peerlab.statsd.bitcoind.message.received.inv"] == 0.4
-    assert flushed["peerlab.statsd.bitcoind.peers.totalConnections"] == 7
-    assert flushed["peerlab.statsd.bitcoind.block.verify.mean"] == 15
-    assert dict(statsd.flush(10))["peerlab.statsd.bitcoind.message.received.inv"] == 0
+    assert flushed["peerlab.lab.nodes.s1.statoshi.message.received.inv"] == 0.4
+    assert flushed["peerlab.lab.nodes.s1.statoshi.peers.totalConnections"] == 7
+    assert flushed["peerlab.lab.nodes.s2.statoshi.peers.totalConnections"] == 3
+    assert flushed["peerlab.lab.nodes.s1.statoshi.ConnectBlock_ms.mean"] == 15
+    assert flushed["peerlab.lab.nodes.s1.statoshi.ConnectBlock_ms.count"] == 2
+    assert dict(statsd.flush(10))["peerlab.lab.nodes.s1.statoshi.message.received.inv"] == 0
 
 
 def test_statsd_takes_only_statoshi_nodes_and_sane_names() -> None:
     statsd = collector.Statsd()
-    statsd.senders = {"172.18.0.7"}
-    statsd.feed("bitcoind.peers.totalConnections:8|g", sender="172.18.0.9")  # not a Statoshi node
-    statsd.feed("a b c:1|g\nx..y/../z:2|g\n.lead:1|g\nbitcoind.ok_name-1:3|g\n" + "n" * 201 + ":1|g", sender="172.18.0.7")
-    assert dict(statsd.flush(10)) == {"peerlab.statsd.bitcoind.ok_name-1": 3}
+    statsd.senders = {"172.18.0.7": ("lab", "s1")}
+    statsd.feed("peers.totalConnections:8|g", sender="172.18.0.9")  # not a Statoshi node
+    statsd.feed("a b c:1|g\nx..y/../z:2|g\n.lead:1|g\nok_name-1:3|g\n" + "n" * 201 + ":1|g", sender="172.18.0.7")
+    assert dict(statsd.flush(10)) == {"peerlab.lab.nodes.s1.statoshi.ok_name-1": 3}
     assert statsd.refused == 5
 
 
@@ -183,6 +187,9 @@ def test_outputs_keep_precision_and_label_keys() -> None:
     assert traffic.graphite() == "peerlab.lab.network.traffic.n1.external"
     assert 'peerlab_network_traffic{network="lab",source="n1",target="external"} 812' in metrics.prometheus_text([traffic])
     assert "# TYPE peerlab_network_traffic counter" in metrics.prometheus_text([traffic])
+    build = metrics.Sample(SCOPE, "build", 1, ("knots", "29.5"))
+    assert build.graphite() == "peerlab.lab.nodes.n1.build.knots.29_5"
+    assert 'peerlab_build{implementation="knots",network="lab",node="n1",version="29.5"} 1' in metrics.prometheus_text([build])
 
 
 def test_the_cookie_is_read_from_dockers_archive_of_the_chains_data_directory() -> None:

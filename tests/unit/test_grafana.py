@@ -15,11 +15,11 @@ sys.modules["_grafana"] = grafana
 _spec.loader.exec_module(grafana)
 
 
-def test_six_dashboards_and_the_alert_rules_validate() -> None:
+def test_seven_dashboards_and_the_alert_rules_validate() -> None:
     dashboards = grafana.dashboards()
     assert {model["title"] for model in dashboards.values()} == {
         "peerlab: Network overview", "peerlab: Node detail", "peerlab: P2P messages", "peerlab: Blocks & mining",
-        "peerlab: Mempool & transactions", "peerlab: System"}
+        "peerlab: Mempool & transactions", "peerlab: System", "peerlab: Statoshi"}
     alerts = grafana.alert_rules(min_peers=3)
     assert grafana.validate({**dashboards, "alerts": alerts}) == []
     rules = {rule["title"]: rule for rule in alerts["groups"][0]["rules"]}

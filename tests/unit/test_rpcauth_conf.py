@@ -88,3 +88,44 @@ def test_entrypoint_renders_the_peers_file_as_addnode_lines(tmp_path) -> None:
     text = load_entrypoint().render({}, peers_path=str(peers))
     assert text.endswith("addnode=lab-n2:18444\naddnode=lab-n3:18444\n")
     assert "addnode" not in load_entrypoint().render({}, peers_path=str(tmp_path / "absent"))
+
+
+def test_the_statsd_relay_forwards_datagrams_to_the_collector_by_name() -> None:
+    """Statoshi sends to 127.0.0.1:8125 only; the entrypoint's relay carries each datagram on."""
+    import socket
+    import threading
+
+    entrypoint = load_entrypoint()
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(5)
+    inbound = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    inbound.bind(("127.0.0.1", 0))
+    threading.Thread(target=entrypoint.relay_statsd, args=(f"localhost:{collector.getsockname()[1]}", inbound),
+                     daemon=True).start()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for packet in (b"peers.totalConnections:4|g", b"message.received.inv:1|c"):
+        sender.sendto(packet, inbound.getsockname())
+        assert collector.recv(65535) == packet
+
+
+def test_the_statsd_relay_joins_a_burst_into_few_datagrams() -> None:
+    """A block makes Statoshi send a thousand fee estimates at once: they travel in 8 KiB batches."""
+    import socket
+
+    entrypoint = load_entrypoint()
+    inbound = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    inbound.bind(("127.0.0.1", 0))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    lines = [f"estimates.fee.block{i}:1000|g".encode() for i in range(1, 201)]
+    for line in lines[1:]:
+        sender.sendto(line, inbound.getsockname())
+    batches = entrypoint.drain(inbound, lines[0])
+    assert b"\n".join(batches).split(b"\n") == lines, "every value, in order"
+    assert len(batches) == 1 and len(batches[0]) <= entrypoint.STATSD_BATCH, "200 values: one datagram"
+    assert inbound.getblocking()
+    entrypoint.STATSD_BATCH = 1000
+    for line in lines[1:]:
+        sender.sendto(line, inbound.getsockname())
+    batches = entrypoint.drain(inbound, lines[0])
+    assert b"\n".join(batches).split(b"\n") == lines and len(batches) == 6 and max(map(len, batches)) <= 1000

@@ -3,6 +3,8 @@
 # fail closed on any doubt, then install. Needs the internet and builder keys in keys/core/.
 set -eu
 version=$1
+# Compiled from a source tree by tools/build_node.py: no download.
+[ -f /opt/peerlab/prebuilt/bitcoin.tar ] && exec "$(dirname "$0")/install-source.sh"
 arch=$(uname -m)
 url=${CORE_RELEASE_URL:-https://bitcoincore.org/bin/bitcoin-core-$version}
 tarball="bitcoin-$version-$arch-linux-gnu.tar.gz"
