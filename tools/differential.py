@@ -45,15 +45,35 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
 
 
+def fault_windows(report: dict[str, Any]) -> list[tuple[float, float]]:
+    """When the scenario held a fault: (applied, cleared) in seconds from its start; a fault never
+    cleared lasts to the end of the run."""
+    windows: list[tuple[float, float]] = []
+    open_since: dict[Any, float] = {}
+    for entry in report.get("faults") or []:
+        if entry.get("action") == "applied":
+            open_since.setdefault(entry.get("fault"), float(entry.get("at", 0)))
+        elif entry.get("fault") in open_since:
+            windows.append((open_since.pop(entry.get("fault")), float(entry.get("at", 0))))
+    return windows + [(start, float(report.get("seconds") or 0)) for start in open_since.values()]
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    return {"p50": percentile(values, 0.5), "p90": percentile(values, 0.9), "max": max(values, default=None), "count": len(values)}
+
+
 def summarize(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
     """What the comparison shows of one run: its scenario report and its network's events."""
     nodes = list(report.get("nodes") or [])
-    arrivals = [seconds for block in report.get("blocks") or [] for node, seconds in (block.get("propagation") or {}).items()
-                if seconds > 0 or node != block.get("miner")]
+    windows = fault_windows(report)
+    arrivals: dict[bool, list[float]] = {False: [], True: []}  # by: mined while a fault was held
+    for block in report.get("blocks") or []:
+        held = any(start <= block.get("at", 0) <= end for start, end in windows)
+        arrivals[held] += [seconds for node, seconds in (block.get("propagation") or {}).items() if node != block.get("miner")]
     received: Counter[str] = Counter()
     sent: Counter[str] = Counter()
     accepted: dict[str, dict[str, float]] = defaultdict(dict)
-    rejected = 0
+    rejected: Counter[str] = Counter()
     alerts: Counter[str] = Counter()
     reorgs: list[int] = []
     spreads: list[float] = []
@@ -64,7 +84,7 @@ def summarize(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str,
         elif kind == "tx" and event.get("event") == "accepted":
             accepted[str(event.get("txid"))].setdefault(str(event.get("node")), float(event.get("time", 0)))
         elif kind == "tx":
-            rejected += 1
+            rejected[str(event.get("reason") or "?")] += 1
         elif kind == "alert":
             alerts[str(event.get("detector"))] += 1
         elif kind == "reorg":
@@ -78,15 +98,15 @@ def summarize(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str,
     return {
         "network": report.get("network"), "ok": report.get("ok"), "seconds": report.get("seconds"), "nodes": nodes,
         "blocks": len(report.get("blocks") or []), "stale": sum(1 for block in report.get("blocks") or [] if block.get("stale")),
-        "arrival": {"p50": percentile(arrivals, 0.5), "p90": percentile(arrivals, 0.9), "max": max(arrivals, default=None),
-                    "count": len(arrivals)},
+        "arrival": spread(arrivals[False]), "arrival_faulted": spread(arrivals[True]),
         "propagation": {"p50": percentile(spreads, 0.5), "p90": percentile(spreads, 0.9), "max": max(spreads, default=None),
                         "count": len(spreads)},
         "max_tips": report.get("max_tips"), "reorg_depth": report.get("reorg_depth"),
         "reorgs": {"scenario": len(report.get("reorgs") or []), "observer": len(reorgs), "deepest": max(reorgs, default=0)},
         "mempool": {"transactions": len(accepted), "reached_all": sum(1 for count in reach if count >= others),
                     "mean_reach": round(statistics.fmean(reach) / others, 3) if reach else None,
-                    "spread_p50": percentile(tx_spread, 0.5), "spread_p90": percentile(tx_spread, 0.9), "rejected": rejected},
+                    "spread_p50": percentile(tx_spread, 0.5), "spread_p90": percentile(tx_spread, 0.9),
+                    "rejected": sum(rejected.values()), "rejected_for": dict(rejected.most_common())},
         "received": dict(received.most_common()), "sent": dict(sent.most_common()),
         "alerts": dict(alerts.most_common()),
         "scenario_alerts": sorted({str(alert.get("detector")) for alert in report.get("alerts") or []}),
@@ -114,9 +134,12 @@ def render(scenario: dict[str, Any], runs: dict[str, dict[str, Any]], implementa
             row("scenario passed", lambda r: "yes" if r["ok"] else f"no ({', '.join(r['steps_failed'])})"),
             row("run length", lambda r: seconds(r["seconds"])),
             row("blocks seen (stale)", lambda r: f"{r['blocks']} ({r['stale']})"),
-            row("block arrival after the first node, p50", lambda r: seconds(r["arrival"]["p50"])),
-            row("block arrival, p90", lambda r: seconds(r["arrival"]["p90"])),
-            row("block arrival, max", lambda r: seconds(r["arrival"]["max"])),
+            row("block arrival at a node after its miner, p50 (no fault held)", lambda r: seconds(r["arrival"]["p50"])),
+            row("block arrival, p90 (no fault held)", lambda r: seconds(r["arrival"]["p90"])),
+            row("block arrival, max (no fault held; arrivals)", lambda r: f"{seconds(r['arrival']['max'])} ({r['arrival']['count']})"),
+            row("block arrival, blocks mined while a fault was held: p50, max (arrivals)",
+                lambda r: f"{seconds(r['arrival_faulted']['p50'])}, {seconds(r['arrival_faulted']['max'])} "
+                          f"({r['arrival_faulted']['count']})"),
             row("Observer propagation (first to last node), p50", lambda r: seconds(r["propagation"]["p50"])),
             row("Observer propagation, p90 (blocks)", lambda r: f"{seconds(r['propagation']['p90'])} ({r['propagation']['count']})"),
             row("most competing tips", lambda r: r["max_tips"]),
@@ -128,7 +151,9 @@ def render(scenario: dict[str, Any], runs: dict[str, dict[str, Any]], implementa
             row("mean share of the other nodes reached", lambda r: r["mempool"]["mean_reach"]),
             row("first to last acceptance, p50", lambda r: seconds(r["mempool"]["spread_p50"])),
             row("first to last acceptance, p90", lambda r: seconds(r["mempool"]["spread_p90"])),
-            row("rejected", lambda r: r["mempool"]["rejected"]),
+            row("rejected (bitcoind's reasons)", lambda r: f"{r['mempool']['rejected']}" + (
+                f" ({', '.join(f'{reason}: {count}' for reason, count in r['mempool']['rejected_for'].items())})"
+                if r["mempool"]["rejected"] else "")),
             "\n## Messages received, per type (all nodes)\n\n", head]
     types = sorted({kind for run in runs.values() for kind in run["received"]},
                    key=lambda kind: -max(run["received"].get(kind, 0) for run in runs.values()))

@@ -100,16 +100,18 @@ def run(network: str, ok: bool = True, arrival: float = 0.5) -> tuple[dict[str, 
     report: dict[str, Any] = {
         "network": network, "ok": ok, "seconds": 50.0, "nodes": ["n1", "n2", "n3"], "max_tips": 2, "reorg_depth": 2,
         "steps": [{"step": "wait tips 2", "ok": ok}],
-        "blocks": [{"miner": "n1", "stale": False, "propagation": {"n1": 0.0, "n2": arrival, "n3": 2 * arrival}},
-                   {"miner": "n3", "stale": True, "propagation": {"n3": 0.0}}],
-        "reorgs": [{"node": "n1", "depth": 2}], "alerts": [{"detector": "fork"}]}
+        "blocks": [{"miner": "n1", "at": 5.0, "stale": False, "propagation": {"n1": 0.0, "n2": arrival, "n3": 2 * arrival}},
+                   {"miner": "n3", "at": 21.0, "stale": True, "propagation": {"n3": 0.0}},
+                   {"miner": "n3", "at": 22.0, "stale": False, "propagation": {"n3": 0.0, "n1": 8.0, "n2": 8.1}}],
+        "reorgs": [{"node": "n1", "depth": 2}], "alerts": [{"detector": "fork"}],
+        "faults": [{"action": "applied", "at": 20.0, "fault": "partition"}, {"action": "cleared", "at": 30.0, "fault": "partition"}]}
     events: list[dict[str, Any]] = [
         {"kind": "msg", "dir": "in", "type": "inv"}, {"kind": "msg", "dir": "in", "type": "inv"},
         {"kind": "msg", "dir": "out", "type": "headers"},
         {"kind": "tx", "event": "accepted", "txid": "a", "node": "n2", "time": 10.0},
         {"kind": "tx", "event": "accepted", "txid": "a", "node": "n3", "time": 10.4},
         {"kind": "tx", "event": "accepted", "txid": "b", "node": "n2", "time": 11.0},
-        {"kind": "tx", "event": "rejected", "txid": "c", "node": "n2"},
+        {"kind": "tx", "event": "rejected", "txid": "c", "node": "n2", "reason": "txn-already-known"},
         {"kind": "alert", "detector": "fork"}, {"kind": "reorg", "depth": 2},
         {"kind": "propagation", "seconds": 2 * arrival}]
     return report, events
@@ -118,9 +120,10 @@ def run(network: str, ok: bool = True, arrival: float = 0.5) -> tuple[dict[str, 
 def test_a_runs_summary_counts_what_the_report_compares() -> None:
     summary = differential.summarize(*run("knots"))
     assert summary["arrival"] == {"p50": 0.5, "p90": 1.0, "max": 1.0, "count": 2}, "the miner's own zero is not an arrival"
-    assert summary["blocks"] == 2 and summary["stale"] == 1
+    assert summary["arrival_faulted"] == {"p50": 8.0, "p90": 8.1, "max": 8.1, "count": 2}, "held back by the partition"
+    assert summary["blocks"] == 3 and summary["stale"] == 1
     assert summary["mempool"] == {"transactions": 2, "reached_all": 1, "mean_reach": 0.75, "spread_p50": 0.4,
-                                  "spread_p90": 0.4, "rejected": 1}
+                                  "spread_p90": 0.4, "rejected": 1, "rejected_for": {"txn-already-known": 1}}
     assert summary["received"] == {"inv": 2} and summary["sent"] == {"headers": 1}
     assert summary["alerts"] == {"fork": 1} and summary["reorgs"] == {"scenario": 1, "observer": 1, "deepest": 2}
 
@@ -132,8 +135,10 @@ def test_the_report_puts_the_runs_side_by_side() -> None:
     runs = {"knots": differential.summarize(*run("knots")), "statoshi": differential.summarize(*run("statoshi", ok=False, arrival=1.5))}
     text = differential.render(scenario, runs, {"knots": "knots 29.5", "statoshi": "statoshi 277036f30ce4"})
     assert "| | knots (knots 29.5) | statoshi (statoshi 277036f30ce4) |" in text
-    assert "| block arrival after the first node, p50 | 0.50 s | 1.50 s |" in text
+    assert "| block arrival at a node after its miner, p50 (no fault held) | 0.50 s | 1.50 s |" in text
+    assert "| block arrival, blocks mined while a fault was held: p50, max (arrivals) | 8.00 s, 8.10 s (2) | 8.00 s, 8.10 s (2) |" in text
     assert "| scenario passed | yes | no (wait tips 2) |" in text
+    assert "| rejected (bitcoind's reasons) | 1 (txn-already-known: 1) | 1 (txn-already-known: 1) |" in text
     assert "| `inv` | 2 | 2 |" in text and "| `fork` | 1 | 1 |" in text
 
 
