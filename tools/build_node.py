@@ -104,6 +104,10 @@ def resolve(source: str, ref: str = "") -> Source:
             git("--git-dir", str(cache), "fetch", "-q", "--depth", "1", source, ref)
         return Source(version=ref, described=f"{source} at {ref}", git_dir=str(cache), commit=ref)
     path = Path(source).expanduser()
+    if path.is_file():
+        raise BuildError(f"{source} is a file: unpack a source tarball and give its directory (a Bitcoin Core release "
+                         "needs no compiling: `implementation: core, version: <release>` installs it, verified against "
+                         "SHA256SUMS and its signatures; docs/images.md)")
     if not path.is_dir():
         raise BuildError(f"{source}: no such directory (give a git directory, a source tree or a git URL)")
     git_dir = path / ".git" if (path / ".git").exists() else path if (path / "HEAD").is_file() and (path / "objects").is_dir() else None

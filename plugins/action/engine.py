@@ -97,6 +97,14 @@ class ActionModule(ActionBase):
         answer = self._execute_module(module_name="peerlab.bitcoin.engine", module_args=module_args, task_vars=task_vars)
         answer.pop("invocation", None)
         answer["builds"] = builds(answer.get("missing_images") or [], context.deployment.tags)
+        compiled = [build for build in answer["builds"] if build.get("from_source")]
+        build_host = str(task_vars.get("images_build_host") or "")
+        if compiled and not answer.get("failed") and build_host in ("", host):
+            # Compiling takes many minutes and needs the source on the controller: refused here,
+            # while nothing has changed, with the command that makes the image.
+            return dict(result, failed=True, changed=False, msg="; ".join(
+                f"{host} lacks {build['tag']}, which is compiled from source: run `{build['from_source']}` on the controller "
+                "(docs/images.md); nothing was changed" for build in compiled))
         key = FACT if state in ("present", "started", "status") else f"{FACT}_{state}"
         urls = context.deployment.urls()
         if any(note.startswith("Grafana skipped") for note in answer.get("notes") or []):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,12 +84,23 @@ def describe(tag: str, known: Tags) -> dict[str, Any]:
     if repository == known.repositories["node"]:
         implementation, rest = name.split("-", 1)
         version = rest[: -len(known.node_hash) - 1]
-        return {"tag": tag, "kind": "node", "implementation": implementation, "version": version, "args": {}}
+        return {"tag": tag, "kind": "node", "implementation": implementation, "version": version, "args": {},
+                "from_source": from_source(implementation, version)}
     for kind in MONITORING:
         if repository == known.repositories[kind]:
             args = {BUILT_ON[kind][1]: known.monitoring(BUILT_ON[kind][0])} if kind in BUILT_ON else {}
             return {"tag": tag, "kind": kind, "implementation": "", "version": "", "args": args}
     return {"tag": tag, "kind": "other", "implementation": "", "version": "", "args": {}}
+
+
+def from_source(implementation: str, version: str) -> str:
+    """The command that compiles this node image from its source ('' when an image build makes it:
+    Knots from Debian, Core from a verified release). A deploy cannot: it takes many minutes and
+    needs the source on the controller (tools/build_node.py)."""
+    if implementation == "statoshi" or (implementation == "core" and re.fullmatch(r"[0-9a-f]{40}", version)):
+        target = "statoshi" if implementation == "statoshi" else "node-image"
+        return f"make {target} SOURCE=<its git directory, tree or URL (then REF={version})>"
+    return ""
 
 
 def builds(missing: list[str], known: Tags) -> list[dict[str, Any]]:

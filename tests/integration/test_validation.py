@@ -165,3 +165,16 @@ def test_bad_monitoring_settings_are_refused_before_any_change(
     assert run.rc != 0 and expected in said, said[-2000:]
     assert containers(client, NETWORK) == [] and not (lab.directory / "secrets").exists()
     assert "Build" not in said and "Provide the base image" not in said, "refused before the images role"
+
+
+def test_a_node_compiled_from_source_without_its_image_is_refused_with_the_command(make_lab: Any, client: Any) -> None:
+    """A deploy never compiles (many minutes, the source on the controller): it names `make statoshi`."""
+    missing = "0" * 40
+    lab = make_lab(network(nodes=[{"name": "a"}, {"name": "b", "implementation": "statoshi", "version": missing}]))
+    run = lab.playbook("deploy.yml")
+    said = " ".join(run.output.split())
+    assert run.rc != 0
+    assert f"lacks peerlab/bitcoin-node:statoshi-{missing}-" in said and "run `make statoshi SOURCE=" in said, said[-2000:]
+    assert "nothing was changed" in said
+    assert containers(client, NETWORK) == []
+    assert client.networks.list(filters={"label": f"peerlab.network={NETWORK}"}) == []

@@ -84,6 +84,9 @@ def test_what_is_not_a_source_is_refused_by_name(tmp_path: Path) -> None:
         build_node.resolve(str(tmp_path / "nowhere"))
     with pytest.raises(build_node.BuildError, match=r"has no CMakeLists\.txt"):
         build_node.resolve(str(tmp_path))
+    (tmp_path / "bitcoin-31.0.tar.gz").write_bytes(b"")
+    with pytest.raises(build_node.BuildError, match="is a file: unpack a source tarball"):
+        build_node.resolve(str(tmp_path / "bitcoin-31.0.tar.gz"))
 
 
 def test_the_image_gets_the_tag_a_topology_node_asks_for() -> None:
@@ -147,3 +150,13 @@ def test_a_table_names_a_commit_built_node_by_its_short_commit() -> None:
 
     assert build_label("statoshi", "277036f30ce47da59164337f556b917d45e4a797") == "statoshi 277036f30ce4"
     assert build_label("knots", "29.5") == "knots 29.5"
+
+
+def test_only_source_builds_carry_the_command_that_makes_them() -> None:
+    known = _images.tags(str(ROOT / "images"), ImageSettings())
+    commit = "a" * 40
+    described = {build["implementation"] + " " + build["version"]: build["from_source"] for build in _images.builds(
+        [known.node("statoshi", commit), known.node("core", commit), known.node("core", "29.1"), known.node("knots", "29.5")], known)}
+    assert described[f"statoshi {commit}"].startswith("make statoshi SOURCE=")
+    assert described[f"core {commit}"].startswith("make node-image SOURCE=") and commit in described[f"core {commit}"]
+    assert described["core 29.1"] == "" and described["knots 29.5"] == ""
