@@ -194,6 +194,8 @@ def node_status(live: dict[str, Any]) -> str:
 def network_view(network: Any, state: dict[str, Any] | None, version: str) -> dict[str, Any]:
     """Managed nodes with their live numbers, declared edges (connected or not), links between
     managed nodes nobody declared, and every other peer a node has (external: one vertex per address)."""
+    from ansible_collections.peerlab.bitcoin.plugins.module_utils._names import build_label
+
     live_nodes = (state or {}).get("nodes", {})
     faults = list(getattr(network, "faults", ()))
     sides = {member: index for fault in faults if fault.kind == "partition" for index, group in enumerate(fault.groups) for member in group}
@@ -218,7 +220,7 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
                                    "inbound": bool(peer.get("inbound"))})
         nodes.append({
             "id": node.name, "container": node.container, "host": node.host, "implementation": node.implementation,
-            "version": node.version, "miner": node.miner, "chain": network.chain, "peers_declared": list(node.peers_out),
+            "version": node.version, "build": build_label(node.implementation, node.version), "miner": node.miner, "chain": network.chain, "peers_declared": list(node.peers_out),
             "status": node_status(live),
             "live": live,
             "faults": [fault_label(fault) for fault in faults if fault.node == node.name and not fault.target],

@@ -29,7 +29,7 @@ def test_view_marks_edges_externals_and_undeclared_links() -> None:
     network = parse(LAB, "t.peerlab.yml")[0]  # ring: n1 -> n2, n2 -> n3, n3 -> n1
     foreign = {"addr": "172.18.0.99:41000", "node": None, "inbound": True, "conn_type": "inbound", "subver": "/Satoshi:27.0.0/"}
     state = {"nodes": {
-        "n1": node(True, [{"node": "n2", "addr": "lab-n2:18444"}, foreign]),
+        "n1": node(True, [{"node": "n2", "addr": "lab-n2:18444"}, {**foreign, "subver": ""}]),  # still in its handshake
         "n2": node(True, [{"node": "n1", "addr": "172.18.0.2:5000"}, {"node": "n3", "addr": "x"},
                           {**foreign, "addr": "172.18.0.99:41001"}]),
         "n3": node(False, []),
@@ -42,6 +42,7 @@ def test_view_marks_edges_externals_and_undeclared_links() -> None:
         ("ext:172.18.0.99", "172.18.0.99:41000", "/Satoshi:27.0.0/", ["n1", "n2"])], "one vertex per foreign address"
     assert sorted(edge["id"] for edge in view["edges"] if edge["kind"] == "external") == ["n1|ext:172.18.0.99", "n2|ext:172.18.0.99"]
     assert view["file_version"] == "v1" and view["observed"] and view["hosts"] == ["localhost"]
+    assert view["nodes"][0]["build"] == "knots 29.5", "the hover's implementation and version"
 
 
 def test_view_shows_links_nobody_declared_and_works_without_the_observer() -> None:

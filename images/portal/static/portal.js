@@ -100,7 +100,7 @@
     panel.appendChild(element("h2", { text: `${node.id}${node.miner ? " (miner)" : ""}` }));
     const table = element("table", { id: "panel-table" }, [
       row("status", node.status),
-      row("implementation", `${node.implementation} ${node.version}`),
+      row("implementation", node.build),
       row("host", `${node.host} (${node.container})`),
       row("height", text(live.height)),
       row("tip", live.tip ? `${live.tip.slice(0, 16)}…` : "–"),
