@@ -545,6 +545,16 @@ class Statsd:
         self.senders: dict[str, tuple[str, str]] = {}
         self.refused = 0
 
+    def set_senders(self, senders: dict[str, tuple[str, str]]) -> None:
+        """The Statoshi nodes now (address -> (network, node)); the values of a node that is gone are
+        forgotten, so its last gauges do not go on being written as if it still reported them."""
+        prefixes = tuple(f"peerlab.{network}.nodes.{node}.statoshi." for network, node in senders.values())
+        with self.lock:
+            self.senders = dict(senders)
+            for kept in (self.counters, self.gauges, self.timers):
+                for name in [name for name in kept if not name.startswith(prefixes)]:
+                    del kept[name]
+
     def feed(self, packet: str, sender: str) -> None:
         if sender not in self.senders:
             self.refused += 1
@@ -763,7 +773,7 @@ class Collector:
                     names[net["IPAddress"]] = node
                     if (summary.get("Labels") or {}).get("peerlab.implementation") == "statoshi":
                         statoshi[net["IPAddress"]] = (network, node)
-        self.statsd.senders = statoshi
+        self.statsd.set_senders(statoshi)
         subnets, gateways = [], set()
         for spec in self.config.get("networks", {}).values():
             try:

@@ -155,6 +155,17 @@ def test_statsd_intake_rates_gauges_and_timers_under_the_senders_node() -> None:
     assert dict(statsd.flush(10))["peerlab.lab.nodes.s1.statoshi.message.received.inv"] == 0
 
 
+def test_statsd_forgets_a_node_that_is_gone() -> None:
+    statsd = collector.Statsd()
+    statsd.set_senders({"172.18.0.7": ("lab", "s1"), "172.18.0.8": ("lab", "s2")})
+    statsd.feed("peers.totalConnections:3|g\nmessage.received.inv:2|c", sender="172.18.0.7")
+    statsd.feed("peers.totalConnections:4|g", sender="172.18.0.8")
+    statsd.set_senders({"172.18.0.8": ("lab", "s2")})  # s1 removed
+    assert dict(statsd.flush(10)) == {"peerlab.lab.nodes.s2.statoshi.peers.totalConnections": 4}
+    statsd.feed("peers.totalConnections:5|g", sender="172.18.0.7")
+    assert statsd.refused == 1
+
+
 def test_statsd_takes_only_statoshi_nodes_and_sane_names() -> None:
     statsd = collector.Statsd()
     statsd.senders = {"172.18.0.7": ("lab", "s1")}
