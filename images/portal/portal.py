@@ -220,7 +220,8 @@ def network_view(network: Any, state: dict[str, Any] | None, version: str) -> di
                                    "inbound": bool(peer.get("inbound"))})
         nodes.append({
             "id": node.name, "container": node.container, "host": node.host, "implementation": node.implementation,
-            "version": node.version, "build": build_label(node.implementation, node.version), "miner": node.miner, "chain": network.chain, "peers_declared": list(node.peers_out),
+            "version": node.version, "build": build_label(node.implementation, node.version), "miner": node.miner,
+            "chain": network.chain, "peers_declared": list(node.peers_out),
             "status": node_status(live),
             "live": live,
             "faults": [fault_label(fault) for fault in faults if fault.node == node.name and not fault.target],
