@@ -178,7 +178,7 @@ def test_graphite_has_every_lab_node(host: Any) -> None:
         time.sleep(2)
     assert found == {f"n{i}" for i in range(1, 6)}
     grafana = f"{PROJECT}/.state/local/grafana"
-    assert len(host.file(f"{grafana}/dashboards").listdir()) == 6
+    assert len(host.file(f"{grafana}/dashboards").listdir()) == 7, "six for every lab and Statoshi's"
     config = host.file(f"{PROJECT}/.state/local/collector/collector.json")
     assert "password" not in config.content_string, "the collector uses each node's cookie: no secret on the host"
 
